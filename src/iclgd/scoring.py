@@ -1,0 +1,182 @@
+"""Next-token scoring at the answer position, the measurement every experiment shares.
+
+All test queries of one prompt set share the demonstration prefix, so it is encoded once and its
+KV cache reused for every batch of queries (`score_queries`); `score_full` is the plain
+full-prompt forward the cached path must match.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+TOPK = 10
+
+#: Columns of every records table (ICL now; fine-tuned models use the same schema with their tags).
+RECORD_COLUMNS = [
+    "model", "dataset", "method", "k", "seed", "order", "optimizer", "subset", "lr", "epoch",
+    "uid", "label", "label_index", "pred_index", "label_logprobs", "argmax_id", "argmax_token",
+    "full_correct", "top10_ids", "top10_probs", "n_tokens",
+]
+
+
+class ScoringError(ValueError):
+    """Label words that the tokenizer cannot tell apart, or similar setup mistakes."""
+
+
+def label_token_ids(tokenizer, words: Sequence[str]) -> list[int]:
+    """First token of ' word' for each label word; they must be distinct to score a class."""
+    ids = []
+    for word in words:
+        toks = tokenizer(" " + word, add_special_tokens=False).input_ids
+        if not toks:
+            raise ScoringError(f"label word {word!r} tokenizes to nothing")
+        ids.append(toks[0])
+    if len(set(ids)) != len(ids):
+        shown = {w: tokenizer.convert_ids_to_tokens(i) for w, i in zip(words, ids)}
+        raise ScoringError(f"label words share a first token ({shown}); choose other verbalizer words")
+    return ids
+
+
+def encode_prefix(tokenizer, prefix: str) -> list[int]:
+    """Prefix ids with the tokenizer's own special tokens (Gemma adds BOS, SmolLM2 adds none)."""
+    return tokenizer(prefix).input_ids
+
+
+def encode_query(tokenizer, query: str) -> list[int]:
+    return tokenizer(query, add_special_tokens=False).input_ids
+
+
+def _summarise(logits: torch.Tensor, label_ids: list[int]) -> dict[str, np.ndarray]:
+    """Full-vocabulary log-probs -> label log-probs, argmax and top-k, in float32 numpy."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    top = logp.topk(TOPK, dim=-1)
+    return {
+        "label_logprobs": logp[:, label_ids].cpu().numpy(),
+        "argmax_id": logp.argmax(dim=-1).cpu().numpy(),
+        "top10_ids": top.indices.cpu().numpy(),
+        "top10_probs": top.values.exp().cpu().numpy(),
+    }
+
+
+@torch.inference_mode()
+def score_full(model, prompt_ids: list[int], label_ids: list[int]) -> dict[str, np.ndarray]:
+    """Reference: one plain forward over the whole prompt, no cache."""
+    ids = torch.tensor([prompt_ids], device=model.device)
+    logits = model(input_ids=ids).logits[:, -1, :]
+    return _summarise(logits, label_ids)
+
+
+def _prefix_cache(model, prefix_ids: list[int]):
+    if not prefix_ids:
+        return None
+    ids = torch.tensor([prefix_ids], device=model.device)
+    return model(input_ids=ids, use_cache=True).past_key_values
+
+
+@torch.inference_mode()
+def score_queries(
+    model,
+    tokenizer,
+    prefix: str,
+    queries: Sequence[str],
+    label_ids: list[int],
+    batch_size: int = 16,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Score every query after the shared prefix, reusing the prefix's KV cache.
+
+    Queries are sorted by length (little padding), right-padded (pads sit after the answer
+    position, so causal attention never sees them), and scored at their own last token.
+    """
+    prefix_ids = encode_prefix(tokenizer, prefix)
+    query_ids = [encode_query(tokenizer, q) for q in queries]
+    cache = _prefix_cache(model, prefix_ids)
+    n_prefix = len(prefix_ids)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    order = np.argsort([len(q) for q in query_ids], kind="stable")
+    parts: list[dict[str, np.ndarray]] = []
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc="score", disable=not progress, leave=False):
+        batch = [query_ids[i] for i in order[start : start + batch_size]]
+        lengths = torch.tensor([len(q) for q in batch])
+        width = int(lengths.max())
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), n_prefix + width), dtype=torch.long)
+        mask[:, :n_prefix] = 1
+        for row, q in enumerate(batch):
+            ids[row, : len(q)] = torch.tensor(q)
+            mask[row, n_prefix : n_prefix + len(q)] = 1
+        past = None
+        if cache is not None:
+            past = copy.deepcopy(cache)
+            past.batch_repeat_interleave(len(batch))
+        positions = (n_prefix + torch.arange(width)).expand(len(batch), -1)
+        last = lengths - 1
+        keep = torch.unique(last)
+        out = model(
+            input_ids=ids.to(model.device),
+            attention_mask=mask.to(model.device),
+            position_ids=positions.to(model.device),
+            past_key_values=past,
+            use_cache=cache is not None,
+            logits_to_keep=keep.to(model.device),
+        )
+        column = torch.searchsorted(keep, last)
+        logits = out.logits[torch.arange(len(batch)), column.to(model.device)]
+        parts.append(_summarise(logits, label_ids))
+    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    result = {key: value[inverse] for key, value in merged.items()}
+    result["n_tokens"] = np.array([n_prefix + len(q) for q in query_ids])
+    return result
+
+
+def score_prompt_set(
+    model, tokenizer, prompt_set: dict[str, Any], batch_size: int = 16, tags: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """Score one prompt set and return its records (one row per test query)."""
+    label_ids = label_token_ids(tokenizer, prompt_set["label_words"])
+    queries = prompt_set["queries"]
+    scores = score_queries(model, tokenizer, prompt_set["prefix"], [q["query"] for q in queries], label_ids, batch_size)
+    return records_frame(tokenizer, prompt_set, scores, label_ids, tags or {})
+
+
+def records_frame(tokenizer, prompt_set, scores, label_ids, tags) -> pd.DataFrame:
+    """Assemble the shared records schema from raw scores."""
+    classes = prompt_set["classes"]
+    queries = prompt_set["queries"]
+    gold = np.array([classes.index(q["label"]) for q in queries])
+    argmax = scores["argmax_id"]
+    frame = pd.DataFrame(
+        {
+            "model": tags.get("model", ""),
+            "dataset": prompt_set["dataset"],
+            "method": tags.get("method", "icl"),
+            "k": prompt_set["k"],
+            "seed": prompt_set["seed"],
+            "order": prompt_set.get("order", 0),
+            "optimizer": tags.get("optimizer", "none"),
+            "subset": tags.get("subset", "none"),
+            "lr": float(tags.get("lr", 0.0)),
+            "epoch": int(tags.get("epoch", 0)),
+            "uid": [q["uid"] for q in queries],
+            "label": [q["label"] for q in queries],
+            "label_index": gold,
+            "pred_index": scores["label_logprobs"].argmax(axis=1),
+            "label_logprobs": list(scores["label_logprobs"].astype(np.float32)),
+            "argmax_id": argmax,
+            "argmax_token": tokenizer.convert_ids_to_tokens(argmax.tolist()),
+            "full_correct": argmax == np.array(label_ids)[gold],
+            "top10_ids": list(scores["top10_ids"]),
+            "top10_probs": list(scores["top10_probs"].astype(np.float32)),
+            "n_tokens": scores["n_tokens"],
+        }
+    )
+    return frame[RECORD_COLUMNS]

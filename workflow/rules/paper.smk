@@ -1,0 +1,60 @@
+"""Stage 8: the paper. Numbers -> macros.json -> macros.tex; tables -> generated .tex; latexmk last."""
+
+
+rule icl_paper_numbers:
+    input:
+        acc="results/metrics/icl_accuracy.csv",
+    output:
+        macros="results/paper/macros/icl.json",
+        table="paper/generated/tab_icl.tex",
+        summary="paper/generated/icl_summary.tex",
+    log:
+        "logs/paper/icl_paper_numbers.log",
+    script:
+        "../scripts/icl_paper_numbers.py"
+
+
+rule model_provenance:
+    input:
+        expand("resources/models/{model}", model=MODELS),
+    output:
+        macros="results/paper/macros/models.json",
+        table="paper/generated/tab_models.tex",
+    params:
+        models=MODELS,
+        icl=config["icl"],
+        datasets=DATASETS,
+        n_test=config["data"]["n_test"],
+    log:
+        "logs/paper/model_provenance.log",
+    script:
+        "../scripts/model_provenance.py"
+
+
+rule macros:
+    input:
+        macro_files(),
+    output:
+        json="paper/generated/macros.json",
+        tex="paper/generated/macros.tex",
+    log:
+        "logs/paper/macros.log",
+    script:
+        "../scripts/render_macros.py"
+
+
+rule paper:
+    input:
+        tex=paper_source("main.tex"),
+        bib=paper_source("refs.bib"),
+        macros="paper/generated/macros.tex",
+        tables=paper_tables(),
+        figures=paper_figures(),
+    output:
+        "paper/main.pdf",
+    log:
+        "logs/paper/latexmk.log",
+    benchmark:
+        "benchmarks/paper.tsv"
+    script:
+        "../scripts/build_paper.py"

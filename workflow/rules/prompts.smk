@@ -1,0 +1,16 @@
+"""Stage 2: the demonstrations of every (dataset, k, seed), fixed once for all later stages."""
+
+
+rule build_prompts:
+    input:
+        train="results/data/{dataset}/train.parquet",
+        test="results/data/{dataset}/test.parquet",
+    output:
+        "results/prompts/{dataset}.jsonl",
+    params:
+        spec=dataset_spec,
+        icl=config["icl"],
+    log:
+        "logs/prompts/{dataset}.log",
+    script:
+        "../scripts/build_prompts.py"
