@@ -88,11 +88,14 @@ def score_queries(
     label_ids: list[int],
     batch_size: int = 16,
     progress: bool = False,
+    batch_tokens: int = 1024,
 ) -> dict[str, np.ndarray]:
     """Score every query after the shared prefix, reusing the prefix's KV cache.
 
-    Queries are sorted by length (little padding), right-padded (pads sit after the answer
-    position, so causal attention never sees them), and scored at their own last token.
+    Queries are sorted by length and packed into batches of at most `batch_size` rows and
+    `batch_tokens` padded query tokens (long-tailed datasets such as RTE would otherwise pay for
+    mostly padding), right-padded (pads sit after the answer position, so causal attention never
+    sees them), and scored at their own last token.
     """
     prefix_ids = encode_prefix(tokenizer, prefix)
     query_ids = [encode_query(tokenizer, q) for q in queries]
@@ -101,9 +104,9 @@ def score_queries(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     order = np.argsort([len(q) for q in query_ids], kind="stable")
     parts: list[dict[str, np.ndarray]] = []
-    starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc="score", disable=not progress, leave=False):
-        batch = [query_ids[i] for i in order[start : start + batch_size]]
+    groups = length_batches([len(query_ids[i]) for i in order], batch_size, batch_tokens)
+    for start, stop in tqdm(groups, desc="score", disable=not progress, leave=False):
+        batch = [query_ids[i] for i in order[start:stop]]
         lengths = torch.tensor([len(q) for q in batch])
         width = int(lengths.max())
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -138,13 +141,39 @@ def score_queries(
     return result
 
 
+def length_batches(sorted_lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[tuple[int, int]]:
+    """Greedy [start, stop) groups of ascending lengths with rows * longest <= max_tokens.
+
+    A single over-long query still gets a batch of its own.
+    """
+    groups: list[tuple[int, int]] = []
+    start = 0
+    for stop in range(1, len(sorted_lengths) + 1):
+        rows = stop - start
+        if rows > max_rows or rows * sorted_lengths[stop - 1] > max_tokens:
+            if rows > 1:
+                groups.append((start, stop - 1))
+                start = stop - 1
+    if start < len(sorted_lengths):
+        groups.append((start, len(sorted_lengths)))
+    return groups
+
+
 def score_prompt_set(
-    model, tokenizer, prompt_set: dict[str, Any], batch_size: int = 16, tags: dict[str, Any] | None = None
+    model,
+    tokenizer,
+    prompt_set: dict[str, Any],
+    batch_size: int = 16,
+    tags: dict[str, Any] | None = None,
+    batch_tokens: int = 1024,
 ) -> pd.DataFrame:
     """Score one prompt set and return its records (one row per test query)."""
     label_ids = label_token_ids(tokenizer, prompt_set["label_words"])
     queries = prompt_set["queries"]
-    scores = score_queries(model, tokenizer, prompt_set["prefix"], [q["query"] for q in queries], label_ids, batch_size)
+    texts = [q["query"] for q in queries]
+    scores = score_queries(
+        model, tokenizer, prompt_set["prefix"], texts, label_ids, batch_size, batch_tokens=batch_tokens
+    )
     return records_frame(tokenizer, prompt_set, scores, label_ids, tags or {})
 
 

@@ -1,0 +1,31 @@
+"""Shared fixtures: the tiny random Llama with the real SmolLM2 tokenizer, built once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from iclgd import models
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def registry() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())["models"]
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory, registry) -> Path:
+    """tiny-llama as the pipeline's prepare_model rule materialises it (~15 s: GGUF tokenizer)."""
+    out = tmp_path_factory.mktemp("models") / "tiny-llama"
+    models.prepare_model("tiny-llama", registry, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_dir):
+    """(model, tokenizer) in float32 on CPU with eager attention, the reference implementation."""
+    return models.load_model(tiny_dir, "cpu", "float32")
