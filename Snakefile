@@ -12,7 +12,9 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
-validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"), set_default=True)
+validate(
+    config, os.path.join(workflow.basedir, "config", "schema.yaml"), set_default=True
+)
 
 
 include: "workflow/rules/common.smk"
@@ -25,6 +27,6 @@ include: "workflow/rules/paper.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

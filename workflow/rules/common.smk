@@ -1,4 +1,4 @@
-"""Helpers shared by the rule files: config look-ups and the list of final targets."""
+"""Helpers shared by every stage: config look-ups and the list of final targets."""
 
 from iclgd.config import check_config
 
@@ -17,7 +17,9 @@ def dataset_spec(wildcards):
 
 
 def icl_records():
-    return expand("results/icl/{model}/{dataset}.parquet", model=MODELS, dataset=DATASETS)
+    return expand(
+        "results/icl/{model}/{dataset}.parquet", model=MODELS, dataset=DATASETS
+    )
 
 
 def final_outputs():
@@ -35,7 +37,11 @@ def macro_files():
 
 
 def paper_tables():
-    return ["paper/generated/tab_icl.tex", "paper/generated/icl_summary.tex", "paper/generated/tab_models.tex"]
+    return [
+        "paper/generated/tab_icl.tex",
+        "paper/generated/icl_summary.tex",
+        "paper/generated/tab_models.tex",
+    ]
 
 
 def paper_figures():

@@ -5,11 +5,13 @@ rule prepare_data:
     output:
         train="results/data/{dataset}/train.parquet",
         test="results/data/{dataset}/test.parquet",
+    log:
+        "logs/data/{dataset}.log",
+    conda:
+        "../../environment.yml"
     params:
         spec=dataset_spec,
         data=config["data"],
-    log:
-        "logs/data/{dataset}.log",
     script:
         "../scripts/prepare_data.py"
 
@@ -17,12 +19,14 @@ rule prepare_data:
 rule prepare_model:
     output:
         directory("resources/models/{model}"),
-    params:
-        spec=model_spec,
-        tokenizer_spec=tokenizer_spec,
     log:
         "logs/models/{model}.log",
     benchmark:
         "benchmarks/prepare_model/{model}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        spec=model_spec,
+        tokenizer_spec=tokenizer_spec,
     script:
         "../scripts/prepare_model.py"

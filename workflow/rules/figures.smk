@@ -13,5 +13,7 @@ rule figure_icl_accuracy:
         ),
     log:
         "logs/figures/icl_accuracy_vs_k.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/figure_icl_accuracy.py"

@@ -7,14 +7,16 @@ rule icl:
         model="resources/models/{model}",
     output:
         "results/icl/{model}/{dataset}.parquet",
-    params:
-        runtime=config["runtime"],
-    threads: config["runtime"]["threads"]
-    resources:
-        mem_mb=8000,
     log:
         "logs/icl/{model}/{dataset}.log",
     benchmark:
         "benchmarks/icl/{model}/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["runtime"]["threads"]
+    resources:
+        mem_mb=8000,
+    params:
+        runtime=config["runtime"],
     script:
         "../scripts/run_icl.py"

@@ -7,9 +7,11 @@ rule icl_metrics:
     output:
         acc="results/metrics/icl_accuracy.csv",
         per_seed="results/metrics/icl_accuracy_per_seed.csv",
-    params:
-        metrics=config["metrics"],
     log:
         "logs/metrics/icl_metrics.log",
+    conda:
+        "../../environment.yml"
+    params:
+        metrics=config["metrics"],
     script:
         "../scripts/icl_metrics.py"

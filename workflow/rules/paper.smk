@@ -10,6 +10,8 @@ rule icl_paper_numbers:
         summary="paper/generated/icl_summary.tex",
     log:
         "logs/paper/icl_paper_numbers.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/icl_paper_numbers.py"
 
@@ -20,13 +22,15 @@ rule model_provenance:
     output:
         macros="results/paper/macros/models.json",
         table="paper/generated/tab_models.tex",
+    log:
+        "logs/paper/model_provenance.log",
+    conda:
+        "../../environment.yml"
     params:
         models=MODELS,
         icl=config["icl"],
         datasets=DATASETS,
         n_test=config["data"]["n_test"],
-    log:
-        "logs/paper/model_provenance.log",
     script:
         "../scripts/model_provenance.py"
 
@@ -39,6 +43,8 @@ rule macros:
         tex="paper/generated/macros.tex",
     log:
         "logs/paper/macros.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/render_macros.py"
 
@@ -56,5 +62,7 @@ rule paper:
         "logs/paper/latexmk.log",
     benchmark:
         "benchmarks/paper.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/build_paper.py"

@@ -7,10 +7,12 @@ rule build_prompts:
         test="results/data/{dataset}/test.parquet",
     output:
         "results/prompts/{dataset}.jsonl",
+    log:
+        "logs/prompts/{dataset}.log",
+    conda:
+        "../../environment.yml"
     params:
         spec=dataset_spec,
         icl=config["icl"],
-    log:
-        "logs/prompts/{dataset}.log",
     script:
         "../scripts/build_prompts.py"

@@ -1,0 +1,172 @@
+"""The Snakemake DAG as a whole: an end-to-end run on fixture data, lint, dry runs, bad configs.
+
+The end-to-end run uses the tiny random Llama (real SmolLM2 tokenizer) on two small fixture
+datasets written here, and builds the PDF with latexmk, exactly as `make reproduce` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+
+POSITIVE = ["a gem", "great fun", "moving and wise", "a delight", "sharp and funny", "superb cast"]
+NEGATIVE = ["a mess", "dull", "flat and tired", "a bore", "clumsy", "painfully slow"]
+
+
+def fixture_files() -> dict[str, bytes]:
+    sentiment = [f"{label} {text} , number {i} .\n" for i in range(4)
+                 for label, texts in (("0", NEGATIVE), ("1", POSITIVE)) for text in texts]
+    nli = [
+        f'{{"premise": "The cat sat on mat {i}.", "hypothesis": "{h}", "label": "{lab}", "idx": {i}}}\n'
+        for i in range(12)
+        for h, lab in (("A cat sat.", "entailment"), ("No cat sat.", "not_entailment"))
+    ]
+    return {
+        "toy_sent/all.txt": "".join(sentiment).encode(),
+        "toy_nli/train.jsonl": "".join(nli[:16]).encode(),
+        "toy_nli/val.jsonl": "".join(nli[16:]).encode(),
+    }
+
+
+def fixture_registry(files: dict[str, bytes]) -> dict:
+    sha = {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
+    binary = {"negative": "negative", "positive": "positive"}
+    return {
+        "toy_sent": {
+            "format": "label_text",
+            "files": {"all": "toy_sent/all.txt"},
+            "holdout": {"test_fraction": 0.25, "seed": 0},
+            "fields": ["text"],
+            "classes": ["negative", "positive"],
+            "label_map": {"0": "negative", "1": "positive"},
+            "verbalizer": binary,
+            "template": "Review: {text}\nSentiment:",
+            "sha256": {"toy_sent/all.txt": sha["toy_sent/all.txt"]},
+        },
+        "toy_nli": {
+            "format": "jsonl",
+            "files": {"train": "toy_nli/train.jsonl", "test": "toy_nli/val.jsonl"},
+            "fields": ["premise", "hypothesis"],
+            "classes": ["entailment", "not_entailment"],
+            "label_map": {"entailment": "entailment", "not_entailment": "not_entailment"},
+            "verbalizer": {"entailment": "true", "not_entailment": "false"},
+            "template": "{premise}\nQuestion: {hypothesis} True or False?\nAnswer:",
+            "sha256": {k: v for k, v in sha.items() if k.startswith("toy_nli")},
+        },
+    }
+
+
+def write_test_config(tmp: Path) -> Path:
+    """A config for the whole DAG on fixture data with the tiny model; returns its path."""
+    files = fixture_files()
+    for rel, data in files.items():
+        (tmp / "mirror" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / "mirror" / rel).write_bytes(data)
+    (tmp / "registry.yaml").write_text(yaml.safe_dump(fixture_registry(files)))
+    config = {
+        "data": {"mirror_dir": str(tmp / "mirror"), "registry": str(tmp / "registry.yaml"), "n_test": 6},
+        "datasets": ["toy_sent", "toy_nli"],
+        "use_models": ["tiny-llama"],
+        "icl": {"k": [0, 2], "seeds": [0, 1]},
+        "metrics": {"n_boot": 200},
+        "runtime": {"threads": 1, "batch_size": 4},
+    }
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory) -> Path:
+    """Run the whole DAG once on fixture data; later tests inspect its outputs."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    config = write_test_config(tmp)
+    result = snakemake(tmp, "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-4000:]
+    return tmp
+
+
+@pytest.mark.slow
+def test_end_to_end_builds_the_paper(e2e):
+    pdf = e2e / "paper" / "main.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF")
+    for rel in ["figures/icl_accuracy_vs_k.pdf", "figures/icl_accuracy_vs_k.png", "results/metrics/icl_accuracy.csv",
+                "paper/generated/macros.tex", "results/icl/tiny-llama/toy_nli.parquet"]:
+        assert (e2e / rel).stat().st_size > 0, rel
+    log = (e2e / "paper" / "build" / "main.log").read_text(errors="replace")
+    assert "Undefined control sequence" not in log and "undefined references" not in log
+
+
+@pytest.mark.slow
+def test_second_run_has_nothing_to_do(e2e):
+    result = snakemake(e2e, "--configfile", str(e2e / "config.yaml"), "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_outputs_are_deterministic(e2e, tmp_path):
+    """Same config -> byte-identical records and tables (a fresh run in another directory)."""
+    config = write_test_config(tmp_path)
+    targets = ["results/metrics/icl_accuracy.csv", "results/icl/tiny-llama/toy_sent.parquet"]
+    result = snakemake(tmp_path, "--configfile", str(config), *targets)
+    assert result.returncode == 0, result.stderr[-4000:]
+    for rel in targets:
+        assert (tmp_path / rel).read_bytes() == (e2e / rel).read_bytes(), rel
+
+
+def test_lint_is_clean():
+    result = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_default_config_dry_run(tmp_path):
+    """The default DAG resolves (reads ../shared/data when present, else a stand-in mirror dir)."""
+    mirror = REPO.parent / "shared" / "data"
+    args = [] if mirror.is_dir() else ["--config", f"data={{mirror_dir: {tmp_path}}}"]
+    result = snakemake(tmp_path, "-n", "--quiet", "rules", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rule in ["prepare_data", "prepare_model", "icl", "paper"]:
+        assert rule in result.stdout
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ({"icl": {"k": [0, 2], "seeds": [0], "shots": 3}}, "shots"),
+        ({"data": {"n_test": "many"}}, "n_test"),
+        ({"runtime": {"batch_size": 0}}, "batch_size"),
+        ({"use_models": ["gpt-5"]}, "use_models"),
+        ({"datasets": ["imdb"]}, "datasets"),
+    ],
+)
+def test_bad_config_fails_at_start_naming_the_key(tmp_path, override, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(override))
+    result = snakemake(tmp_path, "-n", "--configfile", str(path))
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_environment_yml_matches_requirements():
+    """conda users get the same pins as `make venv`."""
+    pins = [line.strip() for line in (REPO / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip = next(dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict))
+    assert sorted(p for p in pip if "==" in p) == sorted(pins)
+    assert "python=3.11" in env["dependencies"]
