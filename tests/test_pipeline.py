@@ -122,7 +122,7 @@ def test_outputs_are_deterministic(e2e, tmp_path):
     """Same config -> byte-identical records and tables (a fresh run in another directory)."""
     config = write_test_config(tmp_path)
     targets = ["results/metrics/icl_accuracy.csv", "results/icl/tiny-llama/toy_sent.parquet"]
-    result = snakemake(tmp_path, "--configfile", str(config), *targets)
+    result = snakemake(tmp_path, *targets, "--configfile", str(config))
     assert result.returncode == 0, result.stderr[-4000:]
     for rel in targets:
         assert (tmp_path / rel).read_bytes() == (e2e / rel).read_bytes(), rel
@@ -158,7 +158,7 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path, override, expected):
     path.write_text(yaml.safe_dump(override))
     result = snakemake(tmp_path, "-n", "--configfile", str(path))
     assert result.returncode != 0
-    assert expected in result.stderr
+    assert expected in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
 
 

@@ -1,0 +1,45 @@
+"""Rule finetune: fine-tune one model on every prompt set's demonstrations and score it zero-shot.
+
+One job = one (model, dataset): the model is loaded once and the whole grid (prompt sets with
+k >= 1 x optimizers x subsets x lrs) runs from in-memory restores of its base weights. The dev
+split for learning-rate selection comes from the demonstration pool, minus every demonstration
+and test query of the dataset's prompt sets.
+"""
+
+import json
+
+import pandas as pd
+import torch
+
+from iclgd import finetune, logs, models, prompts
+
+log = logs.to_file(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+runtime = snakemake.params.runtime
+grid = finetune.GridConfig.from_dict(dict(snakemake.params.finetune))
+dataset, model_name = snakemake.wildcards.dataset, snakemake.wildcards.model
+
+sets = [ps for ps in prompts.read_prompt_sets(snakemake.input.prompts) if ps["k"] >= 1]
+used = {d["uid"] for ps in sets for d in ps["demos"]} | {q["uid"] for ps in sets for q in ps["queries"]}
+train = pd.read_parquet(snakemake.input.train)
+dev = finetune.dev_examples(train, snakemake.params.spec["template"], used, grid.dev_size, grid.seed, dataset)
+log.info("%d prompt sets, %d dev examples, grid %s", len(sets), len(dev), grid)
+
+model, tok = models.load_model(snakemake.input.model, runtime["device"], runtime["dtype"])
+result = finetune.run_grid(
+    model, tok, sets, grid, dev, tags={"model": model_name},
+    batch_size=runtime["batch_size"], batch_tokens=runtime["batch_tokens"],
+)
+result.records.to_parquet(snakemake.output.records, index=False)
+if getattr(snakemake.output, "dev", None):
+    result.dev_records.to_parquet(snakemake.output.dev, index=False)
+
+selected = finetune.select_lr(finetune.dev_accuracy(result.dev_records)) if dev else pd.DataFrame()
+summary = finetune.grid_summary(grid, result, selected, model.device)
+summary |= {"model": model_name, "dataset": dataset, "dev_uids": [d["uid"] for d in dev]}
+with open(snakemake.output.summary, "w", encoding="utf-8") as fh:
+    json.dump(summary, fh, indent=1, sort_keys=True, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+log.info(
+    "%d runs, %.2f s/run, %d records, peak %s",
+    summary["n_runs"], summary["seconds_per_run"]["mean"] or 0.0, len(result.records), summary["memory"],
+)
