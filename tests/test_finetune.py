@@ -17,6 +17,7 @@ SPEC = {
     "verbalizer": {"negative": "negative", "positive": "positive"},
     "classes": ["negative", "positive"],
 }
+OPTIMIZERS = ("gd", "sgd", "adam")
 WORDS = ["dull", "great", "flat", "lovely", "tedious", "superb", "boring", "moving", "weak", "sharp"]
 
 
@@ -105,7 +106,7 @@ def test_subsets_select_intended_parameters(tiny):
 
 def test_lr_zero_reproduces_zero_shot_scores(model, tiny, prompt_set):
     tok = tiny[1]
-    grid = finetune.GridConfig(optimizers=("gd", "sgd", "adam"), subsets=("all",), lrs=(0.0,), epochs=2, eval_epochs=(1,))
+    grid = finetune.GridConfig(optimizers=OPTIMIZERS, subsets=("all",), lrs=(0.0,), epochs=2, eval_epochs=(1,))
     result = finetune.run_grid(model, tok, [prompt_set], grid, progress=False)
     zero_shot = scoring.score_prompt_set(model, tok, {**prompt_set, "prefix": ""})
     assert len(result.records) == 3 * 2 * len(TEST)
@@ -242,8 +243,9 @@ def test_dev_accuracy_counts_non_finite_scores_as_wrong():
 
 
 def test_grid_config_from_dict_checks_keys_and_checkpoints():
-    grid = finetune.GridConfig.from_dict({"optimizers": ["sgd"], "lrs": [1e-3], "epochs": 10, "eval_epochs": [1, 5, 50]})
-    assert grid.optimizers == ("sgd",) and grid.checkpoints() == [1, 5, 10]
+    spec = {"optimizers": ["sgd"], "lrs": ["1e-3", 0.01], "epochs": 10, "eval_epochs": [1, 5, 50]}  # YAML: 1e-3 is a str
+    grid = finetune.GridConfig.from_dict(spec)
+    assert grid.optimizers == ("sgd",) and grid.lrs == (1e-3, 0.01) and grid.checkpoints() == [1, 5, 10]
     with pytest.raises(finetune.FinetuneError, match="unknown keys"):
         finetune.GridConfig.from_dict({"learning_rates": [1e-3]})
     with pytest.raises(finetune.FinetuneError, match="optimizers"):

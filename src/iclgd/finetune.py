@@ -78,7 +78,12 @@ class GridConfig:
         unknown = set(spec) - known
         if unknown:
             raise FinetuneError(f"config key finetune: unknown keys {sorted(unknown)} (known: {sorted(known)})")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+        # PyYAML reads 1e-4 (no dot) as a string, so numbers are coerced here.
+        casts = {"lrs": float, "eval_epochs": int, "optimizers": str, "subsets": str}
+        values = {
+            key: tuple(casts[key](x) for x in value) if key in casts else int(value)
+            for key, value in spec.items()
+        }
         config = cls(**values)
         config.validate()
         return config
@@ -128,11 +133,17 @@ def demo_queries(prompt_set: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def encode_examples(tokenizer, queries: Sequence[dict[str, Any]], classes: Sequence[str], label_ids: Sequence[int]) -> list[Example]:
+def encode_examples(
+    tokenizer, queries: Sequence[dict[str, Any]], classes: Sequence[str], label_ids: Sequence[int]
+) -> list[Example]:
     """Encode queries exactly as `scoring.score_queries` encodes a zero-shot (empty-prefix) prompt."""
     prefix = scoring.encode_prefix(tokenizer, "")
     return [
-        Example(int(q["uid"]), tuple(prefix + scoring.encode_query(tokenizer, q["query"])), label_ids[classes.index(q["label"])])
+        Example(
+            uid=int(q["uid"]),
+            ids=tuple(prefix + scoring.encode_query(tokenizer, q["query"])),
+            target=label_ids[classes.index(q["label"])],
+        )
         for q in queries
     ]
 
@@ -322,6 +333,7 @@ def run_grid(
 
     The union of trainable parameters is snapshotted once; each run trains, is scored at the
     checkpoint epochs, and gets its subset restored bitwise in memory before the next run.
+    Afterwards the model holds its base weights with every parameter frozen.
     """
     grid.validate()
     sets = [ps for ps in prompt_sets if ps["k"] >= 1]
@@ -458,7 +470,8 @@ def select_lr(table: pd.DataFrame, by: Sequence[str] = SELECT_BY, metric: str = 
 def peak_memory(device: str | torch.device | None = None) -> dict[str, float]:
     """Peak resident memory of this process (MiB) and, on CUDA, the peak allocated GPU memory."""
     out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # Linux: KiB
-    if torch.cuda.is_available():
+    device = torch.device(device) if device is not None else None
+    if torch.cuda.is_available() and (device is None or device.type == "cuda"):
         out["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return out
 
