@@ -78,6 +78,8 @@ def write_test_config(tmp: Path) -> Path:
         "icl": {"k": [0, 2], "seeds": [0, 1]},
         "metrics": {"n_boot": 200},
         "runtime": {"threads": 1, "batch_size": 4},
+        "construction": {"lsa": {"steps": 40, "batch_size": 256, "eval_every": 20, "n_eval": 512,
+                                 "n_lr_search": 1024, "order_tasks": 32, "order_perms": 4}},
     }
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -104,6 +106,7 @@ def test_end_to_end_builds_the_paper(e2e):
     pdf = e2e / "paper" / "main.pdf"
     assert pdf.read_bytes().startswith(b"%PDF")
     for rel in ["figures/icl_accuracy_vs_k.pdf", "figures/icl_accuracy_vs_k.png", "results/metrics/icl_accuracy.csv",
+                "figures/lsa_convergence.pdf", "figures/weight_sparsity.pdf", "paper/generated/tab_sparsity.tex",
                 "paper/generated/macros.tex", "results/icl/tiny-llama/toy_nli.parquet"]:
         assert (e2e / rel).stat().st_size > 0, rel
     log = (e2e / "paper" / "build" / "main.log").read_text(errors="replace")
@@ -139,7 +142,7 @@ def test_default_config_dry_run(tmp_path):
     args = [] if mirror.is_dir() else ["--config", f"data={{mirror_dir: {tmp_path}}}"]
     result = snakemake(tmp_path, "-n", "--quiet", "rules", *args)
     assert result.returncode == 0, result.stderr[-3000:]
-    for rule in ["prepare_data", "prepare_model", "icl", "paper"]:
+    for rule in ["prepare_data", "prepare_model", "icl", "lsa_study", "weight_sparsity", "paper"]:
         assert rule in result.stdout
 
 
@@ -151,6 +154,8 @@ def test_default_config_dry_run(tmp_path):
         ({"runtime": {"batch_size": 0}}, "batch_size"),
         ({"use_models": ["gpt-5"]}, "use_models"),
         ({"datasets": ["imdb"]}, "datasets"),
+        ({"construction": {"macro_threshold": 0.5}}, "macro_threshold"),
+        ({"construction": {"lsa": {"step": 10}}}, "step"),
     ],
 )
 def test_bad_config_fails_at_start_naming_the_key(tmp_path, override, expected):

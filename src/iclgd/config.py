@@ -41,6 +41,9 @@ def check_config(config: dict[str, Any], basedir: str | Path) -> dict[str, dict]
                 raise ConfigError(f"config key models.{name}.{key} is required for source {spec['source']!r}")
         if spec["source"] == "tiny" and spec["tokenizer"] not in models:
             raise ConfigError(f"config key models.{name}.tokenizer: {spec['tokenizer']!r} is not a registered model")
+    construction = config.get("construction", {})
+    if "macro_threshold" in construction and construction["macro_threshold"] not in construction["thresholds"]:
+        raise ConfigError("config key construction.macro_threshold must be one of construction.thresholds")
     if config["data"]["source"] == "mirror":
         mirror = resolve(config["data"]["mirror_dir"], basedir)
         if not mirror.is_dir():

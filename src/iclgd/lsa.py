@@ -351,13 +351,15 @@ _PANELS = {
 }
 
 
-def plot_lsa_convergence(df: pd.DataFrame, path: str | Path) -> Path:
-    """Three panels (losses, distances, cosines) of a `train_lsa` history, written as a PDF."""
+def plot_lsa_convergence(df: pd.DataFrame, path: str | Path, png: str | Path | None = None) -> Path:
+    """Three panels (losses, distances, cosines) of a `train_lsa` history, written as a deterministic PDF."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
+
+    from iclgd.figures import save
 
     fig, axes = plt.subplots(1, len(_PANELS), figsize=(4 * len(_PANELS), 3.2), constrained_layout=True)
     for ax, (title, metrics) in zip(axes, _PANELS.items()):
@@ -367,6 +369,5 @@ def plot_lsa_convergence(df: pd.DataFrame, path: str | Path) -> Path:
             ax.set_yscale("log")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save(fig, path, png)
     return path

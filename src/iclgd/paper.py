@@ -34,6 +34,14 @@ def fmt(value: float, digits: int = 1) -> str:
     return "--" if pd.isna(value) else f"{value:.{digits}f}"
 
 
+def sci(value: float, digits: int = 1) -> str:
+    """Scientific notation as LaTeX math: 1.7e-16 -> '$1.7\\times 10^{-16}$'."""
+    if pd.isna(value):
+        return "--"
+    mantissa, exponent = f"{value:.{digits}e}".split("e")
+    return f"${mantissa}\\times 10^{{{int(exponent)}}}$"
+
+
 def merge_macros(paths: Iterable[Path]) -> dict[str, str]:
     """Union of per-stage macro files; a name defined twice is a bug, not something to overwrite."""
     merged: dict[str, str] = {}

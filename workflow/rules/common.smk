@@ -23,7 +23,7 @@ def icl_records():
 
 
 def final_outputs():
-    return ["paper/main.pdf", "figures/icl_accuracy_vs_k.pdf"]
+    return ["paper/main.pdf", *paper_figures()]
 
 
 def tokenizer_spec(wildcards):
@@ -33,7 +33,11 @@ def tokenizer_spec(wildcards):
 
 
 def macro_files():
-    return ["results/paper/macros/icl.json", "results/paper/macros/models.json"]
+    return [
+        "results/paper/macros/icl.json",
+        "results/paper/macros/models.json",
+        "results/paper/macros/construction.json",
+    ]
 
 
 def paper_tables():
@@ -41,11 +45,16 @@ def paper_tables():
         "paper/generated/tab_icl.tex",
         "paper/generated/icl_summary.tex",
         "paper/generated/tab_models.tex",
+        "paper/generated/tab_sparsity.tex",
     ]
 
 
 def paper_figures():
-    return ["figures/icl_accuracy_vs_k.pdf"]
+    return [
+        "figures/icl_accuracy_vs_k.pdf",
+        "figures/lsa_convergence.pdf",
+        "figures/weight_sparsity.pdf",
+    ]
 
 
 def paper_source(name):

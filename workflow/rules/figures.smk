@@ -17,3 +17,28 @@ rule figure_icl_accuracy:
         "../../environment.yml"
     script:
         "../scripts/figure_icl_accuracy.py"
+
+
+rule figure_construction:
+    input:
+        convergence="results/lsa/convergence.csv",
+        sparsity="results/metrics/weight_sparsity_summary.csv",
+    output:
+        lsa_pdf="figures/lsa_convergence.pdf",
+        lsa_png=report(
+            "figures/lsa_convergence.png",
+            caption="../report/lsa_convergence.rst",
+            category="Construction",
+        ),
+        sparsity_pdf="figures/weight_sparsity.pdf",
+        sparsity_png=report(
+            "figures/weight_sparsity.png",
+            caption="../report/weight_sparsity.rst",
+            category="Construction",
+        ),
+    log:
+        "logs/figures/construction.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/figure_construction.py"

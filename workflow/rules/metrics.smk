@@ -15,3 +15,21 @@ rule icl_metrics:
         metrics=config["metrics"],
     script:
         "../scripts/icl_metrics.py"
+
+
+rule weight_sparsity:
+    input:
+        model="resources/models/{model}",
+    output:
+        table="results/sparsity/{model}.csv",
+        shape="results/sparsity/{model}.json",
+    log:
+        "logs/metrics/weight_sparsity/{model}.log",
+    benchmark:
+        "benchmarks/weight_sparsity/{model}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        thresholds=config["construction"]["thresholds"],
+    script:
+        "../scripts/weight_sparsity.py"

@@ -66,3 +66,24 @@ rule paper:
         "../../environment.yml"
     script:
         "../scripts/build_paper.py"
+
+
+rule construction_paper_numbers:
+    input:
+        tables=expand("results/sparsity/{model}.csv", model=MODELS),
+        shapes=expand("results/sparsity/{model}.json", model=MODELS),
+        headline="results/lsa/headline.json",
+        lsa_config="results/lsa/config.csv",
+    output:
+        summary="results/metrics/weight_sparsity_summary.csv",
+        macros="results/paper/macros/construction.json",
+        table="paper/generated/tab_sparsity.tex",
+    log:
+        "logs/paper/construction_paper_numbers.log",
+    conda:
+        "../../environment.yml"
+    params:
+        models=MODELS,
+        threshold=config["construction"]["macro_threshold"],
+    script:
+        "../scripts/construction_paper_numbers.py"
