@@ -78,6 +78,7 @@ def write_test_config(tmp: Path) -> Path:
         "icl": {"k": [0, 2], "seeds": [0, 1]},
         "metrics": {"n_boot": 200},
         "runtime": {"threads": 1, "batch_size": 4},
+        "finetune": {"models": [], "lrs": [0.0, 1.0e-3], "epochs": 2, "dev_size": 4},
         "construction": {"lsa": {"steps": 40, "batch_size": 256, "eval_every": 20, "n_eval": 512,
                                  "n_lr_search": 1024, "order_tasks": 32, "order_perms": 4}},
     }
@@ -105,9 +106,13 @@ def e2e(tmp_path_factory) -> Path:
 def test_end_to_end_builds_the_paper(e2e):
     pdf = e2e / "paper" / "main.pdf"
     assert pdf.read_bytes().startswith(b"%PDF")
-    for rel in ["figures/icl_accuracy_vs_k.pdf", "figures/icl_accuracy_vs_k.png", "results/metrics/icl_accuracy.csv",
-                "figures/lsa_convergence.pdf", "figures/weight_sparsity.pdf", "paper/generated/tab_sparsity.tex",
-                "paper/generated/macros.tex", "results/icl/tiny-llama/toy_nli.parquet"]:
+    built = [
+        "figures/icl_accuracy_vs_k.pdf", "figures/icl_accuracy_vs_k.png", "figures/lsa_convergence.pdf",
+        "figures/weight_sparsity.pdf", "results/metrics/icl_accuracy.csv", "results/metrics/icl_vs_finetune.csv",
+        "results/icl/tiny-llama/toy_nli.parquet", "results/finetune/tiny-llama/toy_nli.parquet",
+        "paper/generated/macros.tex", "paper/generated/tab_icl_vs_ft.tex", "paper/generated/tab_sparsity.tex",
+    ]
+    for rel in built:
         assert (e2e / rel).stat().st_size > 0, rel
     log = (e2e / "paper" / "build" / "main.log").read_text(errors="replace")
     assert "Undefined control sequence" not in log and "undefined references" not in log
@@ -155,6 +160,8 @@ def test_default_config_dry_run(tmp_path):
         ({"use_models": ["gpt-5"]}, "use_models"),
         ({"datasets": ["imdb"]}, "datasets"),
         ({"construction": {"macro_threshold": 0.5}}, "macro_threshold"),
+        ({"finetune": {"models": ["llama-7b"]}}, "finetune.models"),
+        ({"finetune": {"optimizers": ["rmsprop"]}}, "rmsprop"),
         ({"construction": {"lsa": {"step": 10}}}, "step"),
     ],
 )

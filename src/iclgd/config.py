@@ -41,6 +41,9 @@ def check_config(config: dict[str, Any], basedir: str | Path) -> dict[str, dict]
                 raise ConfigError(f"config key models.{name}.{key} is required for source {spec['source']!r}")
         if spec["source"] == "tiny" and spec["tokenizer"] not in models:
             raise ConfigError(f"config key models.{name}.tokenizer: {spec['tokenizer']!r} is not a registered model")
+    for name in config.get("finetune", {}).get("models", []):
+        if name not in config["use_models"]:
+            raise ConfigError(f"config key finetune.models: {name!r} is not in use_models {config['use_models']}")
     construction = config.get("construction", {})
     if "macro_threshold" in construction and construction["macro_threshold"] not in construction["thresholds"]:
         raise ConfigError("config key construction.macro_threshold must be one of construction.thresholds")

@@ -16,6 +16,25 @@ def dataset_spec(wildcards):
     return REGISTRY[wildcards.dataset]
 
 
+def finetune_grid(wildcards):
+    """The `finetune` config block minus the pipeline-level `models` key (the library's grid)."""
+    return {k: v for k, v in config["finetune"].items() if k != "models"}
+
+
+def finetune_models():
+    """Models fine-tuned by default: `finetune.models` (the CPU budget), else every used model."""
+    chosen = config["finetune"].get("models") or MODELS
+    return [m for m in MODELS if m in chosen]
+
+
+def finetune_records():
+    return expand(
+        "results/finetune/{model}/{dataset}.parquet",
+        model=finetune_models(),
+        dataset=DATASETS,
+    )
+
+
 def icl_records():
     return expand(
         "results/icl/{model}/{dataset}.parquet", model=MODELS, dataset=DATASETS
@@ -37,6 +56,7 @@ def macro_files():
         "results/paper/macros/icl.json",
         "results/paper/macros/models.json",
         "results/paper/macros/construction.json",
+        "results/paper/macros/finetune.json",
     ]
 
 
@@ -46,6 +66,8 @@ def paper_tables():
         "paper/generated/icl_summary.tex",
         "paper/generated/tab_models.tex",
         "paper/generated/tab_sparsity.tex",
+        "paper/generated/tab_icl_vs_ft.tex",
+        "paper/generated/ft_summary.tex",
     ]
 
 

@@ -19,3 +19,29 @@ rule lsa_study:
         lsa=config["construction"]["lsa"],
     script:
         "../scripts/lsa_study.py"
+
+
+rule finetune:
+    input:
+        prompts="results/prompts/{dataset}.jsonl",
+        model="resources/models/{model}",
+        train="results/data/{dataset}/train.parquet",
+    output:
+        records="results/finetune/{model}/{dataset}.parquet",
+        dev="results/finetune/{model}/{dataset}.dev.parquet",
+        summary="results/finetune/{model}/{dataset}.json",
+    log:
+        "logs/finetune/{model}/{dataset}.log",
+    benchmark:
+        "benchmarks/finetune/{model}/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["runtime"]["threads"]
+    resources:
+        mem_mb=8000,
+    params:
+        finetune=finetune_grid,
+        runtime=config["runtime"],
+        spec=dataset_spec,
+    script:
+        "../scripts/run_finetune.py"

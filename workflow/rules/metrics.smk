@@ -33,3 +33,20 @@ rule weight_sparsity:
         thresholds=config["construction"]["thresholds"],
     script:
         "../scripts/weight_sparsity.py"
+
+
+rule finetune_metrics:
+    input:
+        records=finetune_records(),
+        dev=[p.replace(".parquet", ".dev.parquet") for p in finetune_records()],
+    output:
+        grid="results/metrics/finetune_accuracy_grid.csv",
+        selected="results/metrics/finetune_accuracy.csv",
+    log:
+        "logs/metrics/finetune_metrics.log",
+    conda:
+        "../../environment.yml"
+    params:
+        metrics=config["metrics"],
+    script:
+        "../scripts/finetune_metrics.py"

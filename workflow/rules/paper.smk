@@ -87,3 +87,20 @@ rule construction_paper_numbers:
         threshold=config["construction"]["macro_threshold"],
     script:
         "../scripts/construction_paper_numbers.py"
+
+
+rule finetune_paper_numbers:
+    input:
+        icl="results/metrics/icl_accuracy.csv",
+        selected="results/metrics/finetune_accuracy.csv",
+    output:
+        csv="results/metrics/icl_vs_finetune.csv",
+        macros="results/paper/macros/finetune.json",
+        table="paper/generated/tab_icl_vs_ft.tex",
+        summary="paper/generated/ft_summary.tex",
+    log:
+        "logs/paper/finetune_paper_numbers.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/finetune_paper_numbers.py"
