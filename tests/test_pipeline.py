@@ -78,6 +78,8 @@ def write_test_config(tmp: Path) -> Path:
         "icl": {"k": [0, 2], "seeds": [0, 1]},
         "metrics": {"n_boot": 200},
         "runtime": {"threads": 1, "batch_size": 4},
+        "curves": {"models": [], "datasets": ["toy_sent", "novel"], "n_demos": 5, "repetitions": 3,
+                   "novel": {"sources": ["toy_sent", "toy_nli"]}},
         "finetune": {"models": [], "lrs": [0.0, 1.0e-3], "epochs": 2, "dev_size": 4},
         "construction": {"lsa": {"steps": 40, "batch_size": 256, "eval_every": 20, "n_eval": 512,
                                  "n_lr_search": 1024, "order_tasks": 32, "order_perms": 4}},
@@ -110,6 +112,8 @@ def test_end_to_end_builds_the_paper(e2e):
         "figures/icl_accuracy_vs_k.pdf", "figures/icl_accuracy_vs_k.png", "figures/lsa_convergence.pdf",
         "figures/weight_sparsity.pdf", "results/metrics/icl_accuracy.csv", "results/metrics/icl_vs_finetune.csv",
         "results/icl/tiny-llama/toy_nli.parquet", "results/finetune/tiny-llama/toy_nli.parquet",
+        "results/label_curves/tiny-llama/novel/claims.csv", "figures/label_curves.pdf",
+        "paper/generated/tab_label_claims.tex",
         "paper/generated/macros.tex", "paper/generated/tab_icl_vs_ft.tex", "paper/generated/tab_sparsity.tex",
     ]
     for rel in built:
@@ -162,6 +166,8 @@ def test_default_config_dry_run(tmp_path):
         ({"construction": {"macro_threshold": 0.5}}, "macro_threshold"),
         ({"finetune": {"models": ["llama-7b"]}}, "finetune.models"),
         ({"finetune": {"optimizers": ["rmsprop"]}}, "rmsprop"),
+        ({"curves": {"datasets": ["imdb"]}}, "curves.datasets"),
+        ({"curves": {"novel": {"sources": ["sst2", "imdb"]}}}, "curves.novel.sources"),
         ({"construction": {"lsa": {"step": 10}}}, "step"),
     ],
 )

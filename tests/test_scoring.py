@@ -100,3 +100,10 @@ def test_bench_compares_equal_scores(tiny):
     result = bench.bench_scoring(model, tok, k=4, n_queries=6, batch_size=4, batch_tokens=256)
     assert result["max_abs_diff"] < 1e-4
     assert result["prompt_tokens"] > result["computed_tokens"]  # the prefix is counted once per query
+
+
+def test_bench_finetune_runs_both_ways(tiny_dir):
+    from iclgd import bench
+
+    result = bench.bench_finetune(tiny_dir, k=2, epochs=1, runs=1)
+    assert result["restore_s"] > 0 and result["reload_s"] > 0

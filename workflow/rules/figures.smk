@@ -42,3 +42,21 @@ rule figure_construction:
         "../../environment.yml"
     script:
         "../scripts/figure_construction.py"
+
+
+rule figure_label_curves:
+    input:
+        [p.replace("claims.csv", "curves.parquet") for p in curves_claims()],
+    output:
+        pdf="figures/label_curves.pdf",
+        png=report(
+            "figures/label_curves.png",
+            caption="../report/label_curves.rst",
+            category="Label relationships",
+        ),
+    log:
+        "logs/figures/label_curves.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/figure_label_curves.py"

@@ -20,3 +20,29 @@ rule icl:
         runtime=config["runtime"],
     script:
         "../scripts/run_icl.py"
+
+
+rule label_curves:
+    input:
+        train=curves_train,
+        model="resources/models/{model}",
+    output:
+        table="results/label_curves/{model}/{dataset}/table.parquet",
+        curves="results/label_curves/{model}/{dataset}/curves.parquet",
+        claims="results/label_curves/{model}/{dataset}/claims.csv",
+    log:
+        "logs/icl/label_curves/{model}/{dataset}.log",
+    benchmark:
+        "benchmarks/label_curves/{model}/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["runtime"]["threads"]
+    resources:
+        mem_mb=8000,
+    params:
+        spec=curves_spec,
+        curves=config["curves"],
+        metrics=config["metrics"],
+        runtime=config["runtime"],
+    script:
+        "../scripts/run_label_curves.py"

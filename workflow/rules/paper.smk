@@ -104,3 +104,21 @@ rule finetune_paper_numbers:
         "../../environment.yml"
     script:
         "../scripts/finetune_paper_numbers.py"
+
+
+rule label_paper_numbers:
+    input:
+        curves_claims(),
+    output:
+        csv="results/metrics/label_claims.csv",
+        macros="results/paper/macros/curves.json",
+        table="paper/generated/tab_label_claims.tex",
+        summary="paper/generated/curves_summary.tex",
+    log:
+        "logs/paper/label_paper_numbers.log",
+    conda:
+        "../../environment.yml"
+    params:
+        curves=config["curves"],
+    script:
+        "../scripts/label_paper_numbers.py"

@@ -2,8 +2,8 @@
 
 For the novel task (`params.spec` from `labels.novel_spec`, which has `sources`), `input.train` is
 the list of the sources' train parquets in `spec["sources"]` order.
-Optional named outputs `curves` (per-position means and CIs) and `claims` (summary gaps) are
-written when the rule declares them.
+Outputs: the per-(condition, repetition, position) table, per-position means with bootstrap CIs
+(`curves`) and the claim-level gaps (`claims`).
 """
 
 import pandas as pd
@@ -23,9 +23,8 @@ else:
 log.info("%s: %d training rows, classes %s", spec["name"], len(train), list(spec["classes"]))
 model, tok = models.load_model(snakemake.input.model, runtime["device"], runtime["dtype"])
 table = curves.run_curves(model, tok, train, spec, cfg, model_name=snakemake.wildcards.model)
-table.to_parquet(snakemake.output[0], index=False)
+table.to_parquet(snakemake.output.table, index=False)
 log.info("wrote %d rows (%d conditions)", len(table), table["condition"].nunique())
-if hasattr(snakemake.output, "curves"):
-    curves.aggregate(table).to_parquet(snakemake.output.curves, index=False)
-if hasattr(snakemake.output, "claims"):
-    curves.claims(table, cfg).to_csv(snakemake.output.claims, index=False)
+boot = snakemake.params.metrics
+curves.aggregate(table, boot["n_boot"], boot["ci"], boot["seed"]).to_parquet(snakemake.output.curves, index=False)
+curves.claims(table, cfg, boot["n_boot"], boot["ci"], boot["seed"]).to_csv(snakemake.output.claims, index=False)
