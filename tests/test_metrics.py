@@ -66,3 +66,4 @@ def test_render_macros_and_tables(tmp_path):
     table = paper.booktabs_table(pd.DataFrame({"data_set": ["a_b"], "acc": ["1.0"]}), "Cap.", "tab:x")
     assert "data\\_set & acc \\\\" in table and "a\\_b & 1.0 \\\\" in table and "\\toprule" in table
     assert paper.fmt(float("nan")) == "--" and paper.fmt(12.345) == "12.3"
+    assert paper.fmt(-0.0001, 3) == "0.000" and paper.fmt(-0.02) == "0.0" and paper.fmt(-0.06) == "-0.1"

@@ -31,7 +31,10 @@ def macro_name(*parts: Any) -> str:
 
 def fmt(value: float, digits: int = 1) -> str:
     """Fixed-point text; NaN (an undefined quantity) is written as a dash."""
-    return "--" if pd.isna(value) else f"{value:.{digits}f}"
+    if pd.isna(value):
+        return "--"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.0"
 
 
 def sci(value: float, digits: int = 1) -> str:
