@@ -45,3 +45,10 @@ def test_comparison_and_sentences():
     macros = finetune_report.comparison_macros(table)
     assert macros["AccFtMDKTwoGdAll"] == "55.0" and macros["NFinetuneSettings"] == "1"
     assert "gd/all" in finetune_report.comparison_table(table)
+
+
+def test_matched_icl_keeps_twins_and_zero_shot():
+    icl = pd.DataFrame({"model": "m", "dataset": "d", "k": [0, 2, 2, 4], "seed": [0, 0, 1, 0], "uid": 1})
+    ft = pd.DataFrame({"model": "m", "dataset": "d", "k": [2, 4], "seed": [0, 0]})
+    got = finetune_report.matched_icl(icl, ft)
+    assert sorted(zip(got["k"], got["seed"])) == [(0, 0), (2, 0), (4, 0)]

@@ -145,13 +145,16 @@ def test_lint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_default_config_dry_run(tmp_path):
-    """The default DAG resolves (reads ../shared/data when present, else a stand-in mirror dir)."""
+@pytest.mark.parametrize("configfile", [None, "config/smoke.yaml", "config/paper.yaml"])
+def test_shipped_configs_dry_run(tmp_path, configfile):
+    """Every shipped config resolves to a DAG (reads ../shared/data when present, else a stand-in dir)."""
     mirror = REPO.parent / "shared" / "data"
     args = [] if mirror.is_dir() else ["--config", f"data={{mirror_dir: {tmp_path}}}"]
+    if configfile:
+        args += ["--configfile", str(REPO / configfile)]
     result = snakemake(tmp_path, "-n", "--quiet", "rules", *args)
     assert result.returncode == 0, result.stderr[-3000:]
-    for rule in ["prepare_data", "prepare_model", "icl", "lsa_study", "weight_sparsity", "paper"]:
+    for rule in ["prepare_data", "prepare_model", "icl", "finetune", "label_curves", "lsa_study", "paper"]:
         assert rule in result.stdout
 
 

@@ -26,6 +26,15 @@ def final_epoch(records: pd.DataFrame) -> pd.DataFrame:
     return records[records["epoch"] == last]
 
 
+def matched_icl(icl_records: pd.DataFrame, ft_records: pd.DataFrame) -> pd.DataFrame:
+    """ICL records of the (model, dataset, k, seed) settings that have a fine-tuned twin, plus zero-shot."""
+    keys = ["model", "dataset", "k", "seed"]
+    twins = ft_records[keys].drop_duplicates()
+    paired = icl_records.merge(twins, on=keys, how="inner")
+    zero = icl_records[(icl_records["k"] == 0) & icl_records["model"].isin(twins["model"])]
+    return pd.concat([zero, paired], ignore_index=True)
+
+
 def comparison(icl_acc: pd.DataFrame, ft_acc: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, dataset, k): zero-shot, ICL and each fine-tuning variant's accuracy (%)."""
     icl = icl_acc[icl_acc["method"] == "icl"]
@@ -89,8 +98,11 @@ def comparison_macros(table: pd.DataFrame) -> dict[str, str]:
     return macros
 
 
-def finetune_accuracy(records: pd.DataFrame, dev_records: pd.DataFrame, **boot) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(every grid point's accuracy, the selected lr's accuracy at the final epoch)."""
+def finetune_accuracy(
+    records: pd.DataFrame, dev_records: pd.DataFrame, icl_records: pd.DataFrame, **boot
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(every grid point's accuracy, the selected lr's at the final epoch, ICL's on the same seeds)."""
     every = accuracy_table(records, **boot)
     chosen = accuracy_table(final_epoch(selected_records(records, dev_records)), **boot)
-    return every, chosen
+    icl = accuracy_table(matched_icl(icl_records, records), **boot)
+    return every, chosen, icl

@@ -18,8 +18,8 @@ def dataset_spec(wildcards):
 
 
 def finetune_grid(wildcards):
-    """The `finetune` config block minus the pipeline-level `models` key (the library's grid)."""
-    return {k: v for k, v in config["finetune"].items() if k != "models"}
+    """The `finetune` config block minus the pipeline-level keys (the library's grid)."""
+    return {k: v for k, v in config["finetune"].items() if k not in ("models", "seeds")}
 
 
 def finetune_models():

@@ -41,6 +41,7 @@ rule finetune:
         mem_mb=8000,
     params:
         finetune=finetune_grid,
+        seeds=config["finetune"]["seeds"],
         runtime=config["runtime"],
         spec=dataset_spec,
     script:

@@ -39,9 +39,15 @@ rule finetune_metrics:
     input:
         records=finetune_records(),
         dev=[p.replace(".parquet", ".dev.parquet") for p in finetune_records()],
+        icl=expand(
+            "results/icl/{model}/{dataset}.parquet",
+            model=finetune_models(),
+            dataset=DATASETS,
+        ),
     output:
         grid="results/metrics/finetune_accuracy_grid.csv",
         selected="results/metrics/finetune_accuracy.csv",
+        icl="results/metrics/icl_accuracy_finetuned_seeds.csv",
     log:
         "logs/metrics/finetune_metrics.log",
     conda:

@@ -91,7 +91,7 @@ rule construction_paper_numbers:
 
 rule finetune_paper_numbers:
     input:
-        icl="results/metrics/icl_accuracy.csv",
+        icl="results/metrics/icl_accuracy_finetuned_seeds.csv",
         selected="results/metrics/finetune_accuracy.csv",
     output:
         csv="results/metrics/icl_vs_finetune.csv",

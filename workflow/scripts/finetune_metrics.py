@@ -1,4 +1,5 @@
-"""Rule finetune_metrics: accuracy of every fine-tuning grid point and of the dev-selected lr."""
+"""Rule finetune_metrics: accuracy of every fine-tuning grid point, of the dev-selected lr, and of ICL
+on the same demonstration seeds (the fair comparison)."""
 
 import pandas as pd
 
@@ -8,6 +9,9 @@ logs.to_file(snakemake.log[0])
 cfg = snakemake.params.metrics
 records = pd.concat([pd.read_parquet(p) for p in snakemake.input.records], ignore_index=True)
 dev = pd.concat([pd.read_parquet(p) for p in snakemake.input.dev], ignore_index=True)
-every, chosen = finetune_report.finetune_accuracy(records, dev, n_boot=cfg["n_boot"], ci=cfg["ci"], seed=cfg["seed"])
+icl = pd.concat([pd.read_parquet(p) for p in snakemake.input.icl], ignore_index=True)
+boot = {"n_boot": cfg["n_boot"], "ci": cfg["ci"], "seed": cfg["seed"]}
+every, chosen, icl_matched = finetune_report.finetune_accuracy(records, dev, icl, **boot)
 every.to_csv(snakemake.output.grid, index=False)
 chosen.to_csv(snakemake.output.selected, index=False)
+icl_matched.to_csv(snakemake.output.icl, index=False)

@@ -19,7 +19,10 @@ runtime = snakemake.params.runtime
 grid = finetune.GridConfig.from_dict(dict(snakemake.params.finetune))
 dataset, model_name = snakemake.wildcards.dataset, snakemake.wildcards.model
 
-sets = [ps for ps in prompts.read_prompt_sets(snakemake.input.prompts) if ps["k"] >= 1]
+seeds = set(snakemake.params.seeds)  # empty: every ICL seed
+sets = [
+    ps for ps in prompts.read_prompt_sets(snakemake.input.prompts) if ps["k"] >= 1 and (not seeds or ps["seed"] in seeds)
+]
 used = {d["uid"] for ps in sets for d in ps["demos"]} | {q["uid"] for ps in sets for q in ps["queries"]}
 train = pd.read_parquet(snakemake.input.train)
 dev = finetune.dev_examples(train, snakemake.params.spec["template"], used, grid.dev_size, grid.seed, dataset)
