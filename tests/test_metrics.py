@@ -67,3 +67,14 @@ def test_render_macros_and_tables(tmp_path):
     assert "data\\_set & acc \\\\" in table and "a\\_b & 1.0 \\\\" in table and "\\toprule" in table
     assert paper.fmt(float("nan")) == "--" and paper.fmt(12.345) == "12.3"
     assert paper.fmt(-0.0001, 3) == "0.000" and paper.fmt(-0.02) == "0.0" and paper.fmt(-0.06) == "-0.1"
+
+
+def test_scale_paragraph_states_the_run_from_config():
+    from iclgd import provenance
+
+    text = provenance.scale_paragraph(
+        ["smol_lm", "gemma"], {"seeds": [0], "optimizers": ["gd"], "subsets": ["all"], "lrs": [1e-4], "epochs": 5},
+        {"n_demos": 17, "repetitions": 16}, ["smol_lm"], ["smol_lm"],
+    )
+    assert "Fine-tuning ran for smol\\_lm (of smol\\_lm, gemma) on demonstration seeds 0" in text
+    assert "5 epochs" in text and "17 demonstrations and 16 random contexts" in text

@@ -106,6 +106,7 @@ def paper_tables():
         "paper/generated/ft_summary.tex",
         "paper/generated/tab_label_claims.tex",
         "paper/generated/curves_summary.tex",
+        "paper/generated/scale.tex",
     ]
 
 

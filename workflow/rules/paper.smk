@@ -122,3 +122,20 @@ rule label_paper_numbers:
         curves=config["curves"],
     script:
         "../scripts/label_paper_numbers.py"
+
+
+rule run_scale:
+    output:
+        "paper/generated/scale.tex",
+    log:
+        "logs/paper/run_scale.log",
+    conda:
+        "../../environment.yml"
+    params:
+        models=MODELS,
+        finetune=config["finetune"],
+        curves=config["curves"],
+        curves_models=curves_models(),
+        finetune_models=finetune_models(),
+    script:
+        "../scripts/run_scale.py"
