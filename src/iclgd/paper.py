@@ -83,7 +83,8 @@ def booktabs_table(frame: pd.DataFrame, caption: str, label: str, align: str | N
         [
             r"\begin{table}[t]", r"\centering", r"\small",
             rf"\caption{{{caption}}}", rf"\label{{{label}}}",
+            r"\begin{adjustbox}{max width=\linewidth}",  # wide grids shrink to fit, narrow ones stay
             rf"\begin{{tabular}}{{{align}}}", r"\toprule", head, r"\midrule", *body,
-            r"\bottomrule", r"\end{tabular}", r"\end{table}", "",
+            r"\bottomrule", r"\end{tabular}", r"\end{adjustbox}", r"\end{table}", "",
         ]
     )
