@@ -15,7 +15,8 @@ def claims() -> pd.DataFrame:
         ("labels_matter", "random", "default - random", "correct", 0.1, 0.0, 0.2),
         ("flip_learned", "flipped", "last - position 1", "agree_presented", 0.3, 0.2, 0.4),
         ("flip_learned", "flipped", "default correct - flipped", "agree_presented", 0.2, 0.1, 0.3),
-        ("recency", "default_to_flipped", "D->F - F->D", "agree_presented", -0.4, -0.5, -0.3),
+        ("recency", "default_to_flipped", "D->F - F->D", "correct", -0.4, -0.5, -0.3),
+        ("recency", "default_to_flipped", "D->F - F->D", "agree_presented", 0.9, 0.8, 1.0),  # recent mapping, not default
         ("recency", "default_to_flipped", "D->F - F->D", "loglik", -1.0, -1.2, -0.8),  # not a headline row
     ]
     cols = ["claim", "condition", "contrast", "metric", "value", "lo", "hi"]

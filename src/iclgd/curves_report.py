@@ -21,7 +21,9 @@ HEADLINE = [
     ("labels_matter", "default - random", "correct", None, "accuracy: default $-$ random labels"),
     ("flip_learned", "last - position 1", "agree_presented", "flipped", "agreement with flipped labels: late $-$ first"),
     ("flip_learned", "default correct - flipped", "agree_presented", "flipped", "default acc.\\ $-$ flipped agreement (late)"),
-    ("recency", "D->F - F->D", "agree_presented", "default_to_flipped", "recency: D$\\to$F $-$ F$\\to$D (agreement with default)"),
+    # `correct` is scored against the true (= default) labels, so this is agreement with the default
+    # mapping after equal numbers of default and flipped labels; recency predicts it is negative.
+    ("recency", "D->F - F->D", "correct", "default_to_flipped", "recency: D$\\to$F $-$ F$\\to$D (agreement with default)"),
 ]
 
 
