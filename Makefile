@@ -13,8 +13,9 @@ TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-fo
 reproduce: venv tex
 	$(SNAKEMAKE)
 
+# The smoke run works in its own directory so it never overwrites the default run's results.
 smoke: venv tex
-	$(MAKE) reproduce CONFIG=config/smoke.yaml
+	$(SNAKEMAKE) --configfile config/smoke.yaml --directory runs/smoke
 
 test: venv tex
 	$(BIN)/pytest
