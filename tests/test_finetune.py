@@ -74,6 +74,31 @@ def fit(model, tok, ps, optimizer, subset="all", lr=0.05, epochs=1, **kwargs) ->
     return finetune.train(model, examples(tok, ps), optimizer, lr, epochs, params, **kwargs)
 
 
+def test_micro_batches_pack_by_length_under_the_budgets():
+    lengths = [9, 3, 5, 3, 12]
+    batch = [finetune.Example(uid=i, ids=tuple(range(n)), target=0) for i, n in enumerate(lengths)]
+    # Sorted lengths 3, 3, 5, 9, 12; rows * longest <= 16: [3, 3, 5] (15), [9] (18 > 16 with two), [12].
+    groups = finetune.micro_batches(batch, micro_batch=0, batch_tokens=16)
+    assert [[ex.uid for ex in g] for g in groups] == [[1, 3, 2], [0], [4]]
+    # A row cap of 2 splits the first group; an ample budget keeps everything in length order.
+    assert [len(g) for g in finetune.micro_batches(batch, 2, 1024)] == [2, 2, 1]
+    assert [ex.uid for ex in finetune.micro_batches(batch, 0, 1024)[0]] == [1, 3, 2, 0, 4]
+
+
+def test_micro_batching_keeps_the_mean_loss_gradient(model, tiny, prompt_set):
+    """Packing changes only how the mean-loss gradient is summed, not its value (to rounding)."""
+    tok = tiny[1]
+    batch = finetune.canonical(examples(tok, prompt_set))
+    finetune.freeze_except(model, finetune.select_parameters(model, "all"))
+    grads = []
+    for tokens in (1024, 30):
+        model.zero_grad(set_to_none=True)
+        finetune._backward(model, batch, 0, tokens)
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert len(finetune.micro_batches(batch, 0, 30)) > 1
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
 def test_demo_queries_are_the_zero_shot_prompts(prompt_set):
     rows = TRAIN.set_index("uid")
     for demo, query in zip(prompt_set["demos"], finetune.demo_queries(prompt_set)):
@@ -127,14 +152,15 @@ def test_one_gd_step_lowers_the_label_loss(model, tiny, prompt_set):
     assert after < before
 
 
-@pytest.mark.parametrize("micro_batch", [0, 3])
-def test_full_batch_gd_is_bitwise_order_invariant(model, tiny, prompt_set, micro_batch):
+@pytest.mark.parametrize("micro_batch,batch_tokens", [(0, 1024), (3, 1024), (0, 30)])
+def test_full_batch_gd_is_bitwise_order_invariant(model, tiny, prompt_set, micro_batch, batch_tokens):
     tok = tiny[1]
     base = finetune.snapshot(model, [n for n, _ in model.named_parameters()])
-    fit(model, tok, prompt_set, "gd", epochs=2, micro_batch=micro_batch)
+    budget = {"micro_batch": micro_batch, "batch_tokens": batch_tokens}
+    fit(model, tok, prompt_set, "gd", epochs=2, **budget)
     first = state(model)
     finetune.restore(model, base)
-    fit(model, tok, reordered(prompt_set), "gd", epochs=2, micro_batch=micro_batch)
+    fit(model, tok, reordered(prompt_set), "gd", epochs=2, **budget)
     second = state(model)
     assert any(not torch.equal(first[n], base[n]) for n in base)  # it did train
     assert all(torch.equal(first[n], second[n]) for n in first)

@@ -70,7 +70,8 @@ class GridConfig:
     eval_epochs: tuple[int, ...] = (1, 5)
     dev_size: int = 32
     seed: int = 0
-    micro_batch: int = 0  # gd only: demonstrations per forward pass (0 = all at once)
+    micro_batch: int = 0  # gd only: at most this many demonstrations per forward pass (0 = no cap)
+    batch_tokens: int = 256  # gd only: at most this many padded tokens per forward pass
 
     @classmethod
     def from_dict(cls, spec: dict[str, Any]) -> GridConfig:
@@ -237,12 +238,24 @@ def label_loss(model, batch: Sequence[Example], reduction: str = "mean") -> torc
     return torch.nn.functional.cross_entropy(label_logits(model, batch).float(), targets, reduction=reduction)
 
 
-def _backward(model, batch: Sequence[Example], micro_batch: int) -> float:
-    """Accumulate the gradient of the batch's mean loss, micro-batch by micro-batch, in batch order."""
-    size = micro_batch or len(batch)
+def micro_batches(batch: Sequence[Example], micro_batch: int, batch_tokens: int) -> list[list[Example]]:
+    """Split a batch into length-sorted micro-batches of at most `micro_batch` rows (0: no cap) and
+    `batch_tokens` padded tokens, so short demonstrations are not padded to the longest one.
+
+    The split depends only on the examples' lengths and their order in `batch` (canonical for gd),
+    so two orderings of the same demonstrations still give bitwise-identical gradients.
+    """
+    order = sorted(range(len(batch)), key=lambda i: (len(batch[i].ids), i))
+    lengths = [len(batch[i].ids) for i in order]
+    groups = scoring.length_batches(lengths, micro_batch or len(batch), batch_tokens)
+    return [[batch[i] for i in order[start:stop]] for start, stop in groups]
+
+
+def _backward(model, batch: Sequence[Example], micro_batch: int, batch_tokens: int) -> float:
+    """Accumulate the gradient of the batch's mean loss, micro-batch by micro-batch."""
     total = 0.0
-    for start in range(0, len(batch), size):
-        loss = label_loss(model, batch[start : start + size], reduction="sum") / len(batch)
+    for chunk in micro_batches(batch, micro_batch, batch_tokens):
+        loss = label_loss(model, chunk, reduction="sum") / len(batch)
         loss.backward()
         total += loss.item()
     return total
@@ -273,6 +286,7 @@ def train(
     params: list[torch.nn.Parameter],
     on_epoch: Callable[[int], None] | None = None,
     micro_batch: int = 0,
+    batch_tokens: int = 1024,
 ) -> TrainResult:
     """Train `params` in place; `on_epoch(epoch)` runs after each epoch (for checkpoint evaluation).
 
@@ -288,7 +302,7 @@ def train(
         losses = []
         for batch in batches:
             opt.zero_grad(set_to_none=True)
-            losses.append(_backward(model, batch, micro_batch))
+            losses.append(_backward(model, batch, micro_batch, batch_tokens))
             opt.step()
         result.losses.append(float(np.mean(losses)))
         if on_epoch is not None:
@@ -389,7 +403,7 @@ def _one_run(model, tokenizer, ps, grid: GridConfig, names, scorer: _Scorer, tag
     params = freeze_except(model, names)
     result = train(
         model, examples, tags["optimizer"], tags["lr"], grid.epochs, params,
-        lambda epoch: scorer(ps, label_ids, tags, epoch), grid.micro_batch,
+        lambda epoch: scorer(ps, label_ids, tags, epoch), grid.micro_batch, grid.batch_tokens,
     )
     seconds = time.perf_counter() - started
     eval_seconds = scorer.seconds - eval_before
