@@ -9,6 +9,9 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
@@ -23,6 +26,7 @@ include: "workflow/rules/prompts.smk"
 include: "workflow/rules/icl.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/stats.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/paper.smk"
 

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from iclgd import models
+from pipeline_support import copy_workflow, snakemake, write_test_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,3 +30,14 @@ def tiny_dir(tmp_path_factory, registry) -> Path:
 def tiny(tiny_dir):
     """(model, tokenizer) in float32 on CPU with eager attention, the reference implementation."""
     return models.load_model(tiny_dir, "cpu", "float32")
+
+
+@pytest.fixture(scope="session")
+def e2e(tmp_path_factory) -> Path:
+    """The whole DAG run once on fixture data from a private workflow copy (`<dir>/repo`)."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    snakefile = copy_workflow(tmp / "repo")
+    config = write_test_config(tmp)
+    result = snakemake(tmp, "--configfile", str(config), snakefile=snakefile)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return tmp

@@ -6,103 +6,11 @@ datasets written here, and builds the PDF with latexmk, exactly as `make reprodu
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-
-POSITIVE = ["a gem", "great fun", "moving and wise", "a delight", "sharp and funny", "superb cast"]
-NEGATIVE = ["a mess", "dull", "flat and tired", "a bore", "clumsy", "painfully slow"]
-
-
-def fixture_files() -> dict[str, bytes]:
-    sentiment = [f"{label} {text} , number {i} .\n" for i in range(4)
-                 for label, texts in (("0", NEGATIVE), ("1", POSITIVE)) for text in texts]
-    nli = [
-        f'{{"premise": "The cat sat on mat {i}.", "hypothesis": "{h}", "label": "{lab}", "idx": {i}}}\n'
-        for i in range(12)
-        for h, lab in (("A cat sat.", "entailment"), ("No cat sat.", "not_entailment"))
-    ]
-    return {
-        "toy_sent/all.txt": "".join(sentiment).encode(),
-        "toy_nli/train.jsonl": "".join(nli[:16]).encode(),
-        "toy_nli/val.jsonl": "".join(nli[16:]).encode(),
-    }
-
-
-def fixture_registry(files: dict[str, bytes]) -> dict:
-    sha = {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
-    binary = {"negative": "negative", "positive": "positive"}
-    return {
-        "toy_sent": {
-            "format": "label_text",
-            "files": {"all": "toy_sent/all.txt"},
-            "holdout": {"test_fraction": 0.25, "seed": 0},
-            "fields": ["text"],
-            "classes": ["negative", "positive"],
-            "label_map": {"0": "negative", "1": "positive"},
-            "verbalizer": binary,
-            "template": "Review: {text}\nSentiment:",
-            "sha256": {"toy_sent/all.txt": sha["toy_sent/all.txt"]},
-        },
-        "toy_nli": {
-            "format": "jsonl",
-            "files": {"train": "toy_nli/train.jsonl", "test": "toy_nli/val.jsonl"},
-            "fields": ["premise", "hypothesis"],
-            "classes": ["entailment", "not_entailment"],
-            "label_map": {"entailment": "entailment", "not_entailment": "not_entailment"},
-            "verbalizer": {"entailment": "true", "not_entailment": "false"},
-            "template": "{premise}\nQuestion: {hypothesis} True or False?\nAnswer:",
-            "sha256": {k: v for k, v in sha.items() if k.startswith("toy_nli")},
-        },
-    }
-
-
-def write_test_config(tmp: Path) -> Path:
-    """A config for the whole DAG on fixture data with the tiny model; returns its path."""
-    files = fixture_files()
-    for rel, data in files.items():
-        (tmp / "mirror" / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp / "mirror" / rel).write_bytes(data)
-    (tmp / "registry.yaml").write_text(yaml.safe_dump(fixture_registry(files)))
-    config = {
-        "data": {"mirror_dir": str(tmp / "mirror"), "registry": str(tmp / "registry.yaml"), "n_test": 6},
-        "datasets": ["toy_sent", "toy_nli"],
-        "use_models": ["tiny-llama"],
-        "icl": {"k": [0, 2], "seeds": [0, 1]},
-        "metrics": {"n_boot": 200},
-        "runtime": {"threads": 1, "batch_size": 4},
-        "curves": {"models": [], "datasets": ["toy_sent", "novel"], "n_demos": 5, "repetitions": 3,
-                   "novel": {"sources": ["toy_sent", "toy_nli"]}},
-        "finetune": {"models": [], "lrs": [0.0, 1.0e-3], "epochs": 2, "dev_size": 4},
-        "construction": {"lsa": {"steps": 40, "batch_size": 256, "eval_every": 20, "n_eval": 512,
-                                 "n_lr_search": 1024, "order_tasks": 32, "order_perms": 4}},
-    }
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
-
-
-@pytest.fixture(scope="module")
-def e2e(tmp_path_factory) -> Path:
-    """Run the whole DAG once on fixture data; later tests inspect its outputs."""
-    tmp = tmp_path_factory.mktemp("e2e")
-    config = write_test_config(tmp)
-    result = snakemake(tmp, "--configfile", str(config))
-    assert result.returncode == 0, result.stderr[-4000:]
-    return tmp
-
+from pipeline_support import REPO, SNAKEMAKE, snakemake, write_test_config
 
 @pytest.mark.slow
 def test_end_to_end_builds_the_paper(e2e):
@@ -124,7 +32,7 @@ def test_end_to_end_builds_the_paper(e2e):
 
 @pytest.mark.slow
 def test_second_run_has_nothing_to_do(e2e):
-    result = snakemake(e2e, "--configfile", str(e2e / "config.yaml"), "-n")
+    result = snakemake(e2e, "--configfile", str(e2e / "config.yaml"), "-n", snakefile=e2e / "repo" / "Snakefile")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Nothing to be done" in result.stdout + result.stderr
 
@@ -141,7 +49,7 @@ def test_outputs_are_deterministic(e2e, tmp_path):
 
 
 def test_lint_is_clean():
-    result = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--lint"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -263,7 +263,7 @@ def _claim_row(key, claim, condition, contrast, metric, window, per_rep: pd.Seri
     return {
         **dict(zip(["model", "dataset"], key)), "claim": claim, "condition": condition, "contrast": contrast,
         "metric": metric, "positions": window, "value": float(mean[0]), "lo": float(lo[0]), "hi": float(hi[0]),
-        "n": len(per_rep),
+        "n": len(per_rep), "samples": per_rep.to_numpy(dtype=float),
     }
 
 
@@ -286,16 +286,9 @@ def recency_position(table: pd.DataFrame) -> tuple[int, dict[str, tuple[int, int
     return pos, {c: (int(d[pos - 1]), int(f[pos - 1])) for c, (d, f) in seen.items()}
 
 
-def claims(table: pd.DataFrame, cfg: dict[str, Any] | None = None, n_boot: int = 2000, ci: float = 0.95,
-           seed: int = 0) -> pd.DataFrame:
-    """Per (model, dataset): the summary numbers behind the paper's three claims, with CIs over repetitions.
-
-    - labels_matter: default minus random, averaged over positions > skip_first (paired by repetition).
-    - flip_learned: agreement with (and log-lik of) the presented labels over the last `last_window`
-      positions minus position 1, and the default condition's accuracy/log-lik minus that (gap to default).
-    - recency: correctness/log-lik (vs the true = default mapping) of D->F, F->D and alternating at
-      the `recency_position`, and D->F minus F->D.
-    """
+def claim_samples(table: pd.DataFrame, cfg: dict[str, Any] | None = None, n_boot: int = 2000, ci: float = 0.95,
+                  seed: int = 0) -> pd.DataFrame:
+    """`claims` plus a `samples` column: the per-repetition values behind each row, for paired tests."""
     cfg = labels.settings(cfg)
     boot = (n_boot, ci, seed)
     rows: list[dict[str, Any]] = []
@@ -307,6 +300,19 @@ def claims(table: pd.DataFrame, cfg: dict[str, Any] | None = None, n_boot: int =
         if all(c in conds for c in RECENCY):
             rows += _recency(key, conds, group, boot)
     return pd.DataFrame(rows)
+
+
+def claims(table: pd.DataFrame, cfg: dict[str, Any] | None = None, n_boot: int = 2000, ci: float = 0.95,
+           seed: int = 0) -> pd.DataFrame:
+    """Per (model, dataset): the summary numbers behind the paper's three claims, with CIs over repetitions.
+
+    - labels_matter: default minus random, averaged over positions > skip_first (paired by repetition).
+    - flip_learned: agreement with (and log-lik of) the presented labels over the last `last_window`
+      positions minus position 1, and the default condition's accuracy/log-lik minus that (gap to default).
+    - recency: correctness/log-lik (vs the true = default mapping) of D->F, F->D and alternating at
+      the `recency_position`, and D->F minus F->D.
+    """
+    return claim_samples(table, cfg, n_boot, ci, seed).drop(columns="samples", errors="ignore")
 
 
 def _labels_matter(key, conds, n, skip, boot) -> list[dict[str, Any]]:

@@ -74,11 +74,17 @@ def latex_escape(text: str) -> str:
     return re.sub(r"([_%&#$])", r"\\\1", str(text))
 
 
-def booktabs_table(frame: pd.DataFrame, caption: str, label: str, align: str | None = None) -> str:
-    """A complete booktabs `table` environment from a frame of already-formatted strings."""
+def booktabs_table(
+    frame: pd.DataFrame, caption: str, label: str, align: str | None = None, escape: bool = True
+) -> str:
+    """A complete booktabs `table` environment from a frame of already-formatted strings.
+
+    With `escape=False` the cells are LaTeX already (the caller escapes names it inserts).
+    """
     align = align or "l" * frame.shape[1]
-    head = " & ".join(latex_escape(c) for c in frame.columns) + r" \\"
-    body = [" & ".join(latex_escape(v) for v in row) + r" \\" for row in frame.astype(str).to_numpy()]
+    esc = latex_escape if escape else str
+    head = " & ".join(esc(c) for c in frame.columns) + r" \\"
+    body = [" & ".join(esc(v) for v in row) + r" \\" for row in frame.astype(str).to_numpy()]
     return "\n".join(
         [
             r"\begin{table}[t]", r"\centering", r"\small",

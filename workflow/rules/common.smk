@@ -1,12 +1,13 @@
 """Helpers shared by every stage: config look-ups and the list of final targets."""
 
-from iclgd import labels
+from iclgd import labels, provenance
 from iclgd.config import check_config
 
 REGISTRY = check_config(config, workflow.basedir)
 DATASETS = config["datasets"]
 MODELS = config["use_models"]
 HEAVY = dict(threads=config["runtime"]["threads"])
+GIT_COMMIT = provenance.git_commit(workflow.basedir)
 
 
 def model_spec(wildcards):
@@ -93,6 +94,8 @@ def macro_files():
         "results/paper/macros/construction.json",
         "results/paper/macros/finetune.json",
         "results/paper/macros/curves.json",
+        "results/paper/macros/claims.json",
+        "results/paper/macros/provenance.json",
     ]
 
 
@@ -107,6 +110,9 @@ def paper_tables():
         "paper/generated/tab_label_claims.tex",
         "paper/generated/curves_summary.tex",
         "paper/generated/scale.tex",
+        "paper/generated/tab_claims.tex",
+        "paper/generated/tab_anova.tex",
+        "paper/generated/appendix_provenance.tex",
     ]
 
 
@@ -117,6 +123,38 @@ def paper_figures():
         "figures/weight_sparsity.pdf",
         "figures/label_curves.pdf",
     ]
+
+
+def benchmark_files():
+    """This run's benchmark files upstream of the paper, for the provenance appendix."""
+    curves = expand(
+        "benchmarks/label_curves/{model}/{dataset}.tsv",
+        model=curves_models(),
+        dataset=config["curves"]["datasets"],
+    )
+    return [
+        *expand("benchmarks/prepare_model/{model}.tsv", model=MODELS),
+        *expand("benchmarks/icl/{model}/{dataset}.tsv", model=MODELS, dataset=DATASETS),
+        *expand(
+            "benchmarks/finetune/{model}/{dataset}.tsv",
+            model=finetune_models(),
+            dataset=DATASETS,
+        ),
+        *curves,
+        *expand("benchmarks/weight_sparsity/{model}.tsv", model=MODELS),
+        "benchmarks/lsa_study.tsv",
+        "benchmarks/claims.tsv",
+    ]
+
+
+def lib(*modules):
+    """Library sources whose edits rerun a rule (mtime trigger), so results follow the code.
+
+    Only the cheap rules list them. Inference, fine-tuning and label curves do not, so a refactor of
+    the library never silently reruns an hour of compute; after changing scoring, finetune, curves or
+    models code, rerun those with `--forcerun icl finetune label_curves`.
+    """
+    return [os.path.join(workflow.basedir, "src", "iclgd", f"{m}.py") for m in modules]
 
 
 def paper_source(name):

@@ -2,6 +2,8 @@
 
 
 rule lsa_study:
+    input:
+        code=lib("lsa"),
     output:
         convergence="results/lsa/convergence.csv",
         order_sensitivity="results/lsa/order_sensitivity.csv",

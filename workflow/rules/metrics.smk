@@ -3,7 +3,8 @@
 
 rule icl_metrics:
     input:
-        icl_records(),
+        records=icl_records(),
+        code=lib("metrics"),
     output:
         acc="results/metrics/icl_accuracy.csv",
         per_seed="results/metrics/icl_accuracy_per_seed.csv",
@@ -20,6 +21,7 @@ rule icl_metrics:
 rule weight_sparsity:
     input:
         model="resources/models/{model}",
+        code=lib("sparsity"),
     output:
         table="results/sparsity/{model}.csv",
         shape="results/sparsity/{model}.json",
@@ -44,6 +46,7 @@ rule finetune_metrics:
             model=finetune_models(),
             dataset=DATASETS,
         ),
+        code=lib("finetune_report", "metrics"),
     output:
         grid="results/metrics/finetune_accuracy_grid.csv",
         selected="results/metrics/finetune_accuracy.csv",

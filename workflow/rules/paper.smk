@@ -4,6 +4,7 @@
 rule icl_paper_numbers:
     input:
         acc="results/metrics/icl_accuracy.csv",
+        code=lib("icl_report", "paper"),
     output:
         macros="results/paper/macros/icl.json",
         table="paper/generated/tab_icl.tex",
@@ -18,7 +19,8 @@ rule icl_paper_numbers:
 
 rule model_provenance:
     input:
-        expand("resources/models/{model}", model=MODELS),
+        models=expand("resources/models/{model}", model=MODELS),
+        code=lib("provenance", "paper"),
     output:
         macros="results/paper/macros/models.json",
         table="paper/generated/tab_models.tex",
@@ -37,7 +39,8 @@ rule model_provenance:
 
 rule macros:
     input:
-        macro_files(),
+        macros=macro_files(),
+        code=lib("paper"),
     output:
         json="paper/generated/macros.json",
         tex="paper/generated/macros.tex",
@@ -56,6 +59,7 @@ rule paper:
         macros="paper/generated/macros.tex",
         tables=paper_tables(),
         figures=paper_figures(),
+        code=lib("latex"),
     output:
         "paper/main.pdf",
     log:
@@ -74,6 +78,7 @@ rule construction_paper_numbers:
         shapes=expand("results/sparsity/{model}.json", model=MODELS),
         headline="results/lsa/headline.json",
         lsa_config="results/lsa/config.csv",
+        code=lib("construction_report", "sparsity", "paper"),
     output:
         summary="results/metrics/weight_sparsity_summary.csv",
         macros="results/paper/macros/construction.json",
@@ -93,6 +98,7 @@ rule finetune_paper_numbers:
     input:
         icl="results/metrics/icl_accuracy_finetuned_seeds.csv",
         selected="results/metrics/finetune_accuracy.csv",
+        code=lib("finetune_report", "paper"),
     output:
         csv="results/metrics/icl_vs_finetune.csv",
         macros="results/paper/macros/finetune.json",
@@ -108,7 +114,8 @@ rule finetune_paper_numbers:
 
 rule label_paper_numbers:
     input:
-        curves_claims(),
+        claims=curves_claims(),
+        code=lib("curves_report", "labels", "paper"),
     output:
         csv="results/metrics/label_claims.csv",
         macros="results/paper/macros/curves.json",
@@ -125,6 +132,8 @@ rule label_paper_numbers:
 
 
 rule run_scale:
+    input:
+        code=lib("provenance"),
     output:
         "paper/generated/scale.tex",
     log:
@@ -139,3 +148,25 @@ rule run_scale:
         finetune_models=finetune_models(),
     script:
         "../scripts/run_scale.py"
+
+
+rule provenance_appendix:
+    input:
+        macros=[m for m in macro_files() if not m.endswith("provenance.json")],
+        figures=paper_figures(),
+        code=lib("provenance", "paper"),
+    output:
+        tex="paper/generated/appendix_provenance.tex",
+        macros="results/paper/macros/provenance.json",
+        json="results/paper/provenance.json",
+    log:
+        "logs/paper/provenance_appendix.log",
+    conda:
+        "../../environment.yml"
+    params:
+        commit=GIT_COMMIT,
+        config=config,
+        configfiles=[os.path.basename(f) for f in workflow.configfiles],
+        benchmarks=benchmark_files(),
+    script:
+        "../scripts/provenance_appendix.py"

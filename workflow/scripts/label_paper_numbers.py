@@ -7,7 +7,7 @@ import pandas as pd
 from iclgd import curves_report, labels, logs, paper
 
 logs.to_file(snakemake.log[0])
-claims = pd.concat([pd.read_csv(p) for p in snakemake.input], ignore_index=True)
+claims = pd.concat([pd.read_csv(p) for p in snakemake.input.claims], ignore_index=True)
 claims.to_csv(snakemake.output.csv, index=False)
 cfg = labels.settings(snakemake.params.curves)
 paper.write_json(curves_report.claims_macros(claims, cfg["n_demos"], cfg["repetitions"]), snakemake.output.macros)

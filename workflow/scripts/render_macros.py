@@ -3,6 +3,6 @@
 from iclgd import logs, paper
 
 logs.to_file(snakemake.log[0])
-macros = paper.merge_macros(snakemake.input)
+macros = paper.merge_macros(snakemake.input.macros)
 paper.write_json(macros, snakemake.output.json)
 paper.render_macros(macros, snakemake.output.tex)

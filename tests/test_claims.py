@@ -1,0 +1,121 @@
+"""The claims stage: pairing ICL with the dev-selected fine-tuned model, families, verdicts, LaTeX."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iclgd import claims, curves
+
+
+def records(method: str, preds: list[int], labels: list[int], k: int = 2, lr: float = 0.0, **tags) -> pd.DataFrame:
+    n = len(preds)
+    return pd.DataFrame({
+        "model": "m", "dataset": "d", "method": method, "k": k, "seed": 0, "order": 0,
+        "optimizer": tags.get("optimizer", "none"), "subset": tags.get("subset", "none"), "lr": lr,
+        "epoch": tags.get("epoch", 0), "uid": tags.get("uids", list(range(n))), "label": "x",
+        "label_index": labels, "pred_index": preds, "full_correct": [p == y for p, y in zip(preds, labels)],
+    })
+
+
+LABELS = [0, 1] * 10
+# ICL right on all 20; GD right on the first 13 only -> 7 discordant pairs, all favouring ICL.
+ICL_PRED = LABELS
+GD_GOOD = LABELS[:13] + [1 - y for y in LABELS[13:]]
+GD_BAD = [1 - y for y in LABELS]  # the other lr gets everything wrong
+
+
+@pytest.fixture
+def paired() -> pd.DataFrame:
+    icl = pd.concat([records("icl", ICL_PRED, LABELS), records("icl", LABELS, LABELS, k=0)])
+    ft = pd.concat([
+        records("finetune", GD_GOOD, LABELS, lr=1e-3, optimizer="gd", subset="all", epoch=5),
+        records("finetune", GD_BAD, LABELS, lr=1e-4, optimizer="gd", subset="all", epoch=5),
+    ])
+    # dev: lr 1e-3 right on both dev examples, lr 1e-4 wrong on both -> 1e-3 is selected
+    dev = pd.concat([
+        records("finetune", [0, 1], [0, 1], lr=1e-3, optimizer="gd", subset="all", epoch=5, uids=[500, 501]),
+        records("finetune", [1, 0], [0, 1], lr=1e-4, optimizer="gd", subset="all", epoch=5, uids=[500, 501]),
+    ])
+    dev["label_logprobs"] = [np.zeros(2)] * len(dev)
+    return claims.paired_icl_gd(icl, ft, dev)
+
+
+def test_pairing_uses_the_dev_selected_lr_and_skips_zero_shot(paired):
+    assert len(paired) == 20 and set(paired["k"]) == {2}
+    assert paired["correct_gd"].tolist() == [int(p == y) for p, y in zip(GD_GOOD, LABELS)]
+    assert paired["variant"].unique().tolist() == ["gd/all"]
+
+
+def test_mcnemar_per_setting_is_exact_and_holm_adjusted(paired):
+    tests = claims.icl_vs_gd_tests(paired, n_boot=200)
+    row = tests[tests["family"] == "shen_icl_vs_gd_label"].iloc[0]
+    # 7 discordant pairs, all ICL-only: exact two-sided binomial p = 2 * 0.5**7 = 0.015625
+    assert row["p"] == pytest.approx(2 * 0.5**7)
+    assert row["effect"] == pytest.approx(7 / 20)
+    assert row["p_holm"] == pytest.approx(row["p"])  # a family of one
+    macros = claims.mcnemar_macros(tests)
+    assert macros["ShenIclVsGdLabelSig"] == "1" and macros["ShenIclVsGdLabelIclBetter"] == "1"
+
+
+def test_pairing_refuses_disjoint_records():
+    icl = records("icl", [0], [0])
+    ft = records("finetune", [0], [0], lr=1e-3, optimizer="gd", subset="all", epoch=1, uids=[99])
+    dev = ft.assign(label_logprobs=[np.zeros(2)])
+    with pytest.raises(ValueError, match="share the keys"):
+        claims.paired_icl_gd(icl, ft, dev)
+
+
+def kossen_table(gap: float, reps: int = 10, n: int = 9) -> pd.DataFrame:
+    """Default contexts put log-prob `gap` more on the true label than random ones, per repetition."""
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 2, size=(reps, n))
+    frames = []
+    for cond, margin in (("default", 1.0 + gap), ("random", 1.0)):
+        noise = rng.normal(0, 0.01, size=(reps, n))
+        logits = np.stack([np.where(true == c, margin + noise, 0.0) for c in (0, 1)], axis=-1)
+        logprobs = logits - np.logaddexp(logits[..., :1], logits[..., 1:])
+        frames.append(curves.curve_frame(logprobs, true, true, {"model": "m", "dataset": "d", "condition": cond}, range(reps)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_kossen_labels_matter_detects_a_planted_gap_and_not_a_null():
+    cfg = {"skip_first": 2, "n_demos": 9, "conditions": ["default", "random"]}
+    planted = claims.kossen_tests(kossen_table(1.0), cfg, n_boot=200)
+    row = planted.iloc[0]
+    assert row["family"] == "kossen_labels_matter_loglik" and row["effect"] > 0.1
+    assert row["p"] == pytest.approx(2 / 2**10)  # all 10 differences positive: exact two-sided p = 2/2^10
+    null = claims.kossen_tests(kossen_table(0.0), cfg, n_boot=200).iloc[0]
+    assert null["p"] > 0.05
+
+
+def test_claims_table_verdicts_and_families():
+    shen = pd.DataFrame([{"paper": "S", "family": "shen_pooled", "claim": "c", "model": "all", "dataset": "all",
+                          "expected_sign": 0, "effect": -0.1, "effect_lo": -0.2, "effect_hi": -0.05, "p": 0.001,
+                          "n": 10, "evidence": "", "target": "claims"}])
+    kossen = pd.DataFrame([
+        {"paper": "K", "family": "kossen_x", "claim": "c", "model": "m", "dataset": d, "expected_sign": +1,
+         "effect": eff, "effect_lo": lo, "effect_hi": hi, "p": p, "n": 10, "evidence": "", "target": "t"}
+        for d, eff, lo, hi, p in (("a", 0.3, 0.1, 0.5, 0.01), ("b", -0.3, -0.5, -0.1, 0.02), ("c", 0.1, -0.1, 0.3, 0.4))
+    ])
+    construction = claims.construction_claims(
+        {"final_pred_cosine": 0.9995, "order_std_constructed": 1e-16},
+        pd.DataFrame({"proj": ["q_proj", "k_proj"], "threshold": [1e-3, 1e-3], "measured": [0.01, 0.02],
+                      "constructed": [0.9999, 0.9999]}), 1e-3)
+    table = claims.claims_table(shen, kossen, construction)
+    # Holm within kossen_x: sorted p 0.01, 0.02, 0.4 -> 0.03, 0.04, 0.4
+    assert table.loc[table["family"] == "kossen_x", "p_holm"].tolist() == pytest.approx([0.03, 0.04, 0.4])
+    assert table["verdict"].tolist() == ["reproduced", "reproduced", "contradicted", "inconclusive",
+                                         "reproduced", "reproduced", "reproduced"]
+    tex = claims.claims_tex(table)
+    assert "\\ref{fig:lsa}" in tex and "tab:claims" in tex and "\\_" not in tex.split("\\label{tab:claims}")[1].split("exact")[0]
+    assert "$$" not in tex and "$|w| < 0.001$" in tex  # no nested math
+    assert tex.count("& exact &") == 3  # only the deterministic rows are "exact"
+    assert claims.claims_macros(table)["ClaimsContradicted"] == "1"
+
+
+def test_construction_claims_fail_when_the_criterion_fails():
+    sparsity = pd.DataFrame({"proj": ["q_proj"], "threshold": [1e-3], "measured": [0.9], "constructed": [0.99]})
+    table = claims.construction_claims({"final_pred_cosine": 0.5, "order_std_constructed": 1e-3}, sparsity, 1e-3)
+    assert table["verdict"].tolist() == ["not reproduced"] * 3

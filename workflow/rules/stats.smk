@@ -1,0 +1,35 @@
+"""Stage 6: statistics. The seed papers' headline claims as paired tests, Holm families, verdicts."""
+
+
+rule claims:
+    input:
+        icl=expand(
+            "results/icl/{model}/{dataset}.parquet",
+            model=finetune_models(),
+            dataset=DATASETS,
+        ),
+        finetune=finetune_records(),
+        finetune_dev=[p.replace(".parquet", ".dev.parquet") for p in finetune_records()],
+        curves=[p.replace("claims.csv", "table.parquet") for p in curves_claims()],
+        lsa="results/lsa/headline.json",
+        sparsity="results/metrics/weight_sparsity_summary.csv",
+        code=lib("claims", "stats", "curves", "finetune_report", "paper"),
+    output:
+        tests="results/stats/icl_vs_gd_tests.csv",
+        anova="results/stats/anova.csv",
+        claims="results/stats/claims.csv",
+        macros="results/paper/macros/claims.json",
+        table="paper/generated/tab_claims.tex",
+        anova_table="paper/generated/tab_anova.tex",
+    log:
+        "logs/stats/claims.log",
+    benchmark:
+        "benchmarks/claims.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        metrics=config["metrics"],
+        curves=config["curves"],
+        threshold=config["construction"]["macro_threshold"],
+    script:
+        "../scripts/claims.py"

@@ -1,0 +1,30 @@
+"""Rule claims: paired tests of ICL vs GD and of the label-relationship gaps; the claims table."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from iclgd import claims, logs, paper
+
+log = logs.to_file(snakemake.log[0])
+read = lambda paths: pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)  # noqa: E731
+boot = {"n_boot": snakemake.params.metrics["n_boot"], "seed": snakemake.params.metrics["seed"]}
+
+paired = claims.paired_icl_gd(read(snakemake.input.icl), read(snakemake.input.finetune), read(snakemake.input.finetune_dev))
+tests = claims.icl_vs_gd_tests(paired, **boot)
+anova = claims.inconsistency_anova(paired, "full")
+kossen = claims.kossen_tests(read(snakemake.input.curves), snakemake.params.curves, **boot)
+headline = json.loads(Path(snakemake.input.lsa).read_text())
+sparsity = pd.read_csv(snakemake.input.sparsity)
+construction = claims.construction_claims(headline, sparsity, snakemake.params.threshold)
+table = claims.claims_table(claims.shen_claims(paired, anova, **boot), kossen, construction)
+
+tests.to_csv(snakemake.output.tests, index=False)
+anova.to_csv(snakemake.output.anova, index=False)
+table.to_csv(snakemake.output.claims, index=False)
+macros = claims.claims_macros(table) | claims.mcnemar_macros(tests)
+paper.write_json(macros, snakemake.output.macros)
+Path(snakemake.output.table).write_text(claims.claims_tex(table))
+Path(snakemake.output.anova_table).write_text(claims.anova_tex(anova))
+log.info("%d paired rows, %d tests, %d claims: %s", len(paired), len(tests), len(table), macros)
