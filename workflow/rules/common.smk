@@ -96,6 +96,7 @@ def macro_files():
         "results/paper/macros/curves.json",
         "results/paper/macros/claims.json",
         "results/paper/macros/provenance.json",
+        "results/paper/macros/compare.json",
     ]
 
 
@@ -113,6 +114,8 @@ def paper_tables():
         "paper/generated/tab_claims.tex",
         "paper/generated/tab_anova.tex",
         "paper/generated/appendix_provenance.tex",
+        "paper/generated/tab_compare.tex",
+        "paper/generated/compare_summary.tex",
     ]
 
 

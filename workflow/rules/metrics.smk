@@ -59,3 +59,27 @@ rule finetune_metrics:
         metrics=config["metrics"],
     script:
         "../scripts/finetune_metrics.py"
+
+
+rule compare_icl_gd:
+    input:
+        icl=expand(
+            "results/icl/{model}/{dataset}.parquet",
+            model=finetune_models(),
+            dataset=DATASETS,
+        ),
+        finetune=finetune_records(),
+        finetune_dev=[p.replace(".parquet", ".dev.parquet") for p in finetune_records()],
+        code=lib("compare", "compare_report", "finetune_report", "paper"),
+    output:
+        examples="results/metrics/icl_vs_gd_examples.parquet",
+        table="results/metrics/icl_vs_gd_compare.csv",
+        macros="results/paper/macros/compare.json",
+        tex="paper/generated/tab_compare.tex",
+        summary="paper/generated/compare_summary.tex",
+    log:
+        "logs/metrics/compare_icl_gd.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/compare_icl_gd.py"

@@ -189,8 +189,12 @@ def check_rendered(seen: dict, figures: dict = FIGURES) -> list[str]:
     problems = [f"JavaScript error: {err}" for err in seen.get("errors", [])]
     if not seen.get("done"):
         problems.append("the driver did not finish clicking through the report")
-    if "Results" not in seen.get("app", ""):
+    start = squash(seen.get("app", ""))
+    if "results" not in start.lower():
         problems.append("the app's start page shows no results menu")
+    description = " ".join(squash((CAPTIONS / "workflow.rst").read_text()).split()[:6])
+    if description not in start:
+        problems.append(f"the app's start page lacks the workflow description ({description!r}...)")
     for path, (category, caption_file) in figures.items():
         cat = seen.get("categories", {}).get(category)
         if cat is None or not cat["inMenu"]:

@@ -1,0 +1,20 @@
+"""Rule compare_icl_gd: Shen et al.'s and Dai et al.'s ICL-vs-GD metrics per test example and setting."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from iclgd import compare_report, logs, paper
+
+log = logs.to_file(snakemake.log[0])
+read = lambda paths: pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)  # noqa: E731
+examples = compare_report.icl_gd_examples(
+    read(snakemake.input.icl), read(snakemake.input.finetune), read(snakemake.input.finetune_dev)
+)
+table = compare_report.summary(examples)
+examples.to_parquet(snakemake.output.examples, index=False)
+table.to_csv(snakemake.output.table, index=False)
+paper.write_json(compare_report.macros(table, examples), snakemake.output.macros)
+Path(snakemake.output.tex).write_text(compare_report.table_tex(table))
+Path(snakemake.output.summary).write_text(compare_report.summary_tex(examples))
+log.info("%d examples, %d settings", len(examples), len(table))
