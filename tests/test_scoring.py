@@ -102,6 +102,14 @@ def test_bench_compares_equal_scores(tiny):
     assert result["prompt_tokens"] > result["computed_tokens"]  # the prefix is counted once per query
 
 
+def test_bench_packing_times_both_ways(tiny_dir):
+    from iclgd import bench
+
+    result = bench.bench_packing(tiny_dir, k=4, epochs=1, budget=64)
+    assert result["packed_s"] > 0 and result["padded_s"] > 0
+    assert 0.2 < result["padding"] < 1  # the demonstrations do differ in length
+
+
 def test_bench_finetune_runs_both_ways(tiny_dir):
     from iclgd import bench
 
