@@ -1,4 +1,5 @@
-# Two commands: `make reproduce` (venv + TeX + full pipeline -> paper/main.pdf) and `make test`.
+# Two commands: `make reproduce` (venv + TeX + full pipeline -> paper/main.pdf, results/report.html)
+# and `make test`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,17 +8,20 @@ CORES ?= 2
 CONFIG ?=
 SNAKEMAKE := $(BIN)/snakemake --profile config/profiles/default --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG),)
 TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended
+CHROMIUM_PACKAGES := chromium
+REPORT ?= results/report.html
 
-.PHONY: reproduce smoke test bench venv tex lint dryrun report clean
+.PHONY: reproduce smoke test bench venv tex chromium lint dryrun report report-check clean
 
 reproduce: venv tex
 	$(SNAKEMAKE)
+	$(SNAKEMAKE) --report $(REPORT)
 
 # The smoke run works in its own directory so it never overwrites the default run's results.
 smoke: venv tex
 	$(SNAKEMAKE) --configfile config/smoke.yaml --directory runs/smoke
 
-test: venv tex
+test: venv tex chromium
 	$(BIN)/pytest
 
 bench: venv
@@ -31,7 +35,12 @@ dryrun: venv
 	$(SNAKEMAKE) -n
 
 report: venv
-	$(SNAKEMAKE) --report results/report.html
+	$(SNAKEMAKE) --report $(REPORT)
+
+# Renders the report in headless Chromium and fails unless every figure shows with its category
+# and caption (workflow/scripts/check_report.py).
+report-check: venv chromium report
+	$(BIN)/python workflow/scripts/check_report.py $(REPORT)
 
 venv: $(VENV)/.installed
 
@@ -47,6 +56,13 @@ tex:
 	  echo "installing TeX Live from Debian ($(TEX_PACKAGES))"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); }
+
+# Headless Chromium for `make report-check` and tests/test_report.py.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Chromium from Debian ($(CHROMIUM_PACKAGES))"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(CHROMIUM_PACKAGES); }
 
 clean:
 	rm -rf results logs benchmarks paper/generated paper/main.pdf figures/*.pdf figures/*.png .snakemake/metadata

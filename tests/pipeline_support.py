@@ -18,7 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 #: What a workflow copy holds: everything the DAG reads from the repository.
-WORKFLOW_FILES = ["Snakefile", "workflow", "config", "paper/main.tex", "paper/refs.bib", "src/iclgd"]
+WORKFLOW_FILES = ["Snakefile", "environment.yml", "workflow", "config", "paper/main.tex", "paper/refs.bib", "src/iclgd"]
 
 
 POSITIVE = ["a gem", "great fun", "moving and wise", "a delight", "sharp and funny", "superb cast"]
@@ -85,6 +85,7 @@ def write_test_config(tmp: Path) -> Path:
         "curves": {"models": [], "datasets": ["toy_sent", "novel"], "n_demos": 5, "repetitions": 3,
                    "novel": {"sources": ["toy_sent", "toy_nli"]}},
         "finetune": {"models": [], "lrs": [0.0, 1.0e-3], "epochs": 2, "dev_size": 4},
+        "kernel": {"models": [], "datasets": ["toy_sent"], "n_demos": 4, "n_prompt_sets": 2, "probe_offsets": [-1, 0, 1]},
         "construction": {"lsa": {"steps": 40, "batch_size": 256, "eval_every": 20, "n_eval": 512,
                                  "n_lr_search": 1024, "order_tasks": 32, "order_perms": 4}},
     }

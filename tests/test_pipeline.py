@@ -23,6 +23,7 @@ def test_end_to_end_builds_the_paper(e2e):
         "results/label_curves/tiny-llama/novel/claims.csv", "figures/label_curves.pdf",
         "paper/generated/tab_label_claims.tex",
         "paper/generated/macros.tex", "paper/generated/tab_icl_vs_ft.tex", "paper/generated/tab_sparsity.tex",
+        "results/kernel/tiny-llama/toy_sent/summary.csv", "figures/kernel_heads.pdf", "paper/generated/tab_kernel.tex", "paper/generated/kernel_summary.tex",
     ]
     for rel in built:
         assert (e2e / rel).stat().st_size > 0, rel
@@ -62,7 +63,7 @@ def test_shipped_configs_dry_run(tmp_path, configfile):
         args += ["--configfile", str(REPO / configfile)]
     result = snakemake(tmp_path, "-n", "--quiet", "rules", *args)
     assert result.returncode == 0, result.stderr[-3000:]
-    for rule in ["prepare_data", "prepare_model", "icl", "finetune", "label_curves", "lsa_study", "paper"]:
+    for rule in ["prepare_data", "prepare_model", "icl", "finetune", "label_curves", "kernel_regression", "lsa_study", "paper"]:
         assert rule in result.stdout
 
 

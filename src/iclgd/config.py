@@ -34,7 +34,8 @@ def needed_datasets(config: dict[str, Any]) -> dict[str, list[str]]:
     novel = curves.get("novel", {})
     curve_sets = [d for d in curves.get("datasets", []) if d != novel.get("name")]
     sources = novel.get("sources", []) if novel.get("name") in curves.get("datasets", []) else []
-    return {"datasets": list(config["datasets"]), "curves.datasets": curve_sets, "curves.novel.sources": sources}
+    return {"datasets": list(config["datasets"]), "curves.datasets": curve_sets, "curves.novel.sources": sources,
+            "kernel.datasets": list(config.get("kernel", {}).get("datasets", []))}
 
 
 def _check_models(config: dict[str, Any]) -> None:
@@ -47,7 +48,7 @@ def _check_models(config: dict[str, Any]) -> None:
                 raise ConfigError(f"config key models.{name}.{key} is required for source {spec['source']!r}")
         if spec["source"] == "tiny" and spec["tokenizer"] not in models:
             raise ConfigError(f"config key models.{name}.tokenizer: {spec['tokenizer']!r} is not a registered model")
-    for stage in ("finetune", "curves"):
+    for stage in ("finetune", "curves", "kernel"):
         _check_names(config.get(stage, {}).get("models", []), config["use_models"], f"{stage}.models", "use_models")
 
 

@@ -244,7 +244,7 @@ def capture(
         cache = None
         if prefix_ids:
             ids = torch.tensor([prefix_ids], device=model.device)
-            cache = model(input_ids=ids, use_cache=True).past_key_values
+            cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values  # only the cache is used
         for query in tqdm(queries, desc="capture", disable=not progress, leave=False):
             q_ids = encode_query(tokenizer, _query_text(query))
             if not q_ids:
@@ -255,6 +255,7 @@ def capture(
                 past_key_values=copy.deepcopy(cache) if cache is not None else None,
                 use_cache=cache is not None,
                 output_attentions=True,
+                logits_to_keep=1,  # only the last token's prediction is read
             )
             if not out.attentions or out.attentions[0] is None:
                 raise KernelError("the model returned no attention weights; is attention eager?")
@@ -538,7 +539,7 @@ def collect_kv(
 
     handles = [attn.k_proj.register_forward_hook(keep("keys")), attn.v_proj.register_forward_hook(keep("values"))]
     try:
-        model(input_ids=torch.tensor([spans.ids], device=model.device))
+        model(input_ids=torch.tensor([spans.ids], device=model.device), logits_to_keep=1)  # hooks read k/v
     finally:
         for handle in handles:
             handle.remove()
@@ -615,7 +616,7 @@ def hidden_features(model, tokenizer, texts: Sequence[str], layer: int = -1) -> 
     feats = []
     for text in texts:
         ids = encode_prefix(tokenizer, text)
-        out = model(input_ids=torch.tensor([ids], device=model.device), output_hidden_states=True)
+        out = model(input_ids=torch.tensor([ids], device=model.device), output_hidden_states=True, logits_to_keep=1)
         feats.append(out.hidden_states[layer][0, -1].float().cpu().numpy())
     return np.stack(feats)
 

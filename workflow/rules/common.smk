@@ -77,6 +77,24 @@ def icl_records():
     )
 
 
+def kernel_models():
+    """Models the kernel stage runs: `kernel.models` ([] = every used model)."""
+    chosen = config["kernel"].get("models") or MODELS
+    return [m for m in MODELS if m in chosen]
+
+
+def kernel_summaries():
+    return expand(
+        "results/kernel/{model}/{dataset}/summary.csv",
+        model=kernel_models(),
+        dataset=config["kernel"]["datasets"],
+    )
+
+
+def kernel_spec(wildcards):
+    return {"name": wildcards.dataset, **REGISTRY[wildcards.dataset]}
+
+
 def final_outputs():
     return ["paper/main.pdf", *paper_figures()]
 
@@ -97,6 +115,7 @@ def macro_files():
         "results/paper/macros/claims.json",
         "results/paper/macros/provenance.json",
         "results/paper/macros/compare.json",
+        "results/paper/macros/kernel.json",
     ]
 
 
@@ -116,6 +135,8 @@ def paper_tables():
         "paper/generated/appendix_provenance.tex",
         "paper/generated/tab_compare.tex",
         "paper/generated/compare_summary.tex",
+        "paper/generated/tab_kernel.tex",
+        "paper/generated/kernel_summary.tex",
     ]
 
 
@@ -125,6 +146,7 @@ def paper_figures():
         "figures/lsa_convergence.pdf",
         "figures/weight_sparsity.pdf",
         "figures/label_curves.pdf",
+        "figures/kernel_heads.pdf",
     ]
 
 
@@ -145,8 +167,25 @@ def benchmark_files():
         ),
         *curves,
         *expand("benchmarks/weight_sparsity/{model}.tsv", model=MODELS),
+        *expand(
+            "benchmarks/kernel_regression/{model}/{dataset}.tsv",
+            model=kernel_models(),
+            dataset=config["kernel"]["datasets"],
+        ),
         "benchmarks/lsa_study.tsv",
-        "benchmarks/claims.tsv",
+    ]
+
+
+def benchmarked_outputs():
+    """One output of every job in `benchmark_files()`, so the appendix runs after all of them."""
+    return [
+        *expand("resources/models/{model}", model=MODELS),
+        *icl_records(),
+        *finetune_records(),
+        *[p.replace("claims.csv", "table.parquet") for p in curves_claims()],
+        *kernel_summaries(),
+        *expand("results/sparsity/{model}.csv", model=MODELS),
+        "results/lsa/headline.json",
     ]
 
 

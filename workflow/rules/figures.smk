@@ -3,7 +3,8 @@
 
 rule figure_icl_accuracy:
     input:
-        "results/metrics/icl_accuracy.csv",
+        acc="results/metrics/icl_accuracy.csv",
+        code=lib("figures"),
     output:
         pdf="figures/icl_accuracy_vs_k.pdf",
         png=report(
@@ -23,6 +24,7 @@ rule figure_construction:
     input:
         convergence="results/lsa/convergence.csv",
         sparsity="results/metrics/weight_sparsity_summary.csv",
+        code=lib("construction_report", "lsa", "figures"),
     output:
         lsa_pdf="figures/lsa_convergence.pdf",
         lsa_png=report(
@@ -46,7 +48,8 @@ rule figure_construction:
 
 rule figure_label_curves:
     input:
-        [p.replace("claims.csv", "curves.parquet") for p in curves_claims()],
+        curves=[p.replace("claims.csv", "curves.parquet") for p in curves_claims()],
+        code=lib("curves_report", "figures"),
     output:
         pdf="figures/label_curves.pdf",
         png=report(
@@ -60,3 +63,23 @@ rule figure_label_curves:
         "../../environment.yml"
     script:
         "../scripts/figure_label_curves.py"
+
+
+rule figure_kernel:
+    input:
+        summaries=kernel_summaries(),
+        heads=[p.replace("summary.csv", "heads.parquet") for p in kernel_summaries()],
+        code=lib("kernel", "kernel_report", "paper"),
+    output:
+        pdf="figures/kernel_heads.pdf",
+        png=report(
+            "figures/kernel_heads.png",
+            caption="../report/kernel_heads.rst",
+            category="Kernel regression",
+        ),
+    log:
+        "logs/figures/kernel_heads.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/figure_kernel.py"

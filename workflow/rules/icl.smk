@@ -1,4 +1,5 @@
-"""Stage 3: in-context learning inference (next-token scores at the answer position)."""
+"""Stage 3: in-context learning inference: next-token scores at the answer position, label curves
+(Kossen et al.) and attention captured for the kernel-regression view (Han et al.)."""
 
 
 rule icl:
@@ -46,3 +47,30 @@ rule label_curves:
         runtime=config["runtime"],
     script:
         "../scripts/run_label_curves.py"
+
+
+rule kernel_regression:
+    input:
+        train="results/data/{dataset}/train.parquet",
+        test="results/data/{dataset}/test.parquet",
+        model="resources/models/{model}",
+    output:
+        summary="results/kernel/{model}/{dataset}/summary.csv",
+        heads="results/kernel/{model}/{dataset}/heads.parquet",
+        profile="results/kernel/{model}/{dataset}/profile.parquet",
+        probes="results/kernel/{model}/{dataset}/probes.csv",
+    log:
+        "logs/kernel/{model}/{dataset}.log",
+    benchmark:
+        "benchmarks/kernel_regression/{model}/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["runtime"]["threads"]
+    resources:
+        mem_mb=8000,
+    params:
+        spec=kernel_spec,
+        kernel=config["kernel"],
+        runtime=config["runtime"],
+    script:
+        "../scripts/run_kernel.py"

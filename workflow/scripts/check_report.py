@@ -36,6 +36,7 @@ FIGURES = {
     "figures/label_curves.png": ("Label relationships", "label_curves.rst"),
     "figures/lsa_convergence.png": ("Construction", "lsa_convergence.rst"),
     "figures/weight_sparsity.png": ("Construction", "weight_sparsity.rst"),
+    "figures/kernel_heads.png": ("Kernel regression", "kernel_heads.rst"),
 }
 
 #: Catches JavaScript errors from the first script on (goes right after <head>).

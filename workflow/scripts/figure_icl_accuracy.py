@@ -5,4 +5,4 @@ import pandas as pd
 from iclgd import figures, logs
 
 logs.to_file(snakemake.log[0])
-figures.plot_accuracy_vs_k(pd.read_csv(snakemake.input[0]), snakemake.output.pdf, snakemake.output.png)
+figures.plot_accuracy_vs_k(pd.read_csv(snakemake.input.acc), snakemake.output.pdf, snakemake.output.png)

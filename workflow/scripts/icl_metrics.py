@@ -6,6 +6,6 @@ from iclgd import logs, metrics
 
 logs.to_file(snakemake.log[0])
 cfg = snakemake.params.metrics
-records = pd.concat([pd.read_parquet(p) for p in snakemake.input], ignore_index=True)
+records = pd.concat([pd.read_parquet(p) for p in snakemake.input.records], ignore_index=True)
 metrics.accuracy_table(records, cfg["n_boot"], cfg["ci"], cfg["seed"]).to_csv(snakemake.output.acc, index=False)
 metrics.per_seed_accuracy(records).to_csv(snakemake.output.per_seed, index=False)
