@@ -380,3 +380,15 @@ def test_sentence_encoder_offline():
     assert sims[0, 1] > sims[0, 2] + 0.2
     pred, _ = kernel.kernel_regression(emb[:1], emb[1:], np.array([1, 0]), 2)
     assert pred.tolist() == [1]
+
+
+def test_sliding_window_rows_are_right_aligned():
+    """Gemma 3's local layers return attention over the last keys only; older keys get weight 0."""
+    full = torch.tensor([[0.1, 0.2, 0.3, 0.4]])
+    local = torch.tensor([[0.25, 0.75]])
+    rows = kernel._full_rows([full, local], 4)
+    assert rows.shape == (2, 1, 4)
+    np.testing.assert_allclose(rows[1, 0], [0.0, 0.0, 0.25, 0.75])
+    np.testing.assert_allclose(rows[0, 0], [0.1, 0.2, 0.3, 0.4])
+    with pytest.raises(kernel.KernelError, match="attends to 5 keys"):
+        kernel._full_rows([torch.ones(1, 5)], 4)

@@ -214,6 +214,17 @@ def _query_text(query: Any) -> str:
 
 
 @torch.inference_mode()
+def _full_rows(rows: list[torch.Tensor], n_keys: int) -> np.ndarray:
+    """(layers, heads, n_keys) last-token attention; sliding-window layers (Gemma 3) attend to the
+    last few hundred keys only, so their shorter rows are right-aligned and the older keys get 0."""
+    out = np.zeros((len(rows), rows[0].shape[0], n_keys), dtype=np.float32)
+    for layer, row in enumerate(rows):
+        if row.shape[-1] > n_keys:
+            raise KernelError(f"layer {layer} attends to {row.shape[-1]} keys, the prompt has {n_keys}")
+        out[layer, :, n_keys - row.shape[-1]:] = row.float().cpu().numpy()
+    return out
+
+
 def capture(
     model,
     tokenizer,
@@ -259,7 +270,7 @@ def capture(
             )
             if not out.attentions or out.attentions[0] is None:
                 raise KernelError("the model returned no attention weights; is attention eager?")
-            row = torch.stack([att[0, :, -1, :] for att in out.attentions]).float().cpu().numpy()
+            row = _full_rows([att[0, :, -1, :] for att in out.attentions], len(spans.ids))
             for key, value in reduce_row(row, spans, length).items():
                 parts[key].append(value)
             logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)[label_ids]
