@@ -213,7 +213,6 @@ def _query_text(query: Any) -> str:
     return query["query"] if isinstance(query, dict) else str(query)
 
 
-@torch.inference_mode()
 def _full_rows(rows: list[torch.Tensor], n_keys: int) -> np.ndarray:
     """(layers, heads, n_keys) last-token attention; sliding-window layers (Gemma 3) attend to the
     last few hundred keys only, so their shorter rows are right-aligned and the older keys get 0."""
@@ -225,6 +224,7 @@ def _full_rows(rows: list[torch.Tensor], n_keys: int) -> np.ndarray:
     return out
 
 
+@torch.inference_mode()
 def capture(
     model,
     tokenizer,
