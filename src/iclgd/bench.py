@@ -150,6 +150,43 @@ def bench_packing(model_dir: Path, k: int = 8, epochs: int = 3, budget: int = 25
             "padding": 1 - sum(lengths) / (len(lengths) * max(lengths))}
 
 
+def bench_head(model_dir: Path, n_queries: int = 32, batch_size: int = 16) -> dict[str, float]:
+    """Seconds to score zero-shot queries of mixed length: the output head applied only at each row's
+    last token (`scoring.head_at`) vs at every position that is some row's last token
+    (`logits_to_keep`, the earlier path), with the largest difference of the label log-probs."""
+    model, tok = models.load_model(model_dir, "cpu", "float32")
+    texts = [f"Review: {' '.join(REVIEWS[(i + j) % len(REVIEWS)] for j in range(1 + i % 4))}\nSentiment:"
+             for i in range(n_queries)]
+    label_ids = scoring.label_token_ids(tok, ["positive", "negative"])
+    ids = [scoring.encode_query(tok, t) for t in texts]
+    width = max(len(x) for x in ids)
+    pad = tok.pad_token_id or 0
+    batches = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+
+    def forward(batch, gather: bool) -> torch.Tensor:
+        inp = torch.full((len(batch), width), pad, dtype=torch.long)
+        for row, x in enumerate(batch):
+            inp[row, : len(x)] = torch.tensor(x)
+        last = torch.tensor([len(x) - 1 for x in batch])
+        with torch.inference_mode():
+            if gather:
+                with scoring.head_at(model, last):
+                    logits = model(input_ids=inp).logits[:, 0]
+            else:
+                keep = torch.unique(last)
+                out = model(input_ids=inp, logits_to_keep=keep).logits
+                logits = out[torch.arange(len(batch)), torch.searchsorted(keep, last)]
+        return torch.log_softmax(logits.float(), -1)[:, label_ids]
+
+    def run(gather: bool) -> torch.Tensor:
+        return torch.cat([forward(b, gather) for b in batches])
+
+    diff = float((run(True) - run(False)).abs().max())
+    t_gather, t_keep = timed(lambda: run(True)), timed(lambda: run(False))
+    return {"gather_s": t_gather, "keep_s": t_keep, "ratio": t_keep / t_gather, "max_abs_diff": diff,
+            "vocab": model.get_output_embeddings().weight.shape[0]}
+
+
 def report_scoring(model_dir: Path, args, runtime: dict, peak: float) -> None:
     model, tok = models.load_model(model_dir, "cpu", "float32")
     s = bench_scoring(model, tok, args.k, args.queries, runtime["batch_size"], runtime["batch_tokens"])
@@ -183,6 +220,9 @@ def main(argv: list[str] | None = None) -> None:
             model_dir = Path(tmp) / args.model
             models.prepare_model(args.model, registry, model_dir)
         report_scoring(model_dir, args, runtime, peak)
+        h = bench_head(model_dir)
+        print(f"output head at the last token only ({h['vocab']} vocab): {h['gather_s']:.2f} s vs logits at every "
+              f"row's last position {h['keep_s']:.2f} s ({h['ratio']:.2f}x; max |diff| {h['max_abs_diff']:.1e})")
         if args.ft_epochs:
             f = bench_finetune(model_dir, args.k, args.ft_epochs)
             print(f"fine-tuning run (k={args.k}, {args.ft_epochs} epochs, full-batch GD on all parameters): "

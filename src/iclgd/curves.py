@@ -114,20 +114,9 @@ def _batch_logprobs(model, batch: list[Context], label_ids: list[int], pad_id: i
     for row, ctx in enumerate(batch):
         ids[row, : len(ctx.ids)] = torch.tensor(ctx.ids)
         mask[row, : len(ctx.ids)] = 1
-    positions = torch.tensor([c.answer_positions for c in batch], device=model.device)
-    rows = torch.arange(len(batch), device=model.device)[:, None]
-
-    def gather(_module, args):
-        (hidden,) = args
-        if hidden.shape[1] != width:
-            raise RuntimeError(f"output head got {hidden.shape[1]} positions, expected {width}")
-        return (hidden[rows, positions],)
-
-    handle = model.get_output_embeddings().register_forward_pre_hook(gather)
-    try:
+    positions = torch.tensor([c.answer_positions for c in batch])
+    with scoring.head_at(model, positions):
         logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), use_cache=False).logits
-    finally:
-        handle.remove()
     return torch.log_softmax(logits[..., label_ids].float(), dim=-1).cpu().numpy()
 
 

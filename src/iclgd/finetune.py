@@ -225,11 +225,8 @@ def label_logits(model, batch: Sequence[Example]) -> torch.Tensor:
     ids = torch.zeros((len(batch), int(lengths.max())), dtype=torch.long)
     for row, ex in enumerate(batch):
         ids[row, : len(ex.ids)] = torch.tensor(ex.ids)
-    last = lengths - 1
-    keep = torch.unique(last)
-    out = model(input_ids=ids.to(model.device), use_cache=False, logits_to_keep=keep.to(model.device))
-    column = torch.searchsorted(keep, last).to(model.device)
-    return out.logits[torch.arange(len(batch), device=model.device), column]
+    with scoring.head_at(model, lengths - 1):
+        return model(input_ids=ids.to(model.device), use_cache=False).logits[:, 0]
 
 
 def label_loss(model, batch: Sequence[Example], reduction: str = "mean") -> torch.Tensor:

@@ -7,8 +7,9 @@ full-prompt forward the cached path must match.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,6 +73,33 @@ def score_full(model, prompt_ids: list[int], label_ids: list[int]) -> dict[str, 
     return _summarise(logits, label_ids)
 
 
+@contextlib.contextmanager
+def head_at(model, positions: torch.Tensor) -> Iterator[None]:
+    """Inside the block the output head sees only each row's hidden state at `positions` (B,) or
+    (B, n): logits come out as (B, 1, vocab) or (B, n, vocab).
+
+    A pre-hook gathers the hidden states before the head, so logits cost B x n x vocab instead of
+    B x length x vocab (Gemma's 262k-token head would otherwise cost more than its decoder), and
+    any transform the model applies after the head (soft-capping, scaling) stays in place.
+    """
+    index = positions.to(model.device)
+    if index.dim() == 1:
+        index = index[:, None]
+    rows = torch.arange(index.shape[0], device=model.device)[:, None]
+
+    def gather(_module, args):
+        (hidden,) = args
+        if hidden.shape[0] != index.shape[0]:
+            raise RuntimeError(f"output head got {hidden.shape[0]} rows, expected {index.shape[0]}")
+        return (hidden[rows, index],)
+
+    handle = model.get_output_embeddings().register_forward_pre_hook(gather)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def _prefix_cache(model, prefix_ids: list[int]):
     if not prefix_ids:
         return None
@@ -120,19 +148,15 @@ def score_queries(
             past = copy.deepcopy(cache)
             past.batch_repeat_interleave(len(batch))
         positions = (n_prefix + torch.arange(width)).expand(len(batch), -1)
-        last = lengths - 1
-        keep = torch.unique(last)
-        out = model(
-            input_ids=ids.to(model.device),
-            attention_mask=mask.to(model.device),
-            position_ids=positions.to(model.device),
-            past_key_values=past,
-            use_cache=cache is not None,
-            logits_to_keep=keep.to(model.device),
-        )
-        column = torch.searchsorted(keep, last)
-        logits = out.logits[torch.arange(len(batch)), column.to(model.device)]
-        parts.append(_summarise(logits, label_ids))
+        with head_at(model, lengths - 1):
+            out = model(
+                input_ids=ids.to(model.device),
+                attention_mask=mask.to(model.device),
+                position_ids=positions.to(model.device),
+                past_key_values=past,
+                use_cache=cache is not None,
+            )
+        parts.append(_summarise(out.logits[:, 0], label_ids))
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
