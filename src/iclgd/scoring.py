@@ -53,16 +53,23 @@ def encode_query(tokenizer, query: str) -> list[int]:
     return tokenizer(query, add_special_tokens=False).input_ids
 
 
-def _summarise(logits: torch.Tensor, label_ids: list[int]) -> dict[str, np.ndarray]:
-    """Full-vocabulary log-probs -> label log-probs, argmax and top-k, in float32 numpy."""
+def _summarise(logits: torch.Tensor, label_ids: list[int], full: bool = False) -> dict[str, np.ndarray]:
+    """Full-vocabulary log-probs -> label log-probs, argmax and top-k, in float32 numpy.
+
+    full=True also returns "probs", the whole (rows, vocab) next-token distribution, for analyses
+    that summarise it in memory (the order experiment); records never store it.
+    """
     logp = torch.log_softmax(logits.float(), dim=-1)
     top = logp.topk(TOPK, dim=-1)
-    return {
+    out = {
         "label_logprobs": logp[:, label_ids].cpu().numpy(),
         "argmax_id": logp.argmax(dim=-1).cpu().numpy(),
         "top10_ids": top.indices.cpu().numpy(),
         "top10_probs": top.values.exp().cpu().numpy(),
     }
+    if full:
+        out["probs"] = logp.exp().cpu().numpy()
+    return out
 
 
 @torch.inference_mode()
@@ -117,8 +124,11 @@ def score_queries(
     batch_size: int = 16,
     progress: bool = False,
     batch_tokens: int = 1024,
+    full: bool = False,
 ) -> dict[str, np.ndarray]:
     """Score every query after the shared prefix, reusing the prefix's KV cache.
+
+    full=True adds "probs": each query's full-vocabulary next-token distribution (queries x vocab).
 
     Queries are sorted by length and packed into batches of at most `batch_size` rows and
     `batch_tokens` padded query tokens (long-tailed datasets such as RTE would otherwise pay for
@@ -156,7 +166,7 @@ def score_queries(
                 past_key_values=past,
                 use_cache=cache is not None,
             )
-        parts.append(_summarise(out.logits[:, 0], label_ids))
+        parts.append(_summarise(out.logits[:, 0], label_ids, full))
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
