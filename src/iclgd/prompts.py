@@ -111,6 +111,29 @@ def build_prompt_sets(
     return sets
 
 
+def permuted(prompt_set: dict[str, Any], order: int) -> dict[str, Any]:
+    """The same demonstrations in another seeded order (`order` >= 1), prefix re-rendered.
+
+    Shen et al.'s reference for "how close is ICL to GD" is ICL under a different demonstration order,
+    so the permutation is never the identity; k < 2 has no other order and raises PromptError.
+    """
+    k = len(prompt_set["demos"])
+    if k < 2 or order < 1:
+        raise PromptError(f"a permuted ordering needs k >= 2 demonstrations and order >= 1 (got k={k}, order={order})")
+    rng = setting_rng(prompt_set["dataset"], k, prompt_set["seed"], order)
+    perm = rng.permutation(k)
+    while (perm == np.arange(k)).all():
+        perm = rng.permutation(k)
+    demos = [prompt_set["demos"][i] for i in perm]
+    return {**prompt_set, "order": int(order), "demos": demos,
+            "prefix": "".join(d["text"] + DEMO_SEPARATOR for d in demos)}
+
+
+def permuted_sets(sets: Iterable[dict[str, Any]], n_orders: int) -> list[dict[str, Any]]:
+    """`n_orders` permuted copies (orders 1..n_orders) of every prompt set with k >= 2."""
+    return [permuted(ps, o) for ps in sets if ps["k"] >= 2 for o in range(1, n_orders + 1)]
+
+
 def write_prompt_sets(sets: list[dict[str, Any]], path: Path) -> None:
     """JSON Lines, keys sorted, so identical inputs give byte-identical files."""
     path = Path(path)

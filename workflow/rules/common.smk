@@ -95,6 +95,72 @@ def kernel_spec(wildcards):
     return {"name": wildcards.dataset, **REGISTRY[wildcards.dataset]}
 
 
+def order_models():
+    """Models the order experiment runs: `order.models` ([] = every used model)."""
+    chosen = config["order"].get("models") or MODELS
+    unknown = [m for m in chosen if m not in MODELS]
+    if unknown:
+        raise ValueError(
+            f"config key order.models: {unknown} are not in use_models {MODELS}"
+        )
+    return [m for m in MODELS if m in chosen]
+
+
+def order_datasets():
+    """The order experiment's datasets; it reads their prompt sets (icl.k / icl.seeds)."""
+    cfg = config["order"]
+    missing = [d for d in cfg["datasets"] if d not in DATASETS]
+    if missing:
+        raise ValueError(
+            f"config key order.datasets: {missing} are not in datasets {DATASETS}"
+        )
+    if (
+        cfg["k"] not in config["icl"]["k"]
+        or cfg["prompt_seed"] not in config["icl"]["seeds"]
+    ):
+        raise ValueError(
+            "config keys order.k / order.prompt_seed must be values of icl.k / icl.seeds"
+        )
+    return cfg["datasets"]
+
+
+def order_tables():
+    return expand(
+        "results/order/{model}/{dataset}/spread.csv",
+        model=order_models(),
+        dataset=order_datasets(),
+    )
+
+
+def dai_models():
+    """Models Dai's metrics run on: `dai.models` ([] = every used model, then every control model)."""
+    known = [*MODELS, *config.get("control", {}).get("models", [])]
+    chosen = config["dai"].get("models") or known
+    unknown = [m for m in chosen if m not in known]
+    if unknown:
+        raise ValueError(
+            f"config key dai.models: {unknown} are neither in use_models nor in control.models"
+        )
+    return list(dict.fromkeys(chosen))
+
+
+def dai_captures():
+    """The dai_capture outputs; the stage reads the prompt sets of `dai.datasets` (dai.k of icl.k)."""
+    cfg = config["dai"]
+    missing = [d for d in cfg["datasets"] if d not in DATASETS]
+    if missing:
+        raise ValueError(
+            f"config key dai.datasets: {missing} are not in datasets {DATASETS}"
+        )
+    if not set(cfg["k"]) <= set(config["icl"]["k"]) or not set(cfg["seeds"]) <= set(
+        config["icl"]["seeds"]
+    ):
+        raise ValueError("config keys dai.k / dai.seeds must be values of icl.k / icl.seeds")
+    return expand(
+        "results/dai/{model}/{dataset}.npz", model=dai_models(), dataset=cfg["datasets"]
+    )
+
+
 def final_outputs():
     return ["paper/main.pdf", *paper_figures()]
 
@@ -103,6 +169,28 @@ def tokenizer_spec(wildcards):
     """The registry entry whose tokenizer a tiny test model borrows (empty for real models)."""
     name = config["models"][wildcards.model].get("tokenizer")
     return {name: config["models"][name]} if name else {}
+
+
+def untrained_like(wildcards):
+    """An untrained control model needs the prepared model it copies (architecture, tokenizer)."""
+    spec = config["models"][wildcards.model]
+    if spec["source"] != "untrained":
+        return {}
+    return {"like": f"resources/models/{spec['like']}"}
+
+
+def control_models():
+    return config.get("control", {}).get("models", [])
+
+
+def compared(pattern):
+    """`pattern` for every (model, dataset) the ICL-vs-GD comparison covers: the fine-tuned models on
+    all datasets, and the untrained controls on `control.datasets`."""
+    return expand(pattern, model=finetune_models(), dataset=DATASETS) + expand(
+        pattern,
+        model=control_models(),
+        dataset=config.get("control", {}).get("datasets", []),
+    )
 
 
 def macro_files():
@@ -116,6 +204,8 @@ def macro_files():
         "results/paper/macros/provenance.json",
         "results/paper/macros/compare.json",
         "results/paper/macros/kernel.json",
+        "results/paper/macros/dai.json",
+        "results/paper/macros/order.json",
     ]
 
 
@@ -137,6 +227,9 @@ def paper_tables():
         "paper/generated/compare_summary.tex",
         "paper/generated/tab_kernel.tex",
         "paper/generated/kernel_summary.tex",
+        "paper/generated/tab_dai.tex",
+        "paper/generated/dai_summary.tex",
+        "paper/generated/order_summary.tex",
     ]
 
 
@@ -147,6 +240,8 @@ def paper_figures():
         "figures/weight_sparsity.pdf",
         "figures/label_curves.pdf",
         "figures/kernel_heads.pdf",
+        "figures/dai_layers.pdf",
+        "figures/order_sensitivity.pdf",
     ]
 
 
@@ -172,6 +267,15 @@ def benchmark_files():
             model=kernel_models(),
             dataset=config["kernel"]["datasets"],
         ),
+        *expand(
+            "benchmarks/order/{model}/{dataset}.tsv",
+            model=order_models(),
+            dataset=order_datasets(),
+        ),
+        *[
+            p.replace("results/dai", "benchmarks/dai").replace(".npz", ".tsv")
+            for p in dai_captures()
+        ],
         "benchmarks/lsa_study.tsv",
     ]
 
@@ -185,6 +289,8 @@ def benchmarked_outputs():
         *[p.replace("claims.csv", "table.parquet") for p in curves_claims()],
         *kernel_summaries(),
         *expand("results/sparsity/{model}.csv", model=MODELS),
+        *order_tables(),
+        *dai_captures(),
         "results/lsa/headline.json",
     ]
 

@@ -17,6 +17,8 @@ rule prepare_data:
 
 
 rule prepare_model:
+    input:
+        unpack(untrained_like),
     output:
         directory("resources/models/{model}"),
     log:

@@ -7,7 +7,8 @@ rule icl:
         prompts="results/prompts/{dataset}.jsonl",
         model="resources/models/{model}",
     output:
-        "results/icl/{model}/{dataset}.parquet",
+        records="results/icl/{model}/{dataset}.parquet",
+        permuted="results/icl/{model}/{dataset}.permuted.parquet",
     log:
         "logs/icl/{model}/{dataset}.log",
     benchmark:
@@ -19,6 +20,7 @@ rule icl:
         mem_mb=8000,
     params:
         runtime=config["runtime"],
+        permuted_orders=config["icl"]["permuted_orders"],
     script:
         "../scripts/run_icl.py"
 

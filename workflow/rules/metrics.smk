@@ -63,13 +63,10 @@ rule finetune_metrics:
 
 rule compare_icl_gd:
     input:
-        icl=expand(
-            "results/icl/{model}/{dataset}.parquet",
-            model=finetune_models(),
-            dataset=DATASETS,
-        ),
-        finetune=finetune_records(),
-        finetune_dev=[p.replace(".parquet", ".dev.parquet") for p in finetune_records()],
+        icl=compared("results/icl/{model}/{dataset}.parquet"),
+        permuted=compared("results/icl/{model}/{dataset}.permuted.parquet"),
+        finetune=compared("results/finetune/{model}/{dataset}.parquet"),
+        finetune_dev=compared("results/finetune/{model}/{dataset}.dev.parquet"),
         code=lib("compare", "compare_report", "finetune_report", "paper"),
     output:
         examples="results/metrics/icl_vs_gd_examples.parquet",
@@ -83,3 +80,23 @@ rule compare_icl_gd:
         "../../environment.yml"
     script:
         "../scripts/compare_icl_gd.py"
+
+
+rule dai_metrics:
+    input:
+        captures=dai_captures(),
+        correct=[p.replace(".npz", ".correct.parquet") for p in dai_captures()],
+        code=lib("dai", "dai_report", "compare", "stats"),
+    output:
+        table="results/metrics/dai_metrics.csv",
+        layers="results/metrics/dai_layers.csv",
+        queries="results/metrics/dai_queries.parquet",
+    log:
+        "logs/metrics/dai_metrics.log",
+    conda:
+        "../../environment.yml"
+    params:
+        dai=config["dai"],
+        metrics=config["metrics"],
+    script:
+        "../scripts/dai_metrics.py"

@@ -13,6 +13,6 @@ rule build_prompts:
         "../../environment.yml"
     params:
         spec=dataset_spec,
-        icl=config["icl"],
+        icl={k: v for k, v in config["icl"].items() if k != "permuted_orders"},
     script:
         "../scripts/build_prompts.py"

@@ -11,9 +11,10 @@ rule claims:
         finetune=finetune_records(),
         finetune_dev=[p.replace(".parquet", ".dev.parquet") for p in finetune_records()],
         curves=[p.replace("claims.csv", "table.parquet") for p in curves_claims()],
+        compare="results/metrics/icl_vs_gd_examples.parquet",
         lsa="results/lsa/headline.json",
         sparsity="results/metrics/weight_sparsity_summary.csv",
-        code=lib("claims", "stats", "curves", "finetune_report", "paper"),
+        code=lib("claims", "stats", "curves", "finetune_report", "compare_report", "paper"),
     output:
         tests="results/stats/icl_vs_gd_tests.csv",
         anova="results/stats/anova.csv",
@@ -31,5 +32,6 @@ rule claims:
         metrics=config["metrics"],
         curves=config["curves"],
         threshold=config["construction"]["macro_threshold"],
+        models=finetune_models(),
     script:
         "../scripts/claims.py"

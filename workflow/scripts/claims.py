@@ -18,7 +18,10 @@ kossen = claims.kossen_tests(read(snakemake.input.curves), snakemake.params.curv
 headline = json.loads(Path(snakemake.input.lsa).read_text())
 sparsity = pd.read_csv(snakemake.input.sparsity)
 construction = claims.construction_claims(headline, sparsity, snakemake.params.threshold)
-table = claims.claims_table(claims.shen_claims(paired, anova, **boot), kossen, construction)
+compared = pd.read_parquet(snakemake.input.compare)
+permuted = claims.permutation_claims(compared[compared["model"].isin(snakemake.params.models)], **boot)
+shen = pd.concat([claims.shen_claims(paired, anova, **boot), permuted], ignore_index=True)
+table = claims.claims_table(shen, kossen, construction)
 
 tests.to_csv(snakemake.output.tests, index=False)
 anova.to_csv(snakemake.output.anova, index=False)

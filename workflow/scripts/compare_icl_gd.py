@@ -9,7 +9,10 @@ from iclgd import compare_report, logs, paper
 log = logs.to_file(snakemake.log[0])
 read = lambda paths: pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)  # noqa: E731
 examples = compare_report.icl_gd_examples(
-    read(snakemake.input.icl), read(snakemake.input.finetune), read(snakemake.input.finetune_dev)
+    read(snakemake.input.icl),
+    read(snakemake.input.finetune),
+    read(snakemake.input.finetune_dev),
+    read(snakemake.input.permuted),
 )
 table = compare_report.summary(examples)
 examples.to_parquet(snakemake.output.examples, index=False)

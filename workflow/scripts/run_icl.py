@@ -1,4 +1,5 @@
-"""Rule icl: score every prompt set of one dataset with one model."""
+"""Rule icl: score every prompt set of one dataset with one model, and the permuted-order copies of
+the k >= 2 sets (Shen et al.'s ICL-vs-ICL reference)."""
 
 import pandas as pd
 import torch
@@ -12,9 +13,16 @@ runtime = snakemake.params.runtime
 model, tok = models.load_model(snakemake.input.model, runtime["device"], runtime["dtype"])
 tags = {"model": snakemake.wildcards.model, "method": "icl"}
 batching = {"batch_size": runtime["batch_size"], "batch_tokens": runtime["batch_tokens"]}
-frames = []
-for prompt_set in tqdm(prompts.read_prompt_sets(snakemake.input.prompts), desc="prompt sets"):
-    frames.append(scoring.score_prompt_set(model, tok, prompt_set, tags=tags, **batching))
-records = pd.concat(frames, ignore_index=True)
-records.to_parquet(snakemake.output[0], index=False)
-log.info("scored %d records", len(records))
+
+
+def score(sets: list[dict], desc: str) -> pd.DataFrame:
+    frames = [scoring.score_prompt_set(model, tok, ps, tags=tags, **batching) for ps in tqdm(sets, desc=desc)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=scoring.RECORD_COLUMNS)
+
+
+sets = prompts.read_prompt_sets(snakemake.input.prompts)
+records = score(sets, "prompt sets")
+records.to_parquet(snakemake.output.records, index=False)
+permuted = score(prompts.permuted_sets(sets, snakemake.params.permuted_orders), "permuted orders")
+permuted.to_parquet(snakemake.output.permuted, index=False)
+log.info("scored %d records, %d in permuted orders", len(records), len(permuted))
