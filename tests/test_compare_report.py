@@ -68,3 +68,25 @@ def test_icl_is_compared_with_its_permuted_order_beside_gd():
     plain = compare_report.icl_gd_examples(icl, ft, dev, permuted.iloc[:0])
     assert "0.30 / --" in compare_report.table_tex(compare_report.summary(plain))
     assert compare_report.permutation_gap(plain).empty
+
+
+def test_control_table_puts_the_untrained_copy_beside_its_model():
+    def examples_for(model: str, gd_top: list[int]) -> pd.DataFrame:
+        icl = pd.concat([rows("icl", 0, [TOP_A, TOP_A]), rows("icl", 2, [TOP_A, TOP_A])]).assign(model=model)
+        ft = rows("finetune", 2, [gd_top, gd_top], lr=1e-3, epoch=5, optimizer="gd", subset="all").assign(model=model)
+        dev = rows("finetune", 2, [TOP_A, TOP_A], lr=1e-3, epoch=5, uids=(50, 51), optimizer="gd",
+                   subset="all").assign(model=model)
+        perm = rows("icl", 2, [TOP_A, TOP_A]).assign(order=1, model=model)
+        return compare_report.icl_gd_examples(icl, ft, dev, perm)
+
+    examples = pd.concat([examples_for("m", TOP_B), examples_for("m-untrained", TOP_A)], ignore_index=True)
+    table = compare_report.control_table(examples, {"m-untrained": "m"})
+    assert table[["side", "model"]].values.tolist() == [["trained", "m"], ["untrained", "m-untrained"]]
+    assert table["token_overlap"].tolist() == pytest.approx([0.3, 1.0])
+    assert table["overlap_perm"].tolist() == pytest.approx([1.0, 1.0])
+    tex = compare_report.control_tex(table)
+    assert "tab:control" in tex and "untrained" in tex
+    assert "overlap of ICL and GD is 0.30 with the trained weights and 1.00 with random ones" in tex
+    macros = compare_report.control_macros(table)
+    assert sorted(v for k, v in macros.items() if k.startswith("ControlOverlapT") or k.startswith("ControlOverlapU")) == ["0.30", "1.00"]
+    assert "no untrained control" in compare_report.control_tex(compare_report.control_table(examples, {}))

@@ -225,6 +225,7 @@ def paper_tables():
         "paper/generated/appendix_provenance.tex",
         "paper/generated/tab_compare.tex",
         "paper/generated/compare_summary.tex",
+        "paper/generated/tab_control.tex",
         "paper/generated/tab_kernel.tex",
         "paper/generated/kernel_summary.tex",
         "paper/generated/tab_dai.tex",

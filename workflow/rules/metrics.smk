@@ -74,10 +74,14 @@ rule compare_icl_gd:
         macros="results/paper/macros/compare.json",
         tex="paper/generated/tab_compare.tex",
         summary="paper/generated/compare_summary.tex",
+        control="results/metrics/icl_vs_gd_control.csv",
+        control_tex="paper/generated/tab_control.tex",
     log:
         "logs/metrics/compare_icl_gd.log",
     conda:
         "../../environment.yml"
+    params:
+        controls={m: config["models"][m]["like"] for m in control_models()},
     script:
         "../scripts/compare_icl_gd.py"
 
