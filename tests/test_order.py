@@ -194,3 +194,46 @@ def test_lr_zero_leaves_every_ordering_at_zero_shot(tiny, prompt_set, model):
     rec = out.records[out.records["method"] == "finetune"]
     for _, group in rec.groupby(["optimizer", "order"]):
         np.testing.assert_array_equal(np.stack(group["label_logprobs"]), zero["label_logprobs"])
+
+
+# ---------------------------------------------------------------- report: figure, macros, sentences
+
+
+def toy_table() -> pd.DataFrame:
+    """ICL spreads 0.2 (label) / 1e-5 (vocab); gd 0; sgd rises to 0.1 / 2e-5 (above ICL on the vocabulary)."""
+    rows = []
+    run = {"model": "m", "dataset": "agnews", "k": 8, "seed": 0, "n_queries": 4, "n_orders": 5}
+    for stat, icl, sgd in (("label", 0.2, [0.05, 0.1]), ("vocab", 1e-5, [5e-6, 2e-5])):
+        rows.append(run | {"method": "icl", "optimizer": "none", "subset": "none", "lr": 0.0, "epoch": 0,
+                           "statistic": stat, "spread": icl, "lo": icl / 2, "hi": icl * 2})
+        for epoch in (1, 2):
+            for opt, value in (("gd", 0.0), ("sgd", sgd[epoch - 1])):
+                rows.append(run | {"method": "finetune", "optimizer": opt, "subset": "v_deep", "lr": 0.1,
+                                   "epoch": epoch, "statistic": stat, "spread": value, "lo": value, "hi": value})
+    return pd.DataFrame(rows)
+
+
+def test_icl_above_and_last_epoch():
+    from iclgd import order_report
+
+    above = order_report.icl_above(toy_table()).set_index("statistic")
+    assert bool(above.loc["label", "icl_above_all"]) and above.loc["label", "ratio"] == pytest.approx(2.0)
+    assert not bool(above.loc["vocab", "icl_above_all"])
+    last = order_report.last_epoch(toy_table())
+    assert set(last[last["method"] == "finetune"]["epoch"]) == {2} and (last["method"] == "icl").sum() == 2
+
+
+def test_macros_and_summary_carry_the_numbers(tmp_path):
+    from iclgd import order_report
+
+    cfg = {"k": 8, "orderings": 5, "epochs": 2, "subset": "v_deep", "optimizers": ["gd", "sgd"],
+           "lrs": {"gd": 1.0, "sgd": 0.125, "adam": 1e-3}}
+    macros = order_report.order_macros(toy_table(), cfg)
+    assert macros["OrderMAgnewsIclLabel"] == "0.200" and macros["OrderMAgnewsSgdLabel"] == "0.100"
+    assert macros["OrderMAgnewsGdLabel"] == "0" and macros["OrderMAgnewsIclVocab"] == "$1.0\\times 10^{-5}$"
+    assert macros["OrderSubset"] == "v\\_deep" and macros["OrderLrSgd"] == "0.125" and macros["OrderLrAdam"] == "--"
+    assert macros["OrderIclAboveLabel"] == "1" and macros["OrderIclAboveVocab"] == "0"
+    text = order_report.order_summary(toy_table())
+    assert "ICL spreads by 0.200" in text and "SGD 0.100" in text and "GD 0," in text and "not above" in text
+    order_report.plot_spread(toy_table(), tmp_path / "f.pdf", tmp_path / "f.png")
+    assert (tmp_path / "f.pdf").read_bytes().startswith(b"%PDF") and (tmp_path / "f.png").stat().st_size > 0

@@ -158,8 +158,9 @@ def reorder(prompt_set: dict[str, Any], perm: Sequence[int], order_id: int) -> d
 
 
 def pick_prompt_set(sets: Sequence[dict[str, Any]], k: int, seed: int) -> dict[str, Any]:
-    """The stored prompt set with k demonstrations and demonstration seed `seed`."""
-    found = [ps for ps in sets if ps["k"] == k and ps["seed"] == seed]
+    """The stored prompt set with k demonstrations and demonstration seed `seed`, in its sampled order
+    (order 0; permuted copies the ICL stage may also store are skipped)."""
+    found = [ps for ps in sets if ps["k"] == k and ps["seed"] == seed and ps.get("order", 0) == 0]
     if len(found) != 1:
         have = sorted({(ps["k"], ps["seed"]) for ps in sets})
         raise OrderError(f"config keys order.k / order.prompt_seed: {len(found)} prompt sets with k={k}, seed={seed} "

@@ -83,3 +83,22 @@ rule figure_kernel:
         "../../environment.yml"
     script:
         "../scripts/figure_kernel.py"
+
+
+rule figure_order:
+    input:
+        tables=order_tables(),
+        code=lib("order_report", "figures"),
+    output:
+        pdf="figures/order_sensitivity.pdf",
+        png=report(
+            "figures/order_sensitivity.png",
+            caption="../report/order_sensitivity.rst",
+            category="ICL vs GD",
+        ),
+    log:
+        "logs/figures/order_sensitivity.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/figure_order.py"

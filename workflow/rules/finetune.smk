@@ -48,3 +48,29 @@ rule finetune:
         spec=dataset_spec,
     script:
         "../scripts/run_finetune.py"
+
+
+rule order_sensitivity:
+    input:
+        prompts="results/prompts/{dataset}.jsonl",
+        model="resources/models/{model}",
+    output:
+        records="results/order/{model}/{dataset}/records.parquet",
+        per_query="results/order/{model}/{dataset}/per_query.parquet",
+        table="results/order/{model}/{dataset}/spread.csv",
+        summary="results/order/{model}/{dataset}/summary.json",
+    log:
+        "logs/order/{model}/{dataset}.log",
+    benchmark:
+        "benchmarks/order/{model}/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["runtime"]["threads"]
+    resources:
+        mem_mb=8000,
+    params:
+        order=config["order"],
+        runtime=config["runtime"],
+        metrics=config["metrics"],
+    script:
+        "../scripts/run_order.py"

@@ -190,3 +190,21 @@ rule kernel_paper_numbers:
         kernel=config["kernel"],
     script:
         "../scripts/kernel_paper_numbers.py"
+
+
+rule order_paper_numbers:
+    input:
+        tables=order_tables(),
+        code=lib("order_report", "paper"),
+    output:
+        csv="results/metrics/order_spread.csv",
+        macros="results/paper/macros/order.json",
+        summary="paper/generated/order_summary.tex",
+    log:
+        "logs/paper/order_paper_numbers.log",
+    conda:
+        "../../environment.yml"
+    params:
+        order=config["order"],
+    script:
+        "../scripts/order_paper_numbers.py"
