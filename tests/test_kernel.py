@@ -392,3 +392,96 @@ def test_sliding_window_rows_are_right_aligned():
     np.testing.assert_allclose(rows[0, 0], [0.1, 0.2, 0.3, 0.4])
     with pytest.raises(kernel.KernelError, match="attends to 5 keys"):
         kernel._full_rows([torch.ones(1, 5)], 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# extra queries, kNN-retrieved demonstrations, label symbols
+
+
+def test_draw_train_queries_disjoint_from_demos_and_pool():
+    train = pd.DataFrame({"uid": np.arange(100, 140), "label": ["a", "b"] * 20, "text": [f"t{i}" for i in range(40)]})
+    demos = [100, 105, 131, 139]
+    queries, pool = kernel.draw_train_queries(train, demos, 10, 20, seed=3)
+    q, p = set(queries["uid"]), set(pool["uid"])
+    assert len(q) == 10 and len(p) == 20 and not q & p and not (q | p) & set(demos)
+    assert list(queries["uid"]) == sorted(q)  # training-split order
+    # the queries do not depend on the pool size (kNN on or off)
+    again, none = kernel.draw_train_queries(train, demos, 10, 0, seed=3)
+    assert list(again["uid"]) == list(queries["uid"]) and len(none) == 0
+    assert set(kernel.draw_train_queries(train, demos, 10, 0, seed=4)[0]["uid"]) != q  # seeded
+    # everything but the demonstrations: exactly the remaining rows
+    allq, _ = kernel.draw_train_queries(train, demos, 36, 0)
+    assert set(allq["uid"]) == set(train["uid"]) - set(demos)
+    with pytest.raises(kernel.KernelError, match="n_train_queries"):
+        kernel.draw_train_queries(train, demos, 30, 7)
+
+
+def test_knn_prompt_set_retrieves_planted_nearest_rows():
+    """Rows planted next to each query in embedding space become its demonstrations, most similar last."""
+    rng = np.random.default_rng(0)
+    pool_emb = rng.normal(size=(30, 8))
+    q_emb = rng.normal(size=(2, 8))
+    planted = {0: [4, 17, 22], 1: [9, 3, 28]}  # nearest first
+    for qi, rows in planted.items():
+        for rank, r in enumerate(rows):
+            pool_emb[r] = q_emb[qi] * 10 + rng.normal(scale=0.05 * (rank + 1), size=8)
+    nearest = kernel.knn_demos(q_emb, pool_emb, 3)
+    assert [list(nearest[i]) for i in (0, 1)] == [planted[0], planted[1]]
+    rows = [{"uid": 1000 + i, "label": ["neg", "pos", "mid"][i % 3], "text": f"row {i}"} for i in range(30)]
+    query = {"uid": 1, "label": "neg", "query": "Review: q\nSentiment:"}
+    ps = kernel.rows_prompt_set(SPEC, [rows[i] for i in nearest[0][::-1]], [query], "toy")
+    assert [d["uid"] for d in ps["demos"]] == [1022, 1017, 1004]  # most similar (4) nearest the query
+    assert ps["prefix"].endswith("Review: row 4\nSentiment: positive\n\n")
+    assert ps["label_words"] == ["negative", "positive", "neutral"] and ps["queries"] == [query]
+
+
+def test_relabel_changes_only_label_tokens(tiny):
+    _, tok = tiny
+    ps = prompt_set(k=6)
+    sym = kernel.relabel_prompt_set(ps, ["^", "~", "|"])
+    assert sym["label_words"] == ["^", "~", "|"] and sym["queries"] == ps["queries"]
+    assert [d["uid"] for d in sym["demos"]] == [d["uid"] for d in ps["demos"]]
+    assert kernel.demo_inputs(sym) == kernel.demo_inputs(ps)
+    mapping = {"neg": "^", "pos": "~", "mid": "|"}
+    for d, s in zip(ps["demos"], sym["demos"]):
+        assert s["text"].endswith(" " + mapping[d["label"]])
+    # token level: same inputs, same length, only the label positions differ, each holds its scored id
+    query = ps["queries"][0]["query"]
+    a, b = kernel.demo_spans(tok, ps, query), kernel.demo_spans(tok, sym, query)
+    assert len(a.ids) == len(b.ids) and np.array_equal(a.x_start, b.x_start) and np.array_equal(a.y, b.y)
+    differ = np.flatnonzero(np.array(a.ids) != np.array(b.ids))
+    assert set(differ) == set(b.y.tolist())
+    assert kernel.label_tokens_in_prompt(tok, sym) and kernel.label_tokens_in_prompt(tok, ps)
+    ids = kernel.check_label_symbols(tok, ["^", "~", "|"], 3)
+    classes = ps["classes"]
+    assert [b.ids[y] for y in b.y] == [ids[classes.index(d["label"])] for d in sym["demos"]]
+
+
+def test_check_label_symbols_errors(tiny):
+    _, tok = tiny
+    with pytest.raises(kernel.KernelError, match="kernel.symbols lists 2"):
+        kernel.check_label_symbols(tok, ["^", "~"], 3)
+    with pytest.raises(kernel.KernelError, match="kernel.symbols.*tokens"):
+        kernel.check_label_symbols(tok, ["^", "~ ~ ~ ~"], 2)
+    with pytest.raises(kernel.KernelError, match="kernel.symbols"):
+        kernel.check_label_symbols(tok, ["^", "^"], 2)
+    with pytest.raises(kernel.KernelError, match="label words"):
+        kernel.relabel_prompt_set(prompt_set(k=3), ["^", "~"])
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m", "gemma3-270m"])
+def test_default_symbols_single_distinct_tokens_for_real_tokenizers(model):
+    """config.yaml's kernel.symbols are one distinct token each for the default models' tokenizers."""
+    import yaml
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    path = repo / "resources" / "models" / model
+    if not (path / "tokenizer.json").exists() and not (path / "tokenizer_config.json").exists():
+        pytest.skip(f"{path} not prepared")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    symbols = yaml.safe_load((repo / "config" / "config.yaml").read_text())["kernel"]["symbols"]
+    ids = kernel.check_label_symbols(tok, symbols, len(symbols))
+    assert len(set(ids)) == len(symbols)

@@ -1,7 +1,9 @@
 """The kernel-regression stage (Han et al. 2023): run the analyses on one model x dataset, then the
 figure, Table-2-style table, generated sentences and macros.
 
-`run_kernel` does, on the pipeline's test split with `n_demos` demonstrations:
+`run_kernel` does, on the pipeline's test split plus `n_train_queries` extra queries drawn from the
+training split (disjoint from every demonstration and from the kNN pool), with `n_demos`
+demonstrations:
 
 1. where attention goes: the last token's attention per layer x head, averaged over queries and
    demonstrations as a 30-point profile over each demo's input span, and its mass on the label
@@ -13,7 +15,11 @@ figure, Table-2-style table, generated sentences and macros.
 4. ridge probes (λ = `ridge_lambda`) of the best head's layer: keys -> argmax P(o|x_i) and
    values -> y_i at label position + offset;
 5. kernel regression on all-MiniLM-L6-v2 sentence embeddings and on the model's last hidden state;
-6. optionally (`knn`), ICL accuracy with kNN-retrieved (MiniLM) rather than random demonstrations.
+6. the phenomena the theory explains, on `extras_datasets` ([] = all): (`knn`) ICL with each
+   held-out query's k nearest (MiniLM) training rows as demonstrations vs the random ones, paired
+   McNemar, and the best head's agreement under both; (`symbols`) the same demonstrations and
+   queries with the label words replaced by meaningless single-token symbols: ICL accuracy, the
+   word-selected head and a head selected afresh under symbols.
 
 Han et al. sample one prompt per test point; here each query uses one of `n_prompt_sets`
 demonstration sets (query j -> set j mod n), so the prefix KV cache is shared within a set.
@@ -28,10 +34,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import binomtest
+from tqdm.auto import tqdm
 
 from iclgd import kernel, prompts, scoring
 from iclgd.figures import save
 from iclgd.paper import booktabs_table, fmt, latex_escape, macro_name
+from iclgd.stats import bootstrap_mean_ci, mcnemar
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,9 @@ DEFAULTS: dict[str, Any] = {
     "hidden_layer": -1,
     "knn": False,
     "knn_pool": 256,
+    "n_train_queries": 0,
+    "symbols": [],
+    "extras_datasets": [],  # [] = every dataset of the stage
 }
 
 SUMMARY_COLUMNS = [
@@ -55,16 +67,31 @@ SUMMARY_COLUMNS = [
     "best_head_label_mass", "best_head_input_mass", "best_head_sim_r",
     "minilm_kr_acc", "minilm_kr_eval_acc", "minilm_kr_eval_agreement",
     "hidden_kr_acc", "hidden_kr_eval_acc", "hidden_kr_eval_agreement",
-    "probe_key_acc", "probe_value_acc", "knn_acc", "random_acc",
+    "probe_key_acc", "probe_value_acc",
+    # more queries: where they come from, the held-out agreement's CI and its constant-prediction baseline
+    "n_test_queries", "n_train_queries", "n_eval_test", "eval_agreement_lo", "eval_agreement_hi",
+    "eval_const_agreement", "eval_agreement_p",
+    # kNN-retrieved vs random demonstrations on the evaluation part (effect = kNN - random)
+    "knn_n", "knn_acc", "random_acc", "knn_diff", "knn_diff_lo", "knn_diff_hi", "knn_p",
+    "knn_head_agreement", "knn_head_accuracy", "random_head_agreement", "random_head_accuracy",
+    # label symbols vs words, same demonstrations and queries (effect = symbols - words, all queries)
+    "symbols", "sym_icl_acc", "sym_diff", "sym_diff_lo", "sym_diff_hi", "sym_p", "sym_icl_eval_acc",
+    "sym_best_layer", "sym_best_head", "sym_eval_agreement", "sym_eval_accuracy",
+    "word_head_sym_eval_agreement", "word_head_sym_eval_accuracy",
 ]
 
 
 def settings(cfg: dict[str, Any] | None) -> dict[str, Any]:
     """The config block over DEFAULTS (pipeline-level keys dropped)."""
+    datasets = (cfg or {}).get("datasets")
     cfg = {k: v for k, v in (cfg or {}).items() if k not in ("models", "datasets")}
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
         raise kernel.KernelError(f"unknown kernel settings {sorted(unknown)}")
+    extras = cfg.get("extras_datasets") or []
+    stray = set(extras) - set(datasets if datasets is not None else extras)
+    if stray:
+        raise kernel.KernelError(f"kernel.extras_datasets names {sorted(stray)}, which kernel.datasets does not run")
     return {**DEFAULTS, **cfg}
 
 
@@ -125,33 +152,91 @@ def _acc(pred, gold, idx=None) -> float:
     return float((pred == gold).mean()) if len(pred) else float("nan")
 
 
+def extras_on(cfg: dict[str, Any], dataset: str) -> bool:
+    """Whether the costly extras (kNN, symbols) run on `dataset`: `extras_datasets` [] means all."""
+    chosen = cfg.get("extras_datasets") or []
+    return not chosen or dataset in chosen
+
+
+def eval_agreement_stats(agree: np.ndarray, pred_ev: np.ndarray, pred_sel: np.ndarray, seed: int) -> dict[str, float]:
+    """Held-out agreement with a bootstrap CI, against the agreement of a constant 'head' that always
+    votes the class ICL predicts most on the selection part, with a one-sided exact binomial p-value
+    of the agreement exceeding that baseline: tells a real head from chance on few held-out queries."""
+    agree = np.asarray(agree, dtype=float)
+    _, lo, hi = bootstrap_mean_ci(agree, seed=seed)
+    majority = np.bincount(np.asarray(pred_sel, dtype=np.int64)).argmax()
+    const = float((np.asarray(pred_ev) == majority).mean())
+    if const >= 1:  # ICL itself is constant on the held-out part: no head can beat the baseline
+        p = 1.0
+    else:
+        p = float(binomtest(int(agree.sum()), len(agree), max(const, 1e-12), alternative="greater").pvalue)
+    return {"eval_agreement_lo": lo, "eval_agreement_hi": hi, "eval_const_agreement": const, "eval_agreement_p": p}
+
+
+def paired_test(a_correct: np.ndarray, b_correct: np.ndarray, seed: int, prefix: str) -> dict[str, float]:
+    """McNemar (iclgd.stats) of two ways of prompting on the same queries: effect = acc(a) - acc(b)."""
+    res = mcnemar(a_correct, b_correct, seed=seed)
+    return {f"{prefix}_diff": res["effect"], f"{prefix}_diff_lo": res["effect_lo"],
+            f"{prefix}_diff_hi": res["effect_hi"], f"{prefix}_p": res["p"]}
+
+
+def capture_sets(model, tok, sets, queries, which) -> dict[str, np.ndarray]:
+    """Capture every query with its demonstration set (query j -> sets[which[j]]), back in query order."""
+    caps = {s: kernel.capture(model, tok, ps, [queries[j] for j in np.flatnonzero(which == s)])
+            for s, ps in enumerate(sets) if np.any(which == s)}
+    order = np.concatenate([np.flatnonzero(which == s) for s in caps])
+    inv = np.argsort(order)
+    out = {f: np.concatenate([getattr(c, f) for c in caps.values()])[inv]
+           for f in ("a", "mass", "profile", "pred", "gold")}
+    out["demo_labels"] = np.stack([caps[s].demo_labels for s in which])  # (Q, n)
+    return out
+
+
+def head_eval(a, demo_labels, pred, gold, n_classes, layer: int, head: int) -> tuple[float, float]:
+    """(agreement with ICL, accuracy) of one head's reconstruction on the given queries."""
+    res = kernel.head_scores(a[:, layer : layer + 1, head : head + 1], demo_labels, pred, gold, n_classes)
+    return float(res["agreement"][0, 0]), float(res["accuracy"][0, 0])
+
+
 def run_kernel(model, tok, train: pd.DataFrame, test: pd.DataFrame, spec: dict[str, Any], cfg: dict[str, Any],
                model_name: str) -> dict[str, pd.DataFrame]:
     """Analyses 1-6 on one model x dataset; returns {summary, heads, profile, probes} frames (compact)."""
     cfg = settings(cfg)
     name = spec["name"]
+    seed = int(cfg["seed"])
     if cfg["n_test"] is not None:
         test = test.iloc[: int(cfg["n_test"])]
     n_sets, k = int(cfg["n_prompt_sets"]), int(cfg["n_demos"])
-    seeds = range(int(cfg["seed"]), int(cfg["seed"]) + n_sets)
-    sets = prompts.build_prompt_sets(name, spec, train, test, [k], seeds)
+    extras = extras_on(cfg, name)
+    do_knn, symbols = extras and bool(cfg["knn"]), list(cfg["symbols"]) if extras else []
+    seeds = range(seed, seed + n_sets)
+    sets = prompts.build_prompt_sets(name, spec, train, test.iloc[:0], [k], seeds)
+    used = {d["uid"] for ps in sets for d in ps["demos"]}
+    extra, pool = kernel.draw_train_queries(train, used, int(cfg["n_train_queries"]),
+                                            int(cfg["knn_pool"]) if do_knn else 0, seed)
+    qrows = pd.concat([test, extra], ignore_index=True)
+    queries = [{"uid": int(r["uid"]), "label": r["label"], "query": prompts.render_query(spec["template"], r)}
+               for r in qrows.to_dict("records")]
+    for ps in sets:
+        ps["queries"] = queries
     classes, fields = list(spec["classes"]), list(spec["fields"])
     C = len(classes)
-    queries = sets[0]["queries"]
     which = assign_sets(len(queries), n_sets)
-    order = np.concatenate([np.flatnonzero(which == s) for s in range(n_sets)])  # capture order -> query index
+    log.info("%s/%s: %d queries (%d test, %d train), %d demonstration sets", model_name, name, len(queries),
+             len(test), len(extra), n_sets)
 
     # 1-2: capture per demonstration set, back in query order
-    caps = [kernel.capture(model, tok, ps, [queries[j] for j in np.flatnonzero(which == s)])
-            for s, ps in enumerate(sets)]
-    inv = np.argsort(order)
-    cat = lambda field: np.concatenate([getattr(c, field) for c in caps])[inv]  # noqa: E731
-    a, mass, profile, pred, gold = cat("a"), cat("mass"), cat("profile"), cat("pred"), cat("gold")
-    demo_labels = np.stack([caps[s].demo_labels for s in which])  # (Q, n)
-    sel, ev = kernel.split_indices(len(queries), cfg["select_fraction"], cfg["seed"])
-    best = kernel.select_heads(a, demo_labels, pred, gold, C, cfg["select_fraction"], cfg["seed"])
-    log.info("%s/%s: best head %d.%d, eval agreement %.3f, accuracy %.3f (ICL %.3f)", model_name, name,
-             best.layer, best.head, best.eval_agreement, best.eval_accuracy, best.icl_eval_accuracy)
+    cap = capture_sets(model, tok, sets, queries, which)
+    a, mass, profile, pred, gold, demo_labels = (cap[f] for f in ("a", "mass", "profile", "pred", "gold",
+                                                                  "demo_labels"))
+    sel, ev = kernel.split_indices(len(queries), cfg["select_fraction"], seed)
+    best = kernel.select_heads(a, demo_labels, pred, gold, C, cfg["select_fraction"], seed)
+    rec = kernel.reconstruct(a[ev, best.layer, best.head], demo_labels[ev], C)
+    held = eval_agreement_stats(rec == pred[ev], pred[ev], pred[sel], seed)
+    log.info("%s/%s: best head %d.%d, eval agreement %.3f [%.3f, %.3f] (constant %.3f, p %.3g), accuracy %.3f "
+             "(ICL %.3f)", model_name, name, best.layer, best.head, best.eval_agreement, held["eval_agreement_lo"],
+             held["eval_agreement_hi"], held["eval_const_agreement"], held["eval_agreement_p"], best.eval_accuracy,
+             best.icl_eval_accuracy)
 
     # 3: prediction similarity
     query_texts = [q["query"] for q in queries]
@@ -170,8 +255,8 @@ def run_kernel(model, tok, train: pd.DataFrame, test: pd.DataFrame, spec: dict[s
     keys = np.concatenate([x["keys"] for x in kv])
     values = np.concatenate([x["values"] for x in kv])
     key_target = np.concatenate([p.argmax(axis=1) for p in p_demos])
-    value_target = np.concatenate([c.demo_labels for c in caps])
-    probes = probe_table(keys, values, key_target, value_target, offsets, cfg["ridge_lambda"], cfg["seed"])
+    value_target = np.concatenate([[classes.index(d["label"]) for d in ps["demos"]] for ps in sets])
+    probes = probe_table(keys, values, key_target, value_target, offsets, cfg["ridge_lambda"], seed)
     group = len(heads["head"].unique()) // keys.shape[2]  # query heads per kv head (GQA)
     kv_best = best.head // max(1, group)
     at0 = probes[(probes["offset"] == 0) & (probes["kv_head"] == kv_best)].set_index("target")["test_accuracy"]
@@ -179,18 +264,52 @@ def run_kernel(model, tok, train: pd.DataFrame, test: pd.DataFrame, spec: dict[s
     # 5: kernel-regression baselines
     encoder = kernel.load_sentence_encoder(str(model.device))
     by_uid_train = {int(r["uid"]): r for r in train.to_dict("records")}
-    q_raw = [raw_text(r, fields) for r in test.to_dict("records")]
+    q_raw = [raw_text(r, fields) for r in qrows.to_dict("records")]
     d_raw = [[raw_text(by_uid_train[d["uid"]], fields) for d in ps["demos"]] for ps in sets]
     q_emb = encoder.encode(q_raw)
     d_emb = [encoder.encode(t) for t in d_raw]
     minilm_pred, _ = kernel.kernel_regression(q_emb, np.stack([d_emb[s] for s in which]), demo_labels, C)
     hidden_pred, _ = kernel.kernel_regression(q_hid, np.stack([d_hid[s] for s in which]), demo_labels, C)
 
-    # 6: kNN-retrieved demonstrations (optional)
-    knn_acc = random_acc = float("nan")
-    if cfg["knn"]:
-        knn_pred = knn_predictions(model, tok, encoder, train, spec, queries, q_emb, k, cfg)
-        knn_acc, random_acc = _acc(knn_pred, gold), _acc(pred, gold)
+    # 6a: kNN-retrieved vs random demonstrations, on the held-out queries
+    nan = float("nan")
+    knn = {c: nan for c in SUMMARY_COLUMNS if c.startswith(("knn_", "random_"))}
+    if do_knn:
+        knn_cap = knn_capture(model, tok, encoder, pool, spec, [queries[j] for j in ev], q_emb[ev], k, name)
+        knn_correct, rand_correct = knn_cap["pred"] == gold[ev], pred[ev] == gold[ev]
+        k_agree, k_acc = head_eval(knn_cap["a"], knn_cap["demo_labels"], knn_cap["pred"], gold[ev], C, best.layer,
+                                   best.head)
+        knn.update({"knn_n": len(ev), "knn_acc": float(knn_correct.mean()), "random_acc": float(rand_correct.mean()),
+                    **paired_test(knn_correct, rand_correct, seed, "knn"),
+                    "knn_head_agreement": k_agree, "knn_head_accuracy": k_acc,
+                    "random_head_agreement": best.eval_agreement, "random_head_accuracy": best.eval_accuracy})
+        log.info("%s/%s: kNN demos ICL acc %.3f vs random %.3f on %d held-out queries (p %.3g); head %d.%d "
+                 "agreement %.3f vs %.3f", model_name, name, knn["knn_acc"], knn["random_acc"], len(ev), knn["knn_p"],
+                 best.layer, best.head, k_agree, best.eval_agreement)
+
+    # 6b: label words vs meaningless symbols, same demonstrations and queries
+    sym = {c: nan for c in SUMMARY_COLUMNS if c.startswith(("sym_", "word_head_sym_"))}
+    sym["symbols"] = ""
+    if symbols:
+        kernel.check_label_symbols(tok, symbols, C)
+        sym_sets = [kernel.relabel_prompt_set(ps, symbols[:C]) for ps in sets]
+        for ps in sym_sets:
+            if not kernel.label_tokens_in_prompt(tok, ps):
+                raise kernel.KernelError(f"kernel.symbols {symbols[:C]}: a symbol merges with its neighbours in "
+                                         "the prompt, so the demonstrations do not show the scored token")
+        sc = capture_sets(model, tok, sym_sets, queries, which)
+        sym_best = kernel.select_heads(sc["a"], sc["demo_labels"], sc["pred"], gold, C, cfg["select_fraction"], seed)
+        w_agree, w_acc = head_eval(sc["a"][ev], sc["demo_labels"][ev], sc["pred"][ev], gold[ev], C, best.layer,
+                                   best.head)
+        sym.update({"symbols": " ".join(symbols[:C]), "sym_icl_acc": _acc(sc["pred"], gold),
+                    **paired_test(sc["pred"] == gold, pred == gold, seed, "sym"),
+                    "sym_icl_eval_acc": sym_best.icl_eval_accuracy, "sym_best_layer": sym_best.layer,
+                    "sym_best_head": sym_best.head, "sym_eval_agreement": sym_best.eval_agreement,
+                    "sym_eval_accuracy": sym_best.eval_accuracy,
+                    "word_head_sym_eval_agreement": w_agree, "word_head_sym_eval_accuracy": w_acc})
+        log.info("%s/%s: symbols %s ICL acc %.3f vs words %.3f (p %.3g); best head %d.%d agreement %.3f; word head "
+                 "%d.%d agreement %.3f", model_name, name, sym["symbols"], sym["sym_icl_acc"], _acc(pred, gold),
+                 sym["sym_p"], sym_best.layer, sym_best.head, sym_best.eval_agreement, best.layer, best.head, w_agree)
 
     best_row = heads[(heads["layer"] == best.layer) & (heads["head"] == best.head)].iloc[0]
     summary = pd.DataFrame([{
@@ -207,7 +326,8 @@ def run_kernel(model, tok, train: pd.DataFrame, test: pd.DataFrame, spec: dict[s
         "hidden_kr_eval_agreement": _acc(hidden_pred, pred, ev),
         "probe_key_acc": float(at0.get("key->prediction", np.nan)),
         "probe_value_acc": float(at0.get("value->label", np.nan)),
-        "knn_acc": knn_acc, "random_acc": random_acc,
+        "n_test_queries": len(test), "n_train_queries": len(extra), "n_eval_test": int((ev < len(test)).sum()),
+        **held, **knn, **sym,
     }])[SUMMARY_COLUMNS]
     for frame in (heads, probes):
         frame.insert(0, "dataset", name)
@@ -222,47 +342,52 @@ def run_kernel(model, tok, train: pd.DataFrame, test: pd.DataFrame, spec: dict[s
 def zero_shot(model, tok, texts, label_ids, layer: int = -1, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """P(o|x) over the label tokens and the `layer` hidden state at the last token of each text run
     alone, from one batched forward (what `kernel.label_distribution` and `kernel.hidden_features`
-    compute separately): (N, C) rows summing to 1, (N, hidden) float32."""
+    compute separately): (N, C) rows summing to 1, (N, hidden) float32.
+
+    Texts are batched in length order (RTE's long premises padded to a batch's longest text cost
+    3x the real tokens) and the output head sees only each row's last real token (`scoring.head_at`)."""
     ids = [scoring.encode_prefix(tok, t) for t in texts]
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    probs, hidden = [], []
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    probs = np.zeros((len(ids), len(label_ids)), dtype=np.float32)
+    hidden: np.ndarray | None = None
     for start in range(0, len(ids), batch_size):
-        batch = ids[start : start + batch_size]
+        rows_idx = order[start : start + batch_size]
+        batch = [ids[i] for i in rows_idx]
         width = max(len(x) for x in batch)
         inp = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, x in enumerate(batch):  # right padding: pads come after the last real token
             inp[row, : len(x)] = torch.tensor(x)
             mask[row, : len(x)] = 1
-        last = torch.tensor([len(x) - 1 for x in batch])
-        keep = torch.unique(last)  # logits only at the positions that are some row's last token
-        out = model(input_ids=inp.to(model.device), attention_mask=mask.to(model.device), output_hidden_states=True,
-                    logits_to_keep=keep.to(model.device))
-        rows = torch.arange(len(batch), device=model.device)
-        column = torch.searchsorted(keep, last).to(model.device)
-        last = last.to(model.device)
-        logp = torch.log_softmax(out.logits[rows, column].float(), dim=-1)[:, label_ids]
-        probs.append(torch.softmax(logp, dim=-1).cpu().numpy())
-        hidden.append(out.hidden_states[layer][rows, last].float().cpu().numpy())
-    return np.concatenate(probs).astype(np.float32), np.concatenate(hidden).astype(np.float32)
+        last = torch.tensor([len(x) - 1 for x in batch], device=model.device)
+        with scoring.head_at(model, last):
+            out = model(input_ids=inp.to(model.device), attention_mask=mask.to(model.device),
+                        output_hidden_states=True)
+        logp = torch.log_softmax(out.logits[:, 0].float(), dim=-1)[:, label_ids]
+        probs[rows_idx] = torch.softmax(logp, dim=-1).cpu().numpy()
+        h = out.hidden_states[layer][torch.arange(len(batch), device=model.device), last].float().cpu().numpy()
+        if hidden is None:
+            hidden = np.zeros((len(ids), h.shape[1]), dtype=np.float32)
+        hidden[rows_idx] = h
+    return probs, hidden if hidden is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-def knn_predictions(model, tok, encoder, train, spec, queries, q_emb, k, cfg) -> np.ndarray:
-    """ICL predictions with each query's k nearest training examples (MiniLM cosine) as demonstrations,
-    most similar last (KATE), drawn from a seeded pool of `knn_pool` training rows."""
-    rng = np.random.default_rng(int(cfg["seed"]))
-    pool = train.iloc[np.sort(rng.permutation(len(train))[: min(int(cfg["knn_pool"]), len(train))])]
+def knn_capture(model, tok, encoder, pool: pd.DataFrame, spec, queries, q_emb, k: int, name: str = ""
+                ) -> dict[str, np.ndarray]:
+    """ICL with each query's k nearest pool rows (MiniLM cosine) as demonstrations, most similar last
+    (KATE): one full forward per query (no shared prefix). Returns pred, a (Q, L, H, k), demo_labels (Q, k)."""
     rows = pool.to_dict("records")
     pool_emb = encoder.encode([raw_text(r, list(spec["fields"])) for r in rows])
     nearest = kernel.knn_demos(q_emb, pool_emb, k)
-    label_ids = scoring.label_token_ids(tok, [spec["verbalizer"][c] for c in spec["classes"]])
-    preds = []
-    for query, idx in zip(queries, nearest):
-        demos = [prompts.render_demo(spec["template"], spec["verbalizer"], rows[i]) for i in idx[::-1]]
-        prefix = "".join(d + prompts.DEMO_SEPARATOR for d in demos)
-        out = scoring.score_queries(model, tok, prefix, [query["query"]], label_ids, 1)
-        preds.append(int(out["label_logprobs"][0].argmax()))
-    return np.array(preds, dtype=np.int64)
+    preds, weights, labels = [], [], []
+    for query, idx in zip(tqdm(queries, desc="knn", leave=False), nearest):
+        ps = kernel.rows_prompt_set(spec, [rows[i] for i in idx[::-1]], [query], name)
+        cap = kernel.capture(model, tok, ps, [query])
+        preds.append(cap.pred[0])
+        weights.append(cap.a[0])
+        labels.append(cap.demo_labels)
+    return {"pred": np.array(preds, dtype=np.int64), "a": np.stack(weights), "demo_labels": np.stack(labels)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,52 +425,154 @@ def plot_heads(heads: pd.DataFrame, summary: pd.DataFrame, pdf: Path, png: Path 
     save(fig, pdf, png)
 
 
+def tex_symbol(text: str) -> str:
+    """Label symbols as LaTeX text inside \\texttt: escapes ^ ~ | \\ { } and latex_escape's set."""
+    special = {"^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "\\": r"\textbackslash{}",
+               "{": r"\{", "}": r"\}", "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}"}
+    return "".join(special.get(ch, latex_escape(ch)) for ch in str(text))
+
+
+def fmt_p(p: float) -> str:
+    """p-values for text and tables: three decimals, '$<$0.001' below."""
+    if pd.isna(p):
+        return "--"
+    return "$<$0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_math(p: float) -> str:
+    """'$p = 0.012$' or '$p < 0.001$' for generated sentences."""
+    if pd.isna(p):
+        return "$p$ undefined"
+    return "$p < 0.001$" if p < 0.001 else f"$p = {p:.3f}$"
+
+
+def fmt_ci(value: float, lo: float, hi: float, digits: int = 2) -> str:
+    """'+0.10 [-0.05, 0.25]' (signed effect with its interval); dash when undefined."""
+    if pd.isna(value):
+        return "--"
+    return f"{value:+.{digits}f} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
+
+
+def _tt(text: str) -> str:
+    return f"\\texttt{{{latex_escape(text)}}}"
+
+
 def kernel_table_tex(summary: pd.DataFrame) -> str:
-    """Table 2 layout: rows model / dataset, evaluation-part numbers (fractions)."""
+    """Table 2 layout (rows model / dataset, evaluation-part fractions), then the phenomena table:
+    kNN-retrieved vs random demonstrations and label words vs symbols, where they ran."""
     rows = summary.sort_values(["model", "dataset"])
     frame = pd.DataFrame({
-        "model": [f"\\texttt{{{latex_escape(m)}}}" for m in rows["model"]],
-        "dataset": [f"\\texttt{{{latex_escape(d)}}}" for d in rows["dataset"]],
+        "model": [_tt(m) for m in rows["model"]],
+        "dataset": [_tt(d) for d in rows["dataset"]],
+        "$n$": [str(int(n)) for n in rows["n_eval"]],
         "ICL acc.": [fmt(v, 3) for v in rows["icl_eval_acc"]],
         "best head": [f"{int(lay)}.{int(h)}" for lay, h in zip(rows["best_layer"], rows["best_head"])],
         "agreement w.\\ ICL": [fmt(v, 3) for v in rows["eval_agreement"]],
+        "constant": [fmt(v, 3) for v in rows["eval_const_agreement"]],
+        "$p$": [fmt_p(v) for v in rows["eval_agreement_p"]],
         "rec.\\ acc.": [fmt(v, 3) for v in rows["eval_accuracy"]],
         "KR MiniLM": [fmt(v, 3) for v in rows["minilm_kr_eval_acc"]],
         "KR hidden": [fmt(v, 3) for v in rows["hidden_kr_eval_acc"]],
     })
-    return booktabs_table(
+    main = booktabs_table(
         frame,
         caption=(
             "ICL as kernel regression (Table~2 layout of Han et al.). The best head (layer.head, from 0) is "
             "the one whose attention-weighted label vote agrees most with the ICL prediction on the selection "
-            "part; all numbers are fractions on the disjoint evaluation part: ICL accuracy, the head's agreement "
-            "with the ICL prediction and its accuracy, and kernel regression over the same demonstrations with "
-            "all-MiniLM-L6-v2 embeddings and with the model's last hidden state (cosine kernel). "
-            "Rules: \\texttt{kernel\\_regression}, \\texttt{kernel\\_paper\\_numbers}."
+            "part; all numbers are fractions on the disjoint evaluation part of $n$ queries (test split and "
+            "extra training-split queries, never demonstrations): ICL accuracy, the head's agreement with the "
+            "ICL prediction, the agreement of a constant vote for ICL's most frequent selection-part prediction, "
+            "the one-sided exact binomial $p$ of the head beating that constant, the head's accuracy, and kernel "
+            "regression over the same demonstrations with all-MiniLM-L6-v2 embeddings and with the model's last "
+            "hidden state (cosine kernel). Rules: \\texttt{kernel\\_regression}, \\texttt{kernel\\_paper\\_numbers}."
         ),
         label="tab:kernel",
-        align="llrcrrrr",
+        align="llrrcrrrrrr",
         escape=False,
     )
+    ran = rows[rows["knn_acc"].notna() | rows["sym_icl_acc"].notna()]
+    if ran.empty:  # keep the label defined; say why it is empty
+        ran = rows.iloc[:1].assign(model="(none)", dataset="(kernel.extras\\_datasets)")
+    phen = pd.DataFrame({
+        "model": [_tt(m) if m != "(none)" else m for m in ran["model"]],
+        "dataset": [_tt(d) if not d.startswith("(") else d for d in ran["dataset"]],
+        "$n$": [fmt(v, 0) for v in ran["knn_n"]],
+        "ICL random": [fmt(v, 3) for v in ran["random_acc"]],
+        "ICL kNN": [fmt(v, 3) for v in ran["knn_acc"]],
+        "kNN $-$ random": [fmt_ci(*v) for v in ran[["knn_diff", "knn_diff_lo", "knn_diff_hi"]].to_numpy()],
+        "$p$": [fmt_p(v) for v in ran["knn_p"]],
+        "head random": [fmt(v, 3) for v in ran["random_head_agreement"]],
+        "head kNN": [fmt(v, 3) for v in ran["knn_head_agreement"]],
+        "symbols": [f"\\texttt{{{tex_symbol(s)}}}" if isinstance(s, str) and s else "--" for s in ran["symbols"]],
+        "ICL words": [fmt(v, 3) if pd.notna(s) else "--" for v, s in zip(ran["icl_acc"], ran["sym_icl_acc"])],
+        "ICL symbols": [fmt(v, 3) for v in ran["sym_icl_acc"]],
+        "symbols $-$ words": [fmt_ci(*v) for v in ran[["sym_diff", "sym_diff_lo", "sym_diff_hi"]].to_numpy()],
+        "$p$ ": [fmt_p(v) for v in ran["sym_p"]],
+        "word head": [fmt(v, 3) for v in ran["word_head_sym_eval_agreement"]],
+        "symbol head": [
+            f"{int(lay)}.{int(h)}: {fmt(v, 3)}" if pd.notna(v) else "--"
+            for lay, h, v in zip(ran["sym_best_layer"].fillna(-1), ran["sym_best_head"].fillna(-1),
+                                 ran["sym_eval_agreement"])
+        ],
+    })
+    phenomena = booktabs_table(
+        phen,
+        caption=(
+            "The phenomena kernel regression explains (Han et al.), on \\texttt{kernel.extras\\_datasets}. "
+            "Left: ICL accuracy on the $n$ held-out queries with random demonstrations (those of "
+            "Table~\\ref{tab:kernel}) and with each query's $k$ most similar training rows (all-MiniLM-L6-v2 "
+            "cosine, most similar last), the paired difference with a bootstrap 95\\% CI and McNemar's $p$, and "
+            "the best head's agreement with ICL under both. Right: the same demonstrations and queries with the "
+            "label words replaced by meaningless symbols (one per class): ICL accuracy over all queries under "
+            "words and symbols, the paired difference, McNemar's $p$, the held-out agreement under symbols of the "
+            "head selected under words, and of the head selected afresh under symbols (layer.head: agreement). "
+            "Rules: \\texttt{kernel\\_regression}, \\texttt{kernel\\_paper\\_numbers}."
+        ),
+        label="tab:kernel_phenomena",
+        align="llrrrrrrrcrrrrrr",
+        escape=False,
+    )
+    return main + "\n" + phenomena
 
 
 def kernel_summary(summary: pd.DataFrame) -> str:
-    """One generated sentence per (model, dataset), plus a count of runs where the head beats MiniLM KR."""
+    """Generated sentences per (model, dataset): best head, baselines, and the phenomena where run."""
     sentences = []
     rows = summary.sort_values(["model", "dataset"])
     for r in rows.to_dict("records"):
         sentences.append(
             f"For \\texttt{{{latex_escape(r['model'])}}} on \\texttt{{{latex_escape(r['dataset'])}}}, head "
             f"{int(r['best_layer'])}.{int(r['best_head'])} reproduces the ICL prediction on {fmt(r['eval_agreement'], 3)} "
-            f"of the {int(r['n_eval'])} held-out queries and is correct on {fmt(r['eval_accuracy'], 3)}, against ICL "
+            f"of the {int(r['n_eval'])} held-out queries (95\\% CI {fmt(r['eval_agreement_lo'], 2)}--"
+            f"{fmt(r['eval_agreement_hi'], 2)}; a constant vote agrees on {fmt(r['eval_const_agreement'], 3)}, "
+            f"binomial {p_math(r['eval_agreement_p'])}) and is correct on {fmt(r['eval_accuracy'], 3)}, against ICL "
             f"accuracy {fmt(r['icl_eval_acc'], 3)} and kernel regression accuracy {fmt(r['minilm_kr_eval_acc'], 3)} "
             f"(MiniLM) and {fmt(r['hidden_kr_eval_acc'], 3)} (hidden states); its last-token attention puts "
             f"{fmt(r['best_head_label_mass'], 3)} of its mass on label tokens and {fmt(r['best_head_input_mass'], 3)} "
             "on demonstration inputs."
         )
+        if pd.notna(r.get("knn_acc")):
+            sentences.append(
+                f"With each held-out query's nearest training rows as demonstrations ICL accuracy is "
+                f"{fmt(r['knn_acc'], 3)} against {fmt(r['random_acc'], 3)} with random ones (difference "
+                f"{fmt_ci(r['knn_diff'], r['knn_diff_lo'], r['knn_diff_hi'])}, McNemar {p_math(r['knn_p'])}), "
+                f"and the head's agreement with ICL is {fmt(r['knn_head_agreement'], 3)} against "
+                f"{fmt(r['random_head_agreement'], 3)}."
+            )
+        if pd.notna(r.get("sym_icl_acc")):
+            sentences.append(
+                f"With the symbols \\texttt{{{tex_symbol(r['symbols'])}}} in place of the label words ICL accuracy is "
+                f"{fmt(r['sym_icl_acc'], 3)} against {fmt(r['icl_acc'], 3)} on all {int(r['n_queries'])} queries "
+                f"(difference {fmt_ci(r['sym_diff'], r['sym_diff_lo'], r['sym_diff_hi'])}, McNemar "
+                f"{p_math(r['sym_p'])}); the word-selected head agrees with it on "
+                f"{fmt(r['word_head_sym_eval_agreement'], 3)} of the held-out queries, the best head under symbols "
+                f"({int(r['sym_best_layer'])}.{int(r['sym_best_head'])}) on {fmt(r['sym_eval_agreement'], 3)}."
+            )
     beats = int((rows["eval_accuracy"] > rows["minilm_kr_eval_acc"]).sum())
+    sig = int((rows["eval_agreement_p"] < 0.05).sum())
     sentences.append(f"The best head's reconstruction is more accurate than MiniLM kernel regression in {beats} of "
-                     f"{len(rows)} model--dataset runs.")
+                     f"{len(rows)} model--dataset runs, and its held-out agreement beats the constant vote at "
+                     f"$p < 0.05$ in {sig} of {len(rows)}.")
     return "% Generated by rule kernel_paper_numbers.\n" + "\n".join(sentences) + "\n"
 
 
@@ -358,10 +585,21 @@ def kernel_macros(summary: pd.DataFrame, cfg: dict[str, Any]) -> dict[str, str]:
         "KernelSelectPercent": fmt(100 * float(cfg["select_fraction"]), 0),
         "KernelLambda": f"{float(cfg['ridge_lambda']):g}",
         "KernelNRuns": str(len(summary)),
+        "KernelNTrainQueries": str(int(cfg["n_train_queries"])),
+        "KernelKnnPool": str(int(cfg["knn_pool"])),
+        "KernelSymbols": ", ".join(f"\\texttt{{{tex_symbol(s)}}}" for s in cfg["symbols"]) or "--",
+        "KernelExtrasDatasets": ", ".join(_tt(d) for d in cfg["extras_datasets"]) or "every dataset",
+        "KernelNQueriesMin": str(int(summary["n_queries"].min())) if len(summary) else "--",
+        "KernelNEvalMin": str(int(summary["n_eval"].min())) if len(summary) else "--",
     }
     for r in summary.to_dict("records"):
         base = ("kernel", r["model"], r["dataset"])
         out[macro_name(*base, "best head")] = f"{int(r['best_layer'])}.{int(r['best_head'])}"
-        for key in ("icl_eval_acc", "eval_agreement", "eval_accuracy", "minilm_kr_eval_acc", "hidden_kr_eval_acc"):
+        for key in ("icl_eval_acc", "eval_agreement", "eval_accuracy", "minilm_kr_eval_acc", "hidden_kr_eval_acc",
+                    "eval_const_agreement", "knn_acc", "random_acc", "sym_icl_acc", "icl_acc"):
             out[macro_name(*base, key)] = fmt(r[key], 3)
+        out[macro_name(*base, "n eval")] = str(int(r["n_eval"]))
+        out[macro_name(*base, "eval agreement p")] = fmt_p(r["eval_agreement_p"])
+        for key in ("knn_p", "sym_p"):
+            out[macro_name(*base, key)] = fmt_p(r[key])
     return out
