@@ -243,7 +243,7 @@ def simaou(h_icl: np.ndarray, h_ft: np.ndarray, h_zs: np.ndarray) -> np.ndarray:
     return cosine(unit(h_icl) - zs, unit(h_ft) - zs)
 
 
-def random_simaou(h_icl: np.ndarray, h_zs: np.ndarray, seed: int) -> np.ndarray:
+def random_simaou(h_icl: np.ndarray, h_zs: np.ndarray, seed: int | Sequence[int]) -> np.ndarray:
     """Dai's baseline: cos(ĥ_ICL − ĥ_ZS, u), u ~ uniform [0, 1)^D drawn per (query, layer): (Q, L)."""
     update = unit(h_icl) - unit(h_zs)
     return cosine(update, np.random.default_rng(seed).random(update.shape))
@@ -279,7 +279,9 @@ def per_layer(values: np.ndarray) -> np.ndarray:
         return np.nanmean(np.asarray(values, dtype=np.float64), axis=0)
 
 
-def query_metrics(zs: DaiCapture, icl: DaiCapture, ft: DaiCapture, seed: int) -> dict[str, np.ndarray]:
+def query_metrics(
+    zs: DaiCapture, icl: DaiCapture, ft: DaiCapture, seed: int | Sequence[int]
+) -> dict[str, np.ndarray]:
     """Every per-(query, layer) metric of one prompt set: simaou, random_simaou, simam, zsl_simam -> (Q, L)."""
     if not (np.array_equal(zs.n_query, icl.n_query) and np.array_equal(zs.n_query, ft.n_query)):
         raise DaiError("the three captures are of different queries (query token counts differ)")

@@ -145,7 +145,9 @@ def dai_models():
 
 
 def dai_captures():
-    """The dai_capture outputs; the stage reads the prompt sets of `dai.datasets` (dai.k of icl.k)."""
+    """The dai_capture outputs: every dai model on `dai.datasets`, except that control models run only
+    on those of them in `control.datasets` (the control's budget). Reads their prompt sets (dai.k of icl.k).
+    """
     cfg = config["dai"]
     missing = [d for d in cfg["datasets"] if d not in DATASETS]
     if missing:
@@ -155,9 +157,17 @@ def dai_captures():
     if not set(cfg["k"]) <= set(config["icl"]["k"]) or not set(cfg["seeds"]) <= set(
         config["icl"]["seeds"]
     ):
-        raise ValueError("config keys dai.k / dai.seeds must be values of icl.k / icl.seeds")
-    return expand(
-        "results/dai/{model}/{dataset}.npz", model=dai_models(), dataset=cfg["datasets"]
+        raise ValueError(
+            "config keys dai.k / dai.seeds must be values of icl.k / icl.seeds"
+        )
+    control = config.get("control", {})
+    pattern = "results/dai/{model}/{dataset}.npz"
+    controls = [m for m in dai_models() if m in control.get("models", [])]
+    trained = [m for m in dai_models() if m not in controls]
+    return expand(pattern, model=trained, dataset=cfg["datasets"]) + expand(
+        pattern,
+        model=controls,
+        dataset=[d for d in cfg["datasets"] if d in control.get("datasets", [])],
     )
 
 

@@ -85,6 +85,25 @@ rule figure_kernel:
         "../scripts/figure_kernel.py"
 
 
+rule figure_dai:
+    input:
+        layers="results/metrics/dai_layers.csv",
+        code=lib("dai_report", "figures"),
+    output:
+        pdf="figures/dai_layers.pdf",
+        png=report(
+            "figures/dai_layers.png",
+            caption="../report/dai_layers.rst",
+            category="ICL vs GD",
+        ),
+    log:
+        "logs/figures/dai_layers.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/figure_dai.py"
+
+
 rule figure_order:
     input:
         tables=order_tables(),

@@ -50,6 +50,30 @@ rule finetune:
         "../scripts/run_finetune.py"
 
 
+rule dai_capture:
+    input:
+        prompts="results/prompts/{dataset}.jsonl",
+        model="resources/models/{model}",
+    output:
+        captures="results/dai/{model}/{dataset}.npz",
+        correct="results/dai/{model}/{dataset}.correct.parquet",
+        summary="results/dai/{model}/{dataset}.json",
+    log:
+        "logs/dai/{model}/{dataset}.log",
+    benchmark:
+        "benchmarks/dai/{model}/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["runtime"]["threads"]
+    resources:
+        mem_mb=8000,
+    params:
+        dai=config["dai"],
+        runtime=config["runtime"],
+    script:
+        "../scripts/run_dai.py"
+
+
 rule order_sensitivity:
     input:
         prompts="results/prompts/{dataset}.jsonl",

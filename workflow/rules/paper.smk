@@ -192,6 +192,24 @@ rule kernel_paper_numbers:
         "../scripts/kernel_paper_numbers.py"
 
 
+rule dai_paper_numbers:
+    input:
+        table="results/metrics/dai_metrics.csv",
+        code=lib("dai", "dai_report", "paper"),
+    output:
+        macros="results/paper/macros/dai.json",
+        table="paper/generated/tab_dai.tex",
+        summary="paper/generated/dai_summary.tex",
+    log:
+        "logs/paper/dai_paper_numbers.log",
+    conda:
+        "../../environment.yml"
+    params:
+        dai=config["dai"],
+    script:
+        "../scripts/dai_paper_numbers.py"
+
+
 rule order_paper_numbers:
     input:
         tables=order_tables(),

@@ -37,6 +37,7 @@ FIGURES = {
     "figures/lsa_convergence.png": ("Construction", "lsa_convergence.rst"),
     "figures/weight_sparsity.png": ("Construction", "weight_sparsity.rst"),
     "figures/kernel_heads.png": ("Kernel regression", "kernel_heads.rst"),
+    "figures/dai_layers.png": ("ICL vs GD", "dai_layers.rst"),
     "figures/order_sensitivity.png": ("ICL vs GD", "order_sensitivity.rst"),
 }
 
