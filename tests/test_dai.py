@@ -328,6 +328,8 @@ def test_paper_outputs_say_undefined_and_name_every_row(tmp_path):
     summary = dai_report.summarise(hand_queries(), {"n_boot": 200, "ci": 0.95, "seed": 0})
     tex = dai_report.dai_table_tex(summary)
     assert "undefined (0)" in tex and "\\label{tab:dai}" in tex and tex.count("\\texttt{m}") == 3
+    one = dai_report.summarise(hand_queries().query("dataset == 'a'"), {"n_boot": 200, "ci": 0.95, "seed": 0})
+    assert dai_report.dai_table_tex(one).count("\\texttt{m}") == 1  # no "all" row repeating the only dataset
     text = dai_report.dai_summary(summary)
     assert "Rec2FTP is 50\\%" in text and "in 0 of the 1 runs where it is defined" in text
     macros = dai_report.dai_macros(summary, {"datasets": ["a", "b"], "k": [1, 2], "lr": "1e-3", "n_queries": 16})

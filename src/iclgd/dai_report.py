@@ -175,6 +175,9 @@ def pooled(summary: pd.DataFrame) -> pd.DataFrame:
 
 def dai_table_tex(summary: pd.DataFrame) -> str:
     rows = pooled(summary)
+    n_datasets = rows[rows["dataset"] != ALL].groupby("model")["dataset"].nunique()
+    single = rows["model"].map(n_datasets).fillna(0) <= 1
+    rows = rows[~((rows["dataset"] == ALL) & single)]  # a model's "all" row repeats its only dataset
     frame = pd.DataFrame({
         "model": [_tt(m) for m in rows["model"]],
         "dataset": [_tt(d) if d != ALL else "all" for d in rows["dataset"]],
