@@ -14,7 +14,9 @@ rule claims:
         compare="results/metrics/icl_vs_gd_examples.parquet",
         lsa="results/lsa/headline.json",
         sparsity="results/metrics/weight_sparsity_summary.csv",
-        code=lib("claims", "stats", "curves", "finetune_report", "compare_report", "paper"),
+        code=lib(
+            "claims", "stats", "curves", "finetune_report", "compare_report", "paper"
+        ),
     output:
         tests="results/stats/icl_vs_gd_tests.csv",
         anova="results/stats/anova.csv",
