@@ -98,6 +98,9 @@ def test_permuted_orders_are_other_orders_of_the_same_demonstrations():
     two = [p for p in perms if p["k"] == 2]  # the only other order of two demonstrations is the swap
     assert all([d["uid"] for d in p["demos"]] == [d["uid"] for d in by_k[2]["demos"]][::-1] for p in two)
     assert prompts.permuted_sets(sets, 2) == perms  # seeded
+    few = prompts.permuted_sets(sets, 2, n_queries=3)
+    assert [p["queries"] for p in few] == [p["queries"][:3] for p in perms] and len(few[0]["queries"]) == 3
+    assert [p["demos"] for p in few] == [p["demos"] for p in perms]
 
 
 def test_one_demonstration_has_no_other_order():

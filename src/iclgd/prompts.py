@@ -129,9 +129,11 @@ def permuted(prompt_set: dict[str, Any], order: int) -> dict[str, Any]:
             "prefix": "".join(d["text"] + DEMO_SEPARATOR for d in demos)}
 
 
-def permuted_sets(sets: Iterable[dict[str, Any]], n_orders: int) -> list[dict[str, Any]]:
-    """`n_orders` permuted copies (orders 1..n_orders) of every prompt set with k >= 2."""
-    return [permuted(ps, o) for ps in sets if ps["k"] >= 2 for o in range(1, n_orders + 1)]
+def permuted_sets(sets: Iterable[dict[str, Any]], n_orders: int, n_queries: int | None = None) -> list[dict[str, Any]]:
+    """`n_orders` permuted copies (orders 1..n_orders) of every prompt set with k >= 2, scored on the
+    first `n_queries` test queries (None: all; the test subset is already a seeded random draw)."""
+    out = [permuted(ps, o) for ps in sets if ps["k"] >= 2 for o in range(1, n_orders + 1)]
+    return [{**ps, "queries": ps["queries"][:n_queries]} for ps in out] if n_queries is not None else out
 
 
 def write_prompt_sets(sets: list[dict[str, Any]], path: Path) -> None:

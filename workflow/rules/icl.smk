@@ -20,7 +20,10 @@ rule icl:
         mem_mb=8000,
     params:
         runtime=config["runtime"],
-        permuted_orders=config["icl"]["permuted_orders"],
+        reorder={
+            "permuted_orders": config["icl"]["permuted_orders"],
+            "permuted_queries": config["icl"]["permuted_queries"],
+        },
     script:
         "../scripts/run_icl.py"
 

@@ -13,6 +13,6 @@ rule build_prompts:
         "../../environment.yml"
     params:
         spec=dataset_spec,
-        icl={k: v for k, v in config["icl"].items() if k != "permuted_orders"},
+        icl={k: v for k, v in config["icl"].items() if not k.startswith("permuted_")},
     script:
         "../scripts/build_prompts.py"

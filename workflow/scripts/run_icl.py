@@ -23,6 +23,7 @@ def score(sets: list[dict], desc: str) -> pd.DataFrame:
 sets = prompts.read_prompt_sets(snakemake.input.prompts)
 records = score(sets, "prompt sets")
 records.to_parquet(snakemake.output.records, index=False)
-permuted = score(prompts.permuted_sets(sets, snakemake.params.permuted_orders), "permuted orders")
+reorder = snakemake.params.reorder
+permuted = score(prompts.permuted_sets(sets, reorder["permuted_orders"], reorder["permuted_queries"]), "permuted orders")
 permuted.to_parquet(snakemake.output.permuted, index=False)
 log.info("scored %d records, %d in permuted orders", len(records), len(permuted))
