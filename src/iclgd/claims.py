@@ -11,7 +11,8 @@ Every comparison is paired (same test examples, same random contexts), so the te
 * ``shen_permuted``: "ICL agrees more with its own permuted-order version than with GD": per model, the
   top-10 overlap of ICL with ICL reordered minus with GD, averaged within each test example (over N, seeds
   and variants) so examples are the independent units, one-sample Wilcoxon over examples;
-* ``kossen_<claim>``: one-sample Wilcoxon over random contexts of each per-context gap of Kossen et
+* ``kossen_<claim>_<metric>_<contrast>`` (one family per headline contrast, over models and datasets):
+  one-sample Wilcoxon over random contexts of each per-context gap of Kossen et
   al. (default - random, flipped late - first, default - flipped, D->F - F->D);
 * ``construction``: exact computations (no sampling error), checked against a stated criterion.
 
@@ -21,6 +22,7 @@ Holm runs within each family; verdicts come from `stats.verdict` (CI side and ad
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Iterable
 
 import numpy as np
@@ -124,6 +126,11 @@ def pooled_gap(paired: pd.DataFrame, metric: str = "correct", n_boot: int = 2000
 # --------------------------------------------------------------------------- Kossen et al.
 
 
+def kossen_family(claim: str, metric: str, contrast: str) -> str:
+    """One Holm family per headline contrast: two contrasts of one claim key are different hypotheses."""
+    return f"kossen_{claim}_{metric}_{re.sub(r'[^a-z0-9]+', '_', contrast.lower()).strip('_')}"
+
+
 def kossen_tests(table: pd.DataFrame, cfg: dict[str, Any] | None = None, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """One-sample Wilcoxon (vs 0) over random contexts of each headline gap, per (model, dataset)."""
     samples = curves.claim_samples(table, cfg, n_boot=n_boot, seed=seed)
@@ -135,7 +142,7 @@ def kossen_tests(table: pd.DataFrame, cfg: dict[str, Any] | None = None, n_boot:
         for _, row in samples[sel].iterrows():
             values = np.asarray(row["samples"], dtype=float)
             test = stats.wilcoxon(values, np.zeros_like(values), n_boot=n_boot, seed=seed)
-            rows.append({"paper": "Kossen et al.", "family": f"kossen_{claim}_{metric}", "claim": text,
+            rows.append({"paper": "Kossen et al.", "family": kossen_family(claim, metric, contrast), "claim": text,
                          "model": row["model"], "dataset": row["dataset"], "expected_sign": sign,
                          "evidence": "Fig.~\\ref{fig:curves}, Tab.~\\ref{tab:label_claims}",
                          "target": "label_paper_numbers", **{k: test[k] for k in ("effect", "effect_lo", "effect_hi", "p", "n")}})
