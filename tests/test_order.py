@@ -12,26 +12,9 @@ import torch
 
 from iclgd import order, prompts, scoring
 
-from test_finetune import SPEC, TEST, TRAIN
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def model(tiny):
-    return copy.deepcopy(tiny[0])
-
-
-@pytest.fixture(scope="module")
-def prompt_set():
-    (ps,) = prompts.build_prompt_sets("toy", SPEC, TRAIN, TEST, [4], [0])
-    return ps
+# Shared with the fine-tuning tests: the toy data, one torch thread, a private copy of the tiny model
+# and the k = 4 prompt set (fixtures are found by name once imported).
+from test_finetune import SPEC, TEST, TRAIN, model, one_thread, prompt_set  # noqa: F401
 
 
 def config(**kw) -> order.OrderConfig:
