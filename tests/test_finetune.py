@@ -131,13 +131,88 @@ def test_subsets_select_intended_parameters(tiny):
 
 def test_lr_zero_reproduces_zero_shot_scores(model, tiny, prompt_set):
     tok = tiny[1]
-    grid = finetune.GridConfig(optimizers=OPTIMIZERS, subsets=("all",), lrs=(0.0,), epochs=2, eval_epochs=(1,))
-    result = finetune.run_grid(model, tok, [prompt_set], grid, progress=False)
     zero_shot = scoring.score_prompt_set(model, tok, {**prompt_set, "prefix": ""})
-    assert len(result.records) == 3 * 2 * len(TEST)
-    for _, group in result.records.groupby(["optimizer", "epoch"]):
-        np.testing.assert_array_equal(np.stack(group["label_logprobs"]), np.stack(zero_shot["label_logprobs"]))
-        np.testing.assert_array_equal(np.stack(group["top10_ids"]), np.stack(zero_shot["top10_ids"]))
+    label_ids = scoring.label_token_ids(tok, prompt_set["label_words"])
+    for optimizer in OPTIMIZERS:
+        fit(model, tok, prompt_set, optimizer, lr=0.0, epochs=2)
+        got = finetune.evaluate(model, tok, prompt_set, prompt_set["queries"], label_ids, {})
+        np.testing.assert_array_equal(np.stack(got["label_logprobs"]), np.stack(zero_shot["label_logprobs"]))
+        np.testing.assert_array_equal(np.stack(got["top10_ids"]), np.stack(zero_shot["top10_ids"]))
+
+
+def until(model, tok, ps, optimizer="gd", lr=0.05, max_epochs=100, target_loss=0.1, subset="all"):
+    params = finetune.freeze_except(model, finetune.select_parameters(model, subset))
+    return finetune.train_until(model, examples(tok, ps), optimizer, lr, params, max_epochs, target_loss)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_training_stops_as_soon_as_the_demonstrations_are_learned(model, tiny, prompt_set, optimizer):
+    tok = tiny[1]
+    lr = {"gd": 0.05, "sgd": 0.02, "adam": 1e-3}[optimizer]
+    result = until(model, tok, prompt_set, optimizer, lr)
+    assert result.status == "converged" and 0 < result.epochs < 100
+    last, before = result.fits[-1], result.fits[-2]
+    assert last.learned and last.loss < 0.1
+    assert not (before.learned and before.loss < 0.1)  # it stopped at the first epoch that got there
+    with torch.no_grad():  # the reported fit is the weights' own: every label is the argmax, loss as said
+        batch = finetune.canonical(examples(tok, prompt_set))
+        logits = finetune.label_logits(model, batch)
+        assert (logits.argmax(-1) == torch.tensor([ex.target for ex in batch])).all()
+        assert finetune.label_loss(model, batch).item() == pytest.approx(last.loss, rel=1e-4)
+
+
+def test_a_rate_that_raises_the_loss_is_diverged(model, tiny, prompt_set):
+    result = until(model, tiny[1], prompt_set, "gd", lr=50.0)
+    assert result.status == "diverged" and result.fits[-1].loss > result.fits[0].loss
+    assert all(f.loss <= result.fits[0].loss for f in result.fits[1:-1])  # it stopped at the first rise
+
+
+def test_max_epochs_without_learning_is_not_converged(model, tiny, prompt_set):
+    result = until(model, tiny[1], prompt_set, "gd", lr=1e-4, max_epochs=3)
+    assert result.status == "not_converged" and result.epochs == 3 and len(result.fits) == 4
+
+
+def test_run_status_on_constructed_fits():
+    fit_ = finetune.Fit
+    assert finetune.run_status([fit_(2.0, False), fit_(0.05, True)], 0.1) == "converged"
+    assert finetune.run_status([fit_(2.0, False), fit_(0.05, False)], 0.1) is None  # low loss, one label wrong
+    assert finetune.run_status([fit_(2.0, False), fit_(0.5, True)], 0.1) is None  # learned, loss above target
+    assert finetune.run_status([fit_(2.0, False), fit_(2.5, False)], 0.1) == "diverged"
+    assert finetune.run_status([fit_(2.0, False), fit_(float("nan"), False)], 0.1) == "diverged"
+    assert finetune.run_status([fit_(0.01, True)], 0.1) == "converged"  # the base model already fits
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_factored_vocab_gradient_equals_the_dense_update(model, tiny, prompt_set, optimizer):
+    """The tied embedding/head trained through FactoredVocab moves like autograd's dense gradient."""
+    tok = tiny[1]
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    base = finetune.snapshot(model, [n for n, _ in model.named_parameters()])
+    after = []
+    for factored in (False, True):
+        finetune.restore(model, base)
+        params = finetune.freeze_except(model, finetune.select_parameters(model, "all"))
+        opt = finetune.make_optimizer(optimizer, params, 0.05)
+        vocab = finetune.FactoredVocab(model)
+        vocab.active = vocab.active and factored
+        with vocab:
+            for batch in finetune.epoch_batches(examples(tok, prompt_set), optimizer) * 2:
+                vocab.zero_grad(opt)
+                finetune._backward(model, batch, 0, 30)
+                if factored:
+                    assert vocab.factors and model.lm_head.weight.grad.is_sparse
+                vocab.step(opt)
+        after.append(state(model))
+    assert not model.model.embed_tokens.sparse and "forward" not in vars(model.lm_head)  # restored on exit
+    assert not torch.equal(after[0]["model.embed_tokens.weight"], base["model.embed_tokens.weight"])
+    for name in after[0]:
+        torch.testing.assert_close(after[1][name], after[0][name], rtol=1e-5, atol=1e-6)
+
+
+def test_factored_vocab_is_inactive_when_the_head_is_frozen(model):
+    finetune.freeze_except(model, finetune.select_parameters(model, "kv"))
+    with finetune.FactoredVocab(model) as vocab:
+        assert not vocab.active and "forward" not in vars(model.lm_head)
 
 
 def test_one_gd_step_lowers_the_label_loss(model, tiny, prompt_set):
@@ -201,24 +276,50 @@ def test_tied_embeddings_train_together_under_all(model, tiny, prompt_set):
     assert model.lm_head.weight is embed and not torch.equal(embed, before)
 
 
-def test_grid_restores_base_weights_and_tags_records(model, tiny, prompt_set):
+def test_grid_restores_base_weights_and_scores_only_converged_runs(model, tiny, prompt_set):
     tok = tiny[1]
     before = state(model)
     zero = {**prompt_set, "k": 0, "seed": 0, "demos": [], "prefix": ""}
-    grid = finetune.GridConfig(
-        optimizers=("gd", "adam"), subsets=("all", "v_deep"), lrs=(0.01, 0.1), epochs=3, eval_epochs=(1, 9)
-    )
-    result = finetune.run_grid(model, tok, [zero, prompt_set], grid, tags={"model": "tiny"}, progress=False)
+    grid = finetune.GridConfig(optimizers=("gd", "adam"), subsets=("all", "v_deep"), lrs=(1e-3, 0.05, 50.0),
+                               max_epochs=40, target_loss=0.1)
+    used = [d["uid"] for d in prompt_set["demos"]] + [q["uid"] for q in prompt_set["queries"]]
+    dev = finetune.dev_examples(TRAIN, TEMPLATE, used, size=6, seed=0, dataset="toy")
+    result = finetune.run_grid(model, tok, [zero, prompt_set], grid, dev, tags={"model": "tiny"}, progress=False)
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    runs = result.runs
+    assert list(runs.columns) == finetune.RUN_COLUMNS and len(runs) == 2 * 2 * 3  # the k = 0 set is skipped
+    assert set(runs["status"]) <= set(finetune.STATUSES) and set(runs["k"]) == {4}
+    assert (runs.loc[(runs["lr"] == 50.0) & (runs["subset"] == "all"), "status"] == "diverged").all()
+    converged = runs[runs["status"] == "converged"]
+    assert len(converged) and len(converged) < len(runs)
+    assert (converged["final_loss"] < 0.1).all() and converged["learned"].all()
+    key = ["optimizer", "subset", "lr"]
+    scored = lambda frame: set(map(tuple, frame[key].drop_duplicates().to_numpy()))  # noqa: E731
+    assert scored(result.records) == scored(result.dev_records) == scored(converged)
     records = result.records
-    assert list(records.columns) == scoring.RECORD_COLUMNS
-    assert len(records) == 2 * 2 * 2 * 2 * len(TEST)  # optimizers x subsets x lrs x checkpoints {1, 3}
-    assert set(records["method"]) == {"finetune"} and set(records["model"]) == {"tiny"}
-    assert set(records["optimizer"]) == {"gd", "adam"} and set(records["subset"]) == {"all", "v_deep"}
-    assert set(records["lr"]) == {0.01, 0.1} and set(records["epoch"]) == {1, 3}
-    assert set(records["k"]) == {4}  # the k = 0 set has nothing to train on and is skipped
-    assert len(result.runs) == 8 and (result.runs["seconds"] > 0).all()
-    assert result.dev_records.empty
+    assert list(records.columns) == scoring.RECORD_COLUMNS and set(records["model"]) == {"tiny"}
+    epochs = records.merge(converged, on=key)
+    assert (epochs["epoch"] == epochs["epochs"]).all()  # records carry the epoch the run stopped at
+    chosen = finetune.select_lr(finetune.dev_accuracy(result.dev_records))
+    assert set(chosen["lr"]) <= set(converged["lr"])  # only converged runs compete
+    table = finetune.convergence(runs, chosen)
+    assert table["n_lrs"].eq(3).all() and (table["converged"] == (table["n_converged"] > 0)).all()
+    assert table.loc[table["converged"], "epochs"].notna().all()
+
+
+def test_convergence_table_on_constructed_runs():
+    base = {"model": "m", "dataset": "d", "k": 4, "optimizer": "gd", "subset": "all", "seed": 0, "order": 0}
+    runs = pd.DataFrame([
+        base | {"lr": 1e-4, "status": "not_converged", "epochs": 20, "final_loss": 1.5},
+        base | {"lr": 1e-3, "status": "converged", "epochs": 6, "final_loss": 0.08},
+        base | {"lr": 1e-2, "status": "diverged", "epochs": 2, "final_loss": 30.0},
+        base | {"k": 8, "lr": 1e-3, "status": "not_converged", "epochs": 20, "final_loss": 0.9},
+    ])
+    chosen = pd.DataFrame([{k: base[k] for k in finetune.SELECT_BY} | {"lr": 1e-3}])
+    table = finetune.convergence(runs, chosen).set_index("k")
+    assert table.loc[4, ["n_converged", "n_diverged", "n_not_converged", "n_lrs"]].tolist() == [1, 1, 1, 3]
+    assert table.loc[4, "converged"] and table.loc[4, "lr"] == 1e-3 and table.loc[4, "epochs"] == 6
+    assert not table.loc[8, "converged"] and np.isnan(table.loc[8, "lr"])
 
 
 def test_dev_split_avoids_demonstrations_and_test_queries(model, tiny, prompt_set):
@@ -228,7 +329,7 @@ def test_dev_split_avoids_demonstrations_and_test_queries(model, tiny, prompt_se
     assert dev == finetune.dev_examples(TRAIN, TEMPLATE, used, size=10, seed=0, dataset="toy")
     with pytest.raises(finetune.FinetuneError, match="exceeds"):
         finetune.dev_examples(TRAIN, TEMPLATE, used, size=len(TRAIN), seed=0)
-    grid = finetune.GridConfig(optimizers=("gd",), subsets=("v_deep",), lrs=(0.01,), epochs=1, eval_epochs=())
+    grid = finetune.GridConfig(optimizers=("gd",), subsets=("all",), lrs=(0.05,), max_epochs=100)
     leaky = dev + finetune.demo_queries(prompt_set)[:1]
     with pytest.raises(finetune.FinetuneError, match="overlap"):
         finetune.run_grid(model, tiny[1], [prompt_set], grid, dev=leaky, progress=False)
@@ -247,7 +348,7 @@ def test_select_lr_by_mean_dev_accuracy_ties_to_smaller_lr():
     }
     for (subset, lr), accs in accuracy.items():
         for seed, acc in enumerate(accs):
-            rows.append({"model": "m", "dataset": "d", "k": 4, "optimizer": "gd", "subset": subset, "epoch": 5,
+            rows.append({"model": "m", "dataset": "d", "k": 4, "optimizer": "gd", "subset": subset,
                          "seed": seed, "order": 0, "lr": lr, "accuracy": acc})
     chosen = finetune.select_lr(pd.DataFrame(rows)).set_index("subset")
     assert chosen.loc["all", "lr"] == 1e-3 and chosen.loc["all", "dev_accuracy"] == pytest.approx(0.7)
@@ -268,14 +369,16 @@ def test_dev_accuracy_counts_non_finite_scores_as_wrong():
     assert table["accuracy"].tolist() == [0.5] and table["full_accuracy"].tolist() == [0.5]
 
 
-def test_grid_config_from_dict_checks_keys_and_checkpoints():
-    spec = {"optimizers": ["sgd"], "lrs": ["1e-3", 0.01], "epochs": 10, "eval_epochs": [1, 5, 50]}  # YAML: 1e-3 is a str
+def test_grid_config_from_dict_checks_keys_and_values():
+    spec = {"optimizers": ["sgd"], "lrs": ["1e-3", 0.01], "max_epochs": 10, "target_loss": "0.2"}  # YAML: 1e-3 is a str
     grid = finetune.GridConfig.from_dict(spec)
-    assert grid.optimizers == ("sgd",) and grid.lrs == (1e-3, 0.01) and grid.checkpoints() == [1, 5, 10]
+    assert grid.optimizers == ("sgd",) and grid.lrs == (1e-3, 0.01) and grid.max_epochs == 10 and grid.target_loss == 0.2
     with pytest.raises(finetune.FinetuneError, match="unknown keys"):
-        finetune.GridConfig.from_dict({"learning_rates": [1e-3]})
+        finetune.GridConfig.from_dict({"epochs": 3})
     with pytest.raises(finetune.FinetuneError, match="optimizers"):
         finetune.GridConfig.from_dict({"optimizers": ["rmsprop"]})
+    with pytest.raises(finetune.FinetuneError, match="target_loss"):
+        finetune.GridConfig.from_dict({"target_loss": 0})
 
 
 def test_peak_memory_reports_rss():

@@ -73,8 +73,10 @@ def test_scale_paragraph_states_the_run_from_config():
     from iclgd import provenance
 
     text = provenance.scale_paragraph(
-        ["smol_lm", "gemma"], {"seeds": [0], "optimizers": ["gd"], "subsets": ["all"], "lrs": [1e-4], "epochs": 5},
+        ["smol_lm", "gemma"], {"seeds": [0], "optimizers": ["gd"], "subsets": ["all"], "lrs": [1e-4], "max_epochs": 5,
+         "target_loss": 0.2, "lrs_by_model": {"gemma": [1e-3]}},
         {"n_demos": 17, "repetitions": 16}, ["smol_lm"], ["smol_lm"],
     )
     assert "Fine-tuning ran for smol\\_lm (of smol\\_lm, gemma) on demonstration seeds 0" in text
-    assert "5 epochs" in text and "17 demonstrations and 16 random contexts" in text
+    assert "5 epochs" in text and "below 0.2 nats" in text and "smol\\_lm: 0.0001" in text
+    assert "17 demonstrations and 16 random contexts" in text

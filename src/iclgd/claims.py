@@ -3,7 +3,7 @@
 Every comparison is paired (same test examples, same random contexts), so the tests are paired too:
 
 * ``shen_icl_vs_gd`` (family per accuracy metric): McNemar of ICL vs the fine-tuned model (dev-selected
-  lr, final epoch) on the same test examples, one test per (model, dataset, k, GD variant);
+  lr among converged runs) on the same test examples, one test per (model, dataset, k, GD variant);
 * ``shen_inconsistency``: Shen et al.'s "the trends are inconsistent across datasets and N" as the
   interaction terms method x dataset / model / k of a type-II ANOVA of per-example correctness;
 * ``shen_pooled``: the pooled ICL-GD accuracy gap, a GEE that clusters the repeated measurements of
@@ -54,9 +54,10 @@ KOSSEN = [
 def paired_icl_gd(icl: pd.DataFrame, ft: pd.DataFrame, ft_dev: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, dataset, k, seed, uid, GD variant): ICL's and the fine-tuned model's correctness.
 
-    The fine-tuned side is the dev-selected lr at the final epoch, as in the accuracy table.
+    The fine-tuned side is the dev-selected lr among the runs that learned their demonstrations, as in
+    the accuracy table; settings where no lr converged are not compared.
     """
-    chosen = finetune_report.final_epoch(finetune_report.selected_records(ft, ft_dev))
+    chosen = finetune_report.selected_records(ft, ft_dev)
     chosen = chosen.assign(variant=chosen["optimizer"] + "/" + chosen["subset"])
     side = lambda frame: frame.assign(  # noqa: E731 - a two-column projection
         correct=(frame["pred_index"] == frame["label_index"]).astype(int),

@@ -14,11 +14,16 @@ on one loaded model:
   demonstration in the prompt's order, so order matters, as in Dai et al.);
 * parameter subsets: "all", "kv" (k_proj + v_proj of every layer), "v_mid" (v_proj of layer
   n_layers // 2) and "v_deep" (v_proj of the last layer);
+* `train_until` trains until the demonstrations are *learned* (every label is the full-vocabulary
+  argmax and the mean label loss is below `target_loss`: converged), the loss rises above its
+  start or stops being finite (diverged), or `max_epochs` pass (not converged): an ICL-vs-GD
+  comparison is only meaningful against a GD that has learned what ICL was shown;
 * `run_grid` trains every (prompt set, optimiser, subset, lr) from the same base weights,
-  restoring them from an in-memory snapshot between runs, and scores test (and dev) queries
-  zero-shot at the checkpoint epochs in the shared records schema;
-* `select_lr` picks one learning rate per (model, dataset, k, optimiser, subset, epoch) on a dev
-  subset of the demonstration pool (never the test set); every grid point stays in the records.
+  restoring them from an in-memory snapshot between runs; every run is described in the runs
+  table (status, epochs, losses) and the converged ones are scored zero-shot on test and dev
+  queries in the shared records schema;
+* `select_lr` picks one learning rate per (model, dataset, k, optimiser, subset) among the
+  converged runs, on a dev subset of the demonstration pool (never the test set).
 """
 
 from __future__ import annotations
@@ -37,11 +42,14 @@ import torch
 from tqdm.auto import tqdm
 
 from iclgd import prompts, scoring
+from iclgd.vocab_grad import FactoredVocab  # noqa: F401 (re-exported)
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 SUBSETS = ("all", "kv", "v_mid", "v_deep")
 #: Learning rates are chosen separately for every combination of these record columns.
-SELECT_BY = ("model", "dataset", "k", "optimizer", "subset", "epoch")
+SELECT_BY = ("model", "dataset", "k", "optimizer", "subset")
+#: How a run ended: demonstrations learned / max_epochs reached first / loss above its start or not finite.
+STATUSES = ("converged", "not_converged", "diverged")
 
 _ATTN_PROJ = re.compile(r"(?:^|\.)layers\.(\d+)\.self_attn\.([kv])_proj\.")
 
@@ -66,8 +74,8 @@ class GridConfig:
     optimizers: tuple[str, ...] = OPTIMIZERS
     subsets: tuple[str, ...] = SUBSETS
     lrs: tuple[float, ...] = (1e-4, 5e-4, 1e-3, 5e-3)
-    epochs: int = 20
-    eval_epochs: tuple[int, ...] = (1, 5)
+    max_epochs: int = 200  # a run that has not learned its demonstrations by then is "not_converged"
+    target_loss: float = 0.1  # converged: mean label loss below this and every label the argmax
     dev_size: int = 32
     seed: int = 0
     micro_batch: int = 0  # gd only: at most this many demonstrations per forward pass (0 = no cap)
@@ -80,9 +88,9 @@ class GridConfig:
         if unknown:
             raise FinetuneError(f"config key finetune: unknown keys {sorted(unknown)} (known: {sorted(known)})")
         # PyYAML reads 1e-4 (no dot) as a string, so numbers are coerced here.
-        casts = {"lrs": float, "eval_epochs": int, "optimizers": str, "subsets": str}
+        casts = {"lrs": float, "optimizers": str, "subsets": str}
         values = {
-            key: tuple(casts[key](x) for x in value) if key in casts else int(value)
+            key: tuple(casts[key](x) for x in value) if key in casts else (float if key == "target_loss" else int)(value)
             for key, value in spec.items()
         }
         config = cls(**values)
@@ -96,12 +104,10 @@ class GridConfig:
                 raise FinetuneError(f"config key finetune.{name}: unknown {sorted(bad)} (known: {list(allowed)})")
         if any(lr < 0 for lr in self.lrs):
             raise FinetuneError("config key finetune.lrs: learning rates must be >= 0")
-        if self.epochs < 1 or any(e < 1 for e in self.eval_epochs):
-            raise FinetuneError("config keys finetune.epochs / eval_epochs: epochs start at 1")
-
-    def checkpoints(self) -> list[int]:
-        """Epochs at which to evaluate: the configured ones that are reached, plus the last."""
-        return sorted({e for e in self.eval_epochs if e <= self.epochs} | {self.epochs})
+        if self.max_epochs < 1:
+            raise FinetuneError("config key finetune.max_epochs: must be >= 1")
+        if not self.target_loss > 0:
+            raise FinetuneError("config key finetune.target_loss: must be > 0 (nats)")
 
 
 @dataclass
@@ -112,11 +118,31 @@ class TrainResult:
     optimizer: torch.optim.Optimizer | None = None
 
 
+@dataclass(frozen=True)
+class Fit:
+    """How well the model fits its demonstrations at one point of training."""
+
+    loss: float  # mean label cross-entropy over the full vocabulary (nats)
+    learned: bool  # every demonstration's label token is the full-vocabulary argmax
+
+
+@dataclass
+class RunResult:
+    """The fit after 0, 1, ... epochs (`fits[0]`: the base model) and how the run ended."""
+
+    fits: list[Fit]
+    status: str  # one of STATUSES
+
+    @property
+    def epochs(self) -> int:
+        return len(self.fits) - 1
+
+
 @dataclass
 class GridResult:
-    records: pd.DataFrame  # test queries, scoring.RECORD_COLUMNS
-    dev_records: pd.DataFrame  # dev queries, same schema
-    runs: pd.DataFrame  # one row per training run: timings, losses, memory
+    records: pd.DataFrame  # test queries of the converged runs, scoring.RECORD_COLUMNS
+    dev_records: pd.DataFrame  # dev queries of the converged runs, same schema
+    runs: pd.DataFrame  # one row per training run: status, epochs, losses, timings
 
 
 # ---------------------------------------------------------------- examples
@@ -248,14 +274,20 @@ def micro_batches(batch: Sequence[Example], micro_batch: int, batch_tokens: int)
     return [[batch[i] for i in order[start:stop]] for start, stop in groups]
 
 
-def _backward(model, batch: Sequence[Example], micro_batch: int, batch_tokens: int) -> float:
-    """Accumulate the gradient of the batch's mean loss, micro-batch by micro-batch."""
-    total = 0.0
+def _backward(model, batch: Sequence[Example], micro_batch: int, batch_tokens: int, grad: bool = True) -> Fit:
+    """Accumulate the gradient of the batch's mean loss, micro-batch by micro-batch (grad=False: only
+    measure), and return how well the current weights fit the batch: the same forward serves both."""
+    total, correct = 0.0, 0
     for chunk in micro_batches(batch, micro_batch, batch_tokens):
-        loss = label_loss(model, chunk, reduction="sum") / len(batch)
-        loss.backward()
+        targets = torch.tensor([ex.target for ex in chunk], device=model.device)
+        with torch.set_grad_enabled(grad):
+            logits = label_logits(model, chunk).float()
+            loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum") / len(batch)
+        if grad:
+            loss.backward()
         total += loss.item()
-    return total
+        correct += int((logits.argmax(dim=-1) == targets).sum())
+    return Fit(loss=total, learned=correct == len(batch))
 
 
 def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -274,6 +306,17 @@ def epoch_batches(examples: Sequence[Example], optimizer: str) -> list[list[Exam
     return [[ex] for ex in examples]
 
 
+def _epoch(model, opt, vocab: FactoredVocab, batches, micro_batch: int, batch_tokens: int) -> list[float]:
+    """One pass over `batches`, one optimiser step each; the mean loss of each batch before its step."""
+    losses = []
+    for batch in batches:
+        vocab.zero_grad(opt)
+        losses.append(_backward(model, batch, micro_batch, batch_tokens).loss)
+        vocab.step(opt)
+    vocab.zero_grad(opt)
+    return losses
+
+
 def train(
     model,
     examples: Sequence[Example],
@@ -285,9 +328,11 @@ def train(
     micro_batch: int = 0,
     batch_tokens: int = 1024,
 ) -> TrainResult:
-    """Train `params` in place; `on_epoch(epoch)` runs after each epoch (for checkpoint evaluation).
+    """Exactly `epochs` epochs, in place; `on_epoch(epoch)` runs after each (checkpoint evaluation).
 
-    The model stays in eval mode (no dropout), so two runs of the same spec are bitwise equal on CPU.
+    For experiments that fix the epoch count (order sensitivity, Dai et al.); `train_until` trains
+    to convergence. The model stays in eval mode (no dropout), so two runs of the same spec are
+    bitwise equal on CPU.
     """
     if not examples:
         raise FinetuneError("nothing to train on: the prompt set has no demonstrations")
@@ -295,17 +340,62 @@ def train(
     opt = make_optimizer(optimizer, params, lr)
     result = TrainResult(optimizer=opt)
     batches = epoch_batches(examples, optimizer)
-    for epoch in range(1, epochs + 1):
-        losses = []
-        for batch in batches:
-            opt.zero_grad(set_to_none=True)
-            losses.append(_backward(model, batch, micro_batch, batch_tokens))
-            opt.step()
-        result.losses.append(float(np.mean(losses)))
-        if on_epoch is not None:
-            on_epoch(epoch)
-    opt.zero_grad(set_to_none=True)
+    with FactoredVocab(model) as vocab:
+        for epoch in range(1, epochs + 1):
+            result.losses.append(float(np.mean(_epoch(model, opt, vocab, batches, micro_batch, batch_tokens))))
+            if on_epoch is not None:
+                on_epoch(epoch)
     return result
+
+
+def run_status(fits: Sequence[Fit], target_loss: float) -> str | None:
+    """diverged (loss not finite or above its start), converged (every label the argmax and the mean
+    loss below target_loss), or None while neither holds."""
+    last = fits[-1]
+    if not np.isfinite(last.loss) or last.loss > fits[0].loss:
+        return "diverged"
+    if last.learned and last.loss < target_loss:
+        return "converged"
+    return None
+
+
+def train_until(
+    model,
+    examples: Sequence[Example],
+    optimizer: str,
+    lr: float,
+    params: list[torch.nn.Parameter],
+    max_epochs: int,
+    target_loss: float,
+    micro_batch: int = 0,
+    batch_tokens: int = 1024,
+) -> RunResult:
+    """Train in place until the demonstrations are learned, the run diverges, or max_epochs pass.
+
+    The fit is measured on all demonstrations before every epoch and after the last one. For gd the
+    measuring forward is the gradient's own forward (the check costs nothing but the last forward);
+    sgd/adam step at other weights during an epoch, so they measure with one extra forward.
+    """
+    if not examples:
+        raise FinetuneError("nothing to train on: the prompt set has no demonstrations")
+    model.eval()
+    opt = make_optimizer(optimizer, params, lr)
+    full, per_demo = canonical(examples), epoch_batches(examples, optimizer)
+    fits: list[Fit] = []
+    with FactoredVocab(model) as vocab:
+        for epoch in range(max_epochs + 1):
+            fused = optimizer == "gd" and epoch < max_epochs
+            vocab.zero_grad(opt)
+            fits.append(_backward(model, full, micro_batch, batch_tokens, grad=fused))
+            status = run_status(fits, target_loss) or (None if epoch < max_epochs else "not_converged")
+            if status is not None:
+                break
+            if fused:
+                vocab.step(opt)
+            else:
+                _epoch(model, opt, vocab, per_demo, micro_batch, batch_tokens)
+        vocab.zero_grad(opt)
+    return RunResult(fits=fits, status=status)
 
 
 # ---------------------------------------------------------------- evaluation and grid
@@ -342,8 +432,9 @@ def run_grid(
 ) -> GridResult:
     """Every (prompt set with k >= 1, optimiser, subset, lr) from the same base weights.
 
-    The union of trainable parameters is snapshotted once; each run trains, is scored at the
-    checkpoint epochs, and gets its subset restored bitwise in memory before the next run.
+    The union of trainable parameters is snapshotted once; each run trains to convergence (or gives
+    up), is scored zero-shot on test and dev queries if it converged, and gets its subset restored
+    bitwise in memory before the next run. Unconverged runs are not scored: nothing compares them.
     Afterwards the model holds its base weights with every parameter frozen.
     """
     grid.validate()
@@ -353,68 +444,64 @@ def run_grid(
     model.eval()
     names = {s: select_parameters(model, s) for s in grid.subsets}
     base = snapshot(model, sorted(set().union(*names.values())))
-    scorer = _Scorer(model, tokenizer, dev or [], grid.checkpoints(), batch_size, batch_tokens)
+    test: list[pd.DataFrame] = []
+    dev_frames: list[pd.DataFrame] = []
     runs = []
     combos = list(itertools.product(sets, grid.optimizers, grid.subsets, grid.lrs))
-    for ps, optimizer, subset, lr in tqdm(combos, desc="finetune runs", disable=not progress):
+    bar = tqdm(combos, desc="finetune runs", disable=not progress)
+    for ps, optimizer, subset, lr in bar:
         run_tags = {**(tags or {}), "method": "finetune", "optimizer": optimizer, "subset": subset, "lr": lr}
         try:
-            runs.append(_one_run(model, tokenizer, ps, grid, names[subset], scorer, run_tags))
+            row, result = _one_run(model, tokenizer, ps, grid, names[subset], run_tags)
+            if result.status == "converged":
+                started = time.perf_counter()
+                label_ids = scoring.label_token_ids(tokenizer, ps["label_words"])
+                scored = {**run_tags, "epoch": result.epochs}
+                test.append(evaluate(model, tokenizer, ps, ps["queries"], label_ids, scored, batch_size, batch_tokens))
+                if dev:
+                    dev_frames.append(evaluate(model, tokenizer, ps, dev, label_ids, scored, batch_size, batch_tokens))
+                row["eval_seconds"] = time.perf_counter() - started
+            runs.append(row)
+            bar.set_postfix_str(f"k={ps['k']} lr={lr:g}: {result.status} after {result.epochs} epochs")
         finally:
             restore(model, base, names[subset])
     freeze_except(model, [])
-    return GridResult(_concat(scorer.test), _concat(scorer.dev_frames), pd.DataFrame(runs))
+    return GridResult(_concat(test), _concat(dev_frames), pd.DataFrame(runs, columns=RUN_COLUMNS))
 
 
-class _Scorer:
-    """Collects zero-shot records of test and dev queries at the checkpoint epochs of each run."""
-
-    def __init__(self, model, tokenizer, dev, checkpoints, batch_size, batch_tokens):
-        self.model, self.tokenizer, self.dev, self.checkpoints = model, tokenizer, dev, set(checkpoints)
-        self.batching = (batch_size, batch_tokens)
-        self.test: list[pd.DataFrame] = []
-        self.dev_frames: list[pd.DataFrame] = []
-        self.seconds = 0.0
-
-    def __call__(self, prompt_set, label_ids, tags, epoch: int) -> None:
-        if epoch not in self.checkpoints:
-            return
-        started = time.perf_counter()
-        tags = {**tags, "epoch": epoch}
-        args = (self.model, self.tokenizer, prompt_set)
-        self.test.append(evaluate(*args, prompt_set["queries"], label_ids, tags, *self.batching))
-        if self.dev:
-            self.dev_frames.append(evaluate(*args, self.dev, label_ids, tags, *self.batching))
-        self.seconds += time.perf_counter() - started
+#: The runs table: one row per training run.
+RUN_COLUMNS = [
+    "model", "dataset", "k", "seed", "order", "optimizer", "subset", "lr", "max_epochs", "target_loss",
+    "status", "epochs", "first_loss", "final_loss", "learned", "losses", "n_trainable",
+    "train_seconds", "eval_seconds", "cuda_peak_mb",
+]
 
 
-def _one_run(model, tokenizer, ps, grid: GridConfig, names, scorer: _Scorer, tags) -> dict[str, Any]:
+def _one_run(model, tokenizer, ps, grid: GridConfig, names, tags) -> tuple[dict[str, Any], RunResult]:
     """Train one grid point (weights are restored by the caller) and describe it for the runs table."""
     label_ids = scoring.label_token_ids(tokenizer, ps["label_words"])
     examples = encode_examples(tokenizer, demo_queries(ps), ps["classes"], label_ids)
     cuda = model.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(model.device)
-    eval_before = scorer.seconds
     started = time.perf_counter()
     params = freeze_except(model, names)
-    result = train(
-        model, examples, tags["optimizer"], tags["lr"], grid.epochs, params,
-        lambda epoch: scorer(ps, label_ids, tags, epoch), grid.micro_batch, grid.batch_tokens,
+    result = train_until(
+        model, examples, tags["optimizer"], tags["lr"], params, grid.max_epochs, grid.target_loss,
+        grid.micro_batch, grid.batch_tokens,
     )
-    seconds = time.perf_counter() - started
-    eval_seconds = scorer.seconds - eval_before
     row = {
-        "dataset": ps["dataset"], "k": ps["k"], "seed": ps["seed"], "order": ps.get("order", 0),
-        "optimizer": tags["optimizer"], "subset": tags["subset"], "lr": tags["lr"], "epochs": grid.epochs,
+        "model": tags.get("model", ""), "dataset": ps["dataset"], "k": ps["k"], "seed": ps["seed"],
+        "order": ps.get("order", 0), "optimizer": tags["optimizer"], "subset": tags["subset"], "lr": tags["lr"],
+        "max_epochs": grid.max_epochs, "target_loss": grid.target_loss,
+        "status": result.status, "epochs": result.epochs,
+        "first_loss": result.fits[0].loss, "final_loss": result.fits[-1].loss, "learned": result.fits[-1].learned,
+        "losses": " ".join(f"{f.loss:.4g}" for f in result.fits),
         "n_trainable": int(sum(p.numel() for p in params)),
-        "first_loss": result.losses[0], "last_loss": result.losses[-1],
-        "diverged": bool(not np.isfinite(result.losses).all()),
-        "seconds": seconds, "train_seconds": seconds - eval_seconds, "eval_seconds": eval_seconds,
+        "train_seconds": time.perf_counter() - started, "eval_seconds": 0.0,
+        "cuda_peak_mb": torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else float("nan"),
     }
-    if cuda:
-        row["cuda_peak_mb"] = torch.cuda.max_memory_allocated(model.device) / 2**20
-    return row
+    return row, result
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -447,7 +534,7 @@ def dev_examples(
 
 
 def dev_accuracy(dev_records: pd.DataFrame) -> pd.DataFrame:
-    """Dev accuracy per run and checkpoint; a query whose label log-probs are not finite is wrong."""
+    """Dev accuracy per run (only converged runs have dev records); non-finite label log-probs are wrong."""
     finite = np.array([np.isfinite(v).all() for v in dev_records["label_logprobs"]], dtype=bool)
     frame = dev_records.assign(
         correct=(dev_records["pred_index"] == dev_records["label_index"]) & finite,
@@ -463,7 +550,8 @@ def dev_accuracy(dev_records: pd.DataFrame) -> pd.DataFrame:
 
 def select_lr(table: pd.DataFrame, by: Sequence[str] = SELECT_BY, metric: str = "accuracy") -> pd.DataFrame:
     """The selection rule: per `by` group, the lr with the highest dev `metric` averaged over seeds
-    and orders; ties go to the smaller lr (the smaller step from the base model).
+    and orders; ties go to the smaller lr (the smaller step from the base model). Only converged runs
+    are scored, so only they compete; a group where no lr converged has no row.
 
     `table` has one row per (group, seed/order, lr), as `dev_accuracy` returns. The result has one
     row per group: `by`, `lr`, `dev_<metric>` and `n_lrs` (how many lrs competed).
@@ -487,20 +575,33 @@ def peak_memory(device: str | torch.device | None = None) -> dict[str, float]:
     return out
 
 
+def convergence(runs: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, dataset, k, optimizer, subset, seed, order): how many lrs converged, diverged
+    or ran out of epochs, whether the setting can be compared (some lr converged), and the selected
+    run's lr, epochs and final demonstration loss."""
+    keys = [*SELECT_BY, "seed", "order"]
+    counts = pd.crosstab([runs[k] for k in keys], runs["status"]).reindex(columns=list(STATUSES), fill_value=0)
+    out = counts.rename(columns={s: f"n_{s}" for s in STATUSES}).reset_index()
+    out["n_lrs"] = out[[f"n_{s}" for s in STATUSES]].sum(axis=1)
+    out["converged"] = out["n_converged"] > 0
+    chosen = selected[[*SELECT_BY, "lr"]].merge(runs, on=[*SELECT_BY, "lr"], how="inner")
+    chosen = chosen[chosen["status"] == "converged"][[*keys, "lr", "epochs", "final_loss"]]
+    return out.merge(chosen, on=keys, how="left").sort_values(keys, ignore_index=True)
+
+
 def grid_summary(grid: GridConfig, result: GridResult, selected: pd.DataFrame, device=None) -> dict[str, Any]:
-    """Small JSON-able account of a job: timings per run, memory, and the chosen learning rates."""
+    """Small JSON-able account of a job: timings per run, statuses, memory, and the chosen learning rates."""
     runs = result.runs
-    seconds = runs["seconds"] if len(runs) else pd.Series(dtype=float)
+    seconds = runs["train_seconds"] + runs["eval_seconds"]
+    stat = lambda f: float(f(seconds)) if len(runs) else None  # noqa: E731
     return {
         "grid": asdict(grid),
         "n_runs": int(len(runs)),
-        "seconds_per_run": {
-            "mean": float(seconds.mean()) if len(runs) else None,
-            "median": float(seconds.median()) if len(runs) else None,
-            "max": float(seconds.max()) if len(runs) else None,
-            "total": float(seconds.sum()),
-        },
-        "n_diverged": int(runs["diverged"].sum()) if len(runs) else 0,
+        "status": {s: int((runs["status"] == s).sum()) for s in STATUSES},
+        "seconds_per_run": {"mean": stat(np.mean), "median": stat(np.median), "max": stat(np.max),
+                            "total": float(seconds.sum())},
+        "train_seconds": float(runs["train_seconds"].sum()),
+        "eval_seconds": float(runs["eval_seconds"].sum()),
         "memory": peak_memory(device),
         "selected_lrs": selected.to_dict("records"),
         "runs": runs.to_dict("records"),

@@ -31,6 +31,7 @@ rule finetune:
     output:
         records="results/finetune/{model}/{dataset}.parquet",
         dev="results/finetune/{model}/{dataset}.dev.parquet",
+        runs="results/finetune/{model}/{dataset}.runs.csv",
         summary="results/finetune/{model}/{dataset}.json",
     log:
         "logs/finetune/{model}/{dataset}.log",

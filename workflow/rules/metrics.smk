@@ -41,6 +41,7 @@ rule finetune_metrics:
     input:
         records=finetune_records(),
         dev=[p.replace(".parquet", ".dev.parquet") for p in finetune_records()],
+        runs=[p.replace(".parquet", ".runs.csv") for p in finetune_records()],
         icl=expand(
             "results/icl/{model}/{dataset}.parquet",
             model=finetune_models(),
@@ -51,6 +52,8 @@ rule finetune_metrics:
         grid="results/metrics/finetune_accuracy_grid.csv",
         selected="results/metrics/finetune_accuracy.csv",
         icl="results/metrics/icl_accuracy_finetuned_seeds.csv",
+        convergence="results/metrics/finetune_convergence.csv",
+        counts="results/metrics/finetune_convergence_counts.csv",
     log:
         "logs/metrics/finetune_metrics.log",
     conda:

@@ -98,6 +98,7 @@ rule finetune_paper_numbers:
     input:
         icl="results/metrics/icl_accuracy_finetuned_seeds.csv",
         selected="results/metrics/finetune_accuracy.csv",
+        counts="results/metrics/finetune_convergence_counts.csv",
         code=lib("finetune_report", "paper"),
     output:
         csv="results/metrics/icl_vs_finetune.csv",
@@ -108,6 +109,8 @@ rule finetune_paper_numbers:
         "logs/paper/finetune_paper_numbers.log",
     conda:
         "../../environment.yml"
+    params:
+        grid=finetune_grid,
     script:
         "../scripts/finetune_paper_numbers.py"
 

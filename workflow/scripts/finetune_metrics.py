@@ -15,3 +15,7 @@ every, chosen, icl_matched = finetune_report.finetune_accuracy(records, dev, icl
 every.to_csv(snakemake.output.grid, index=False)
 chosen.to_csv(snakemake.output.selected, index=False)
 icl_matched.to_csv(snakemake.output.icl, index=False)
+runs = pd.concat([pd.read_csv(p) for p in snakemake.input.runs], ignore_index=True)
+convergence = finetune_report.convergence(runs, dev)
+convergence.to_csv(snakemake.output.convergence, index=False)
+finetune_report.convergence_counts(convergence).to_csv(snakemake.output.counts, index=False)

@@ -1,4 +1,4 @@
-"""Rule finetune_paper_numbers: the ICL vs fine-tuning table, sentences and macros."""
+"""Rule finetune_paper_numbers: the ICL vs fine-tuning table, convergence counts, sentences and macros."""
 
 from pathlib import Path
 
@@ -8,7 +8,10 @@ from iclgd import finetune_report, logs, paper
 
 logs.to_file(snakemake.log[0])
 table = finetune_report.comparison(pd.read_csv(snakemake.input.icl), pd.read_csv(snakemake.input.selected))
+counts = pd.read_csv(snakemake.input.counts)
 table.to_csv(snakemake.output.csv, index=False)
-paper.write_json(finetune_report.comparison_macros(table), snakemake.output.macros)
+macros = finetune_report.comparison_macros(table) | finetune_report.convergence_macros(counts)
+paper.write_json(macros, snakemake.output.macros)
 Path(snakemake.output.table).write_text(finetune_report.comparison_table(table))
-Path(snakemake.output.summary).write_text(finetune_report.comparison_summary(table))
+summary = finetune_report.convergence_summary(counts, dict(snakemake.params.grid))
+Path(snakemake.output.summary).write_text(summary + finetune_report.comparison_summary(table))

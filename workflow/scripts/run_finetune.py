@@ -1,4 +1,5 @@
-"""Rule finetune: fine-tune one model on every prompt set's demonstrations and score it zero-shot.
+"""Rule finetune: fine-tune one model on every prompt set's demonstrations until it has learned them,
+and score the converged runs zero-shot.
 
 One job = one (model, dataset): the model is loaded once and the whole grid (prompt sets with
 k >= 1 x optimizers x subsets x lrs) runs from in-memory restores of its base weights. The dev
@@ -34,15 +35,16 @@ result = finetune.run_grid(
     batch_size=runtime["batch_size"], batch_tokens=runtime["batch_tokens"],
 )
 result.records.to_parquet(snakemake.output.records, index=False)
-if getattr(snakemake.output, "dev", None):
-    result.dev_records.to_parquet(snakemake.output.dev, index=False)
+result.dev_records.to_parquet(snakemake.output.dev, index=False)
+result.runs.to_csv(snakemake.output.runs, index=False)
 
-selected = finetune.select_lr(finetune.dev_accuracy(result.dev_records)) if dev else pd.DataFrame()
+selected = finetune.select_lr(finetune.dev_accuracy(result.dev_records))
 summary = finetune.grid_summary(grid, result, selected, model.device)
 summary |= {"model": model_name, "dataset": dataset, "dev_uids": [d["uid"] for d in dev]}
 with open(snakemake.output.summary, "w", encoding="utf-8") as fh:
     json.dump(summary, fh, indent=1, sort_keys=True, default=lambda o: o.item() if hasattr(o, "item") else str(o))
 log.info(
-    "%d runs, %.2f s/run, %d records, peak %s",
-    summary["n_runs"], summary["seconds_per_run"]["mean"] or 0.0, len(result.records), summary["memory"],
+    "%d runs (%s), train %.0f s, eval %.0f s, %d records, peak %s",
+    summary["n_runs"], summary["status"], summary["train_seconds"], summary["eval_seconds"],
+    len(result.records), summary["memory"],
 )
