@@ -4,12 +4,19 @@ Not a test: nothing asserts a time. Printed:
   * ICL scoring tokens/s with the shared-prefix KV cache vs a naive full-prompt loop on the same
     prompts (and their ratio), with the agreement of the two;
   * the machine's float32 matmul FLOP/s and the fraction of it the cached scorer reaches;
-  * model load time from the 4-bit GGUF (dequantising) vs from the cached safetensors.
+  * model load time from the 4-bit GGUF (dequantising) vs from the cached safetensors;
+  * fine-tuning, per model in a fresh child process at the pipeline's thread count
+    (`runtime.threads`): full-batch GD training FLOP/s (forward + backward = 3 forward FLOPs) as a
+    fraction of torch.mm's at that thread count, the factored vocabulary gradient vs autograd's dense
+    one, zero-shot evaluation tokens/s next to the ICL scorer's on the same queries, and the child's
+    peak RSS (snapshot + training, what a fine-tuning job holds).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -187,6 +194,87 @@ def bench_head(model_dir: Path, n_queries: int = 32, batch_size: int = 16) -> di
             "vocab": model.get_output_embeddings().weight.shape[0]}
 
 
+def bench_training(model_dir: Path, threads: int, k: int = 8, steps: int = 2) -> dict[str, float]:
+    """Full-batch GD steps on k demonstrations with all parameters trained (snapshot held, as in a job):
+    FactoredVocab vs autograd's dense vocabulary gradient, and the FLOP/s reached vs torch.mm's."""
+    from iclgd import finetune
+
+    torch.set_num_threads(threads)
+    model, tok = models.load_model(model_dir, "cpu", "float32")
+    queries = [f"Review: {' and '.join(REVIEWS[(i + j) % len(REVIEWS)] for j in range(1 + i % 4))}\nSentiment:"
+               for i in range(k)]
+    labels = scoring.label_token_ids(tok, ["positive", "negative"])
+    demos = [{"uid": i, "label": "pos" if i % 2 == 0 else "neg", "query": q} for i, q in enumerate(queries)]
+    batch = finetune.canonical(finetune.encode_examples(tok, demos, ["pos", "neg"], labels))
+    names = finetune.select_parameters(model, "all")
+    base = finetune.snapshot(model, names)
+    params = finetune.freeze_except(model, names)
+    opt = finetune.make_optimizer("gd", params, 0.0)  # lr 0: every step sees the same weights
+
+    def run(factored: bool) -> float:
+        vocab = finetune.FactoredVocab(model)
+        vocab.active = vocab.active and factored
+        with vocab:
+            def step() -> None:
+                vocab.zero_grad(opt)
+                finetune._backward(model, batch, 0, 256)
+                vocab.step(opt)
+            step()  # warm-up
+            return timed(step, steps)
+
+    t_factored = run(True)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the dense path's buffers
+    t_dense = run(False)
+    finetune.restore(model, base, names)
+    tokens = sum(len(ex.ids) for ex in batch)
+    return {"tokens": tokens, "factored_s": t_factored, "dense_s": t_dense, "ratio": t_dense / t_factored,
+            "peak_rss_mb": rss, "flops": 3 * forward_flops_per_token(model) * tokens / t_factored, "peak": matmul_flops()}
+
+
+def bench_eval(model_dir: Path, threads: int, n_queries: int = 64, batch_size: int = 16, batch_tokens: int = 1024):
+    """Zero-shot evaluation of a fine-tuned model (`finetune.evaluate`) vs the ICL scorer on a k = 0
+    prompt set (`scoring.score_prompt_set`), the same queries: tokens/s of each."""
+    from iclgd import finetune
+
+    torch.set_num_threads(threads)
+    model, tok = models.load_model(model_dir, "cpu", "float32")
+    _, texts = bench_prompts(0, n_queries)
+    ps = {"dataset": "bench", "k": 0, "seed": 0, "prefix": "", "classes": ["neg", "pos"],
+          "label_words": ["negative", "positive"],
+          "queries": [{"uid": i, "label": "pos", "query": q} for i, q in enumerate(texts)]}
+    labels = scoring.label_token_ids(tok, ps["label_words"])
+    tokens = sum(len(scoring.encode_query(tok, q)) for q in texts)
+    evaluate = lambda: finetune.evaluate(model, tok, ps, ps["queries"], labels, {}, batch_size, batch_tokens)  # noqa: E731
+    icl = lambda: scoring.score_prompt_set(model, tok, ps, batch_size, {}, batch_tokens)  # noqa: E731
+    evaluate(), icl()  # warm-up
+    t_eval, t_icl = timed(evaluate, 2), timed(icl, 2)
+    return {"tokens": tokens, "eval_tok_s": tokens / t_eval, "icl_tok_s": tokens / t_icl, "ratio": t_icl / t_eval}
+
+
+def _finetune_child(model_dir: str, threads: int, queue) -> None:
+    """One model's training and evaluation benchmark in a fresh process, so its peak RSS is its own."""
+    queue.put({"train": bench_training(Path(model_dir), threads), "eval": bench_eval(Path(model_dir), threads)})
+
+
+def report_finetune(name: str, model_dir: Path, threads: int) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_finetune_child, args=(str(model_dir), threads, queue))
+    child.start()
+    r = queue.get()
+    child.join()
+    t, e = r["train"], r["eval"]
+    print(f"fine-tuning {name} at {threads} thread(s) (the pipeline's runtime.threads):")
+    print(f"  GD step, k=8 ({t['tokens']} tokens), all parameters: {t['factored_s']:.2f} s factored vocabulary "
+          f"gradient vs {t['dense_s']:.2f} s dense ({t['ratio']:.2f}x)")
+    print(f"  training FLOP/s reached  {t['flops'] / 1e9:6.1f} GFLOP/s = {t['flops'] / t['peak']:.0%} of torch.mm's "
+          f"{t['peak'] / 1e9:.1f} at {threads} thread(s)   (target >= 50%)")
+    print(f"  zero-shot evaluation     {e['eval_tok_s']:6.0f} tok/s vs ICL scorer {e['icl_tok_s']:.0f} tok/s on the "
+          f"same {e['tokens']} query tokens = {e['ratio']:.0%}   (target >= 80%)")
+    print(f"  peak RSS, factored path  {t['peak_rss_mb'] / 1024:6.2f} GB (weights + snapshot + training steps, as a "
+          f"fine-tuning job holds them; target < 4 GB)")
+
+
 def report_scoring(model_dir: Path, args, runtime: dict, peak: float) -> None:
     model, tok = models.load_model(model_dir, "cpu", "float32")
     s = bench_scoring(model, tok, args.k, args.queries, runtime["batch_size"], runtime["batch_tokens"])
@@ -206,6 +294,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-load", action="store_true", help="skip the GGUF dequantisation timing")
     parser.add_argument("--ft-epochs", type=int, default=10, help="epochs per fine-tuning run (0 skips it)")
+    parser.add_argument("--ft-models", nargs="*", default=["smollm2-135m", "gemma3-270m"],
+                        help="models whose training / evaluation throughput and peak RSS are measured")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -232,6 +322,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"full-batch GD, k={args.k}, 3 epochs: length-packed micro-batches ({config['finetune']['batch_tokens']} "
                   f"tokens) {b['packed_s']:.1f} s vs one padded batch {b['padded_s']:.1f} s ({b['ratio']:.2f}x; "
                   f"{b['padding']:.0%} of the padded batch is padding)")
+        for name in args.ft_models:
+            ft_dir = REPO / "resources" / "models" / name
+            if not (ft_dir / models.PROVENANCE).exists():
+                ft_dir = Path(tmp) / name
+                models.prepare_model(name, registry, ft_dir)
+            report_finetune(name, ft_dir, runtime["threads"])
     if not args.skip_load and registry[args.model]["source"].startswith("pypi-gguf"):
         t = bench_loading(args.model, registry)
         print(f"model load ({args.model}): GGUF dequantise {t['gguf_s']:.1f} s vs cached safetensors "

@@ -53,6 +53,7 @@ def _check_models(config: dict[str, Any]) -> None:
             raise ConfigError(f"config key models.{name}.like: {spec['like']!r} is not a registered trained model")
     for stage in ("finetune", "curves", "kernel"):
         _check_names(config.get(stage, {}).get("models", []), config["use_models"], f"{stage}.models", "use_models")
+    _check_names(config.get("finetune", {}).get("lrs_by_model") or {}, models, "finetune.lrs_by_model", "config key models")
     _check_names(config.get("control", {}).get("datasets", []), config["datasets"], "control.datasets", "datasets")
     for name in config.get("control", {}).get("models", []):
         _check_names([name], models, "control.models", "config key models")

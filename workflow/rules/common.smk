@@ -22,7 +22,9 @@ def finetune_grid(wildcards):
     """The `finetune` config block minus the pipeline-level keys (the library's grid), with the
     model's own learning-rate grid from `lrs_by_model` when it has one."""
     block = config["finetune"]
-    grid = {k: v for k, v in block.items() if k not in ("models", "seeds", "lrs_by_model")}
+    grid = {
+        k: v for k, v in block.items() if k not in ("models", "seeds", "lrs_by_model")
+    }
     by_model = block.get("lrs_by_model") or {}
     if "model" in wildcards.keys() and wildcards.model in by_model:
         grid["lrs"] = by_model[wildcards.model]
