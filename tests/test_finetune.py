@@ -295,13 +295,15 @@ def test_grid_restores_base_weights_and_scores_only_converged_runs(model, tiny, 
     assert (converged["final_loss"] < 0.1).all() and converged["learned"].all()
     key = ["optimizer", "subset", "lr"]
     scored = lambda frame: set(map(tuple, frame[key].drop_duplicates().to_numpy()))  # noqa: E731
-    assert scored(result.records) == scored(result.dev_records) == scored(converged)
+    assert scored(result.dev_records) == scored(converged)  # every converged run is scored on dev
+    assert scored(result.records) == scored(converged[converged["test_scored"]])
     records = result.records
     assert list(records.columns) == scoring.RECORD_COLUMNS and set(records["model"]) == {"tiny"}
     epochs = records.merge(converged, on=key)
     assert (epochs["epoch"] == epochs["epochs"]).all()  # records carry the epoch the run stopped at
     chosen = finetune.select_lr(finetune.dev_accuracy(result.dev_records))
     assert set(chosen["lr"]) <= set(converged["lr"])  # only converged runs compete
+    assert scored(chosen) <= scored(records)  # the selected run has test records
     table = finetune.convergence(runs, chosen)
     assert table["n_lrs"].eq(3).all() and (table["converged"] == (table["n_converged"] > 0)).all()
     assert table.loc[table["converged"], "epochs"].notna().all()
@@ -340,20 +342,21 @@ def test_dev_split_avoids_demonstrations_and_test_queries(model, tiny, prompt_se
     assert table["n_dev"].tolist() == [10]
 
 
-def test_select_lr_by_mean_dev_accuracy_ties_to_smaller_lr():
+def test_select_lr_by_dev_accuracy_ties_to_smaller_lr():
     rows = []
-    accuracy = {  # (subset, lr) -> accuracy for seed 0 and seed 1
-        ("all", 1e-4): (0.50, 0.70), ("all", 1e-3): (0.80, 0.60), ("all", 1e-2): (0.90, 0.20),  # 0.6, 0.7, 0.55
-        ("kv", 1e-4): (0.60, 0.60), ("kv", 1e-3): (0.70, 0.50), ("kv", 1e-2): (0.40, 0.40),  # tie 0.6 -> 1e-4
+    accuracy = {  # (subset, lr) -> dev accuracy of the twins of seed 0 and seed 1
+        ("all", 1e-4): (0.50, 0.70), ("all", 1e-3): (0.80, 0.60), ("all", 1e-2): (0.90, 0.20),
+        ("kv", 1e-4): (0.60, 0.60), ("kv", 1e-3): (0.70, 0.50), ("kv", 1e-2): (0.40, 0.60),
     }
     for (subset, lr), accs in accuracy.items():
         for seed, acc in enumerate(accs):
             rows.append({"model": "m", "dataset": "d", "k": 4, "optimizer": "gd", "subset": subset,
                          "seed": seed, "order": 0, "lr": lr, "accuracy": acc})
-    chosen = finetune.select_lr(pd.DataFrame(rows)).set_index("subset")
-    assert chosen.loc["all", "lr"] == 1e-3 and chosen.loc["all", "dev_accuracy"] == pytest.approx(0.7)
-    assert chosen.loc["kv", "lr"] == 1e-4
-    assert (chosen["n_lrs"] == 3).all()
+    chosen = finetune.select_lr(pd.DataFrame(rows)).set_index(["subset", "seed"])["lr"]
+    assert chosen.to_dict() == {("all", 0): 1e-2, ("all", 1): 1e-4, ("kv", 0): 1e-3, ("kv", 1): 1e-4}  # kv/1: tie
+    pooled = finetune.select_lr(pd.DataFrame(rows), by=["subset"]).set_index("subset")  # means over seeds
+    assert pooled.loc["all", "lr"] == 1e-3 and pooled.loc["all", "dev_accuracy"] == pytest.approx(0.7)
+    assert pooled.loc["kv", "lr"] == 1e-4 and (pooled["n_lrs"] == 3).all()
 
 
 def test_dev_accuracy_counts_non_finite_scores_as_wrong():

@@ -22,8 +22,11 @@ on one loaded model:
   restoring them from an in-memory snapshot between runs; every run is described in the runs
   table (status, epochs, losses) and the converged ones are scored zero-shot on test and dev
   queries in the shared records schema;
-* `select_lr` picks one learning rate per (model, dataset, k, optimiser, subset) among the
-  converged runs, on a dev subset of the demonstration pool (never the test set).
+* `select_lr` picks one learning rate per (model, prompt set, optimiser, subset) among the
+  converged runs, on a dev subset of the demonstration pool (never the test set). Rates run in
+  ascending order and a converged run is scored on the test queries only if it beats every smaller
+  converged rate on dev, so the run the rule selects always has test records and the others mostly
+  cost no test evaluation.
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ from iclgd.vocab_grad import FactoredVocab  # noqa: F401 (re-exported)
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 SUBSETS = ("all", "kv", "v_mid", "v_deep")
-#: Learning rates are chosen separately for every combination of these record columns.
-SELECT_BY = ("model", "dataset", "k", "optimizer", "subset")
+#: Learning rates are chosen separately for every combination of these record columns: each fine-tuned
+#: twin of a prompt set (dataset, k, demonstration seed, order) gets its own rate.
+SELECT_BY = ("model", "dataset", "k", "seed", "order", "optimizer", "subset")
 #: How a run ended: demonstrations learned / max_epochs reached first / loss above its start or not finite.
 STATUSES = ("converged", "not_converged", "diverged")
 
@@ -140,7 +144,7 @@ class RunResult:
 
 @dataclass
 class GridResult:
-    records: pd.DataFrame  # test queries of the converged runs, scoring.RECORD_COLUMNS
+    records: pd.DataFrame  # test queries of the converged runs that could be selected, scoring.RECORD_COLUMNS
     dev_records: pd.DataFrame  # dev queries of the converged runs, same schema
     runs: pd.DataFrame  # one row per training run: status, epochs, losses, timings
 
@@ -433,8 +437,9 @@ def run_grid(
     """Every (prompt set with k >= 1, optimiser, subset, lr) from the same base weights.
 
     The union of trainable parameters is snapshotted once; each run trains to convergence (or gives
-    up), is scored zero-shot on test and dev queries if it converged, and gets its subset restored
-    bitwise in memory before the next run. Unconverged runs are not scored: nothing compares them.
+    up), is scored zero-shot on the dev queries if it converged (and on the test queries if it is
+    still a contender for selection), and gets its subset restored bitwise in memory before the next
+    run. Unconverged runs are not scored: nothing compares them.
     Afterwards the model holds its base weights with every parameter frozen.
     """
     grid.validate()
@@ -447,9 +452,11 @@ def run_grid(
     test: list[pd.DataFrame] = []
     dev_frames: list[pd.DataFrame] = []
     runs = []
-    combos = list(itertools.product(sets, grid.optimizers, grid.subsets, grid.lrs))
+    best: dict[tuple, float] = {}  # best dev accuracy so far per (prompt set, optimizer, subset)
+    combos = list(itertools.product(range(len(sets)), grid.optimizers, grid.subsets, sorted(grid.lrs)))
     bar = tqdm(combos, desc="finetune runs", disable=not progress)
-    for ps, optimizer, subset, lr in bar:
+    for index, optimizer, subset, lr in bar:
+        ps = sets[index]
         run_tags = {**(tags or {}), "method": "finetune", "optimizer": optimizer, "subset": subset, "lr": lr}
         try:
             row, result = _one_run(model, tokenizer, ps, grid, names[subset], run_tags)
@@ -457,10 +464,16 @@ def run_grid(
                 started = time.perf_counter()
                 label_ids = scoring.label_token_ids(tokenizer, ps["label_words"])
                 scored = {**run_tags, "epoch": result.epochs}
-                test.append(evaluate(model, tokenizer, ps, ps["queries"], label_ids, scored, batch_size, batch_tokens))
-                if dev:
-                    dev_frames.append(evaluate(model, tokenizer, ps, dev, label_ids, scored, batch_size, batch_tokens))
-                row["eval_seconds"] = time.perf_counter() - started
+                score = lambda queries: evaluate(model, tokenizer, ps, queries, label_ids, scored, batch_size, batch_tokens)  # noqa: E731
+                contender = True
+                if dev:  # ascending lrs, ties to the smaller: only a strictly better dev accuracy can be selected
+                    dev_frames.append(score(dev))
+                    accuracy = float(dev_accuracy(dev_frames[-1])["accuracy"].iloc[0])
+                    contender = accuracy > best.get((index, optimizer, subset), -1.0)
+                    best[(index, optimizer, subset)] = max(accuracy, best.get((index, optimizer, subset), -1.0))
+                if contender:
+                    test.append(score(ps["queries"]))
+                row["eval_seconds"], row["test_scored"] = time.perf_counter() - started, contender
             runs.append(row)
             bar.set_postfix_str(f"k={ps['k']} lr={lr:g}: {result.status} after {result.epochs} epochs")
         finally:
@@ -473,7 +486,7 @@ def run_grid(
 RUN_COLUMNS = [
     "model", "dataset", "k", "seed", "order", "optimizer", "subset", "lr", "max_epochs", "target_loss",
     "status", "epochs", "first_loss", "final_loss", "learned", "losses", "n_trainable",
-    "train_seconds", "eval_seconds", "cuda_peak_mb",
+    "test_scored", "train_seconds", "eval_seconds", "cuda_peak_mb",
 ]
 
 
@@ -498,7 +511,7 @@ def _one_run(model, tokenizer, ps, grid: GridConfig, names, tags) -> tuple[dict[
         "first_loss": result.fits[0].loss, "final_loss": result.fits[-1].loss, "learned": result.fits[-1].learned,
         "losses": " ".join(f"{f.loss:.4g}" for f in result.fits),
         "n_trainable": int(sum(p.numel() for p in params)),
-        "train_seconds": time.perf_counter() - started, "eval_seconds": 0.0,
+        "test_scored": False, "train_seconds": time.perf_counter() - started, "eval_seconds": 0.0,
         "cuda_peak_mb": torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else float("nan"),
     }
     return row, result
@@ -540,7 +553,7 @@ def dev_accuracy(dev_records: pd.DataFrame) -> pd.DataFrame:
         correct=(dev_records["pred_index"] == dev_records["label_index"]) & finite,
         full=dev_records["full_correct"].astype(bool) & finite,
     )
-    keys = [*SELECT_BY, "seed", "order", "lr"]
+    keys = [*SELECT_BY, "lr"]
     return (
         frame.groupby(keys, sort=True)
         .agg(accuracy=("correct", "mean"), full_accuracy=("full", "mean"), n_dev=("uid", "size"))
@@ -549,11 +562,12 @@ def dev_accuracy(dev_records: pd.DataFrame) -> pd.DataFrame:
 
 
 def select_lr(table: pd.DataFrame, by: Sequence[str] = SELECT_BY, metric: str = "accuracy") -> pd.DataFrame:
-    """The selection rule: per `by` group, the lr with the highest dev `metric` averaged over seeds
-    and orders; ties go to the smaller lr (the smaller step from the base model). Only converged runs
-    are scored, so only they compete; a group where no lr converged has no row.
+    """The selection rule: per `by` group, the lr with the highest dev `metric` (averaged over any rows
+    the group has, e.g. seeds when `by` omits them); ties go to the smaller lr (the smaller step from
+    the base model). Only converged runs are scored, so only they compete; a group where no lr
+    converged has no row.
 
-    `table` has one row per (group, seed/order, lr), as `dev_accuracy` returns. The result has one
+    `table` has one row per (group, lr), as `dev_accuracy` returns. The result has one
     row per group: `by`, `lr`, `dev_<metric>` and `n_lrs` (how many lrs competed).
     """
     mean = table.groupby([*by, "lr"], sort=True)[metric].mean().reset_index()
@@ -576,10 +590,10 @@ def peak_memory(device: str | torch.device | None = None) -> dict[str, float]:
 
 
 def convergence(runs: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, dataset, k, optimizer, subset, seed, order): how many lrs converged, diverged
+    """One row per `SELECT_BY` setting (model, prompt set, optimizer, subset): how many lrs converged, diverged
     or ran out of epochs, whether the setting can be compared (some lr converged), and the selected
     run's lr, epochs and final demonstration loss."""
-    keys = [*SELECT_BY, "seed", "order"]
+    keys = list(SELECT_BY)
     counts = pd.crosstab([runs[k] for k in keys], runs["status"]).reindex(columns=list(STATUSES), fill_value=0)
     out = counts.rename(columns={s: f"n_{s}" for s in STATUSES}).reset_index()
     out["n_lrs"] = out[[f"n_{s}" for s in STATUSES]].sum(axis=1)
