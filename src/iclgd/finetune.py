@@ -461,25 +461,36 @@ def run_grid(
         try:
             row, result = _one_run(model, tokenizer, ps, grid, names[subset], run_tags)
             if result.status == "converged":
-                started = time.perf_counter()
-                label_ids = scoring.label_token_ids(tokenizer, ps["label_words"])
                 scored = {**run_tags, "epoch": result.epochs}
-                score = lambda queries: evaluate(model, tokenizer, ps, queries, label_ids, scored, batch_size, batch_tokens)  # noqa: E731
-                contender = True
-                if dev:  # ascending lrs, ties to the smaller: only a strictly better dev accuracy can be selected
-                    dev_frames.append(score(dev))
-                    accuracy = float(dev_accuracy(dev_frames[-1])["accuracy"].iloc[0])
-                    contender = accuracy > best.get((index, optimizer, subset), -1.0)
-                    best[(index, optimizer, subset)] = max(accuracy, best.get((index, optimizer, subset), -1.0))
-                if contender:
-                    test.append(score(ps["queries"]))
-                row["eval_seconds"], row["test_scored"] = time.perf_counter() - started, contender
+                dev_frame, test_frame, row["eval_seconds"] = _score_run(
+                    model, tokenizer, ps, dev or [], scored, best, (index, optimizer, subset), (batch_size, batch_tokens)
+                )
+                dev_frames += [] if dev_frame is None else [dev_frame]
+                test += [] if test_frame is None else [test_frame]
+                row["test_scored"] = test_frame is not None
             runs.append(row)
             bar.set_postfix_str(f"k={ps['k']} lr={lr:g}: {result.status} after {result.epochs} epochs")
         finally:
             restore(model, base, names[subset])
     freeze_except(model, [])
     return GridResult(_concat(test), _concat(dev_frames), pd.DataFrame(runs, columns=RUN_COLUMNS))
+
+
+def _score_run(model, tokenizer, ps, dev, tags, best: dict, key: tuple, batching) -> tuple:
+    """(dev records, test records or None, seconds) of a converged run. Rates run in ascending order
+    and ties go to the smaller one, so only a run whose dev accuracy beats every earlier rate's can
+    be selected: the others skip the test queries. Without a dev split every run is scored on test."""
+    started = time.perf_counter()
+    label_ids = scoring.label_token_ids(tokenizer, ps["label_words"])
+    score = lambda queries: evaluate(model, tokenizer, ps, queries, label_ids, tags, *batching)  # noqa: E731
+    dev_frame, contender = None, True
+    if dev:
+        dev_frame = score(dev)
+        accuracy = float(dev_accuracy(dev_frame)["accuracy"].iloc[0])
+        contender = accuracy > best.get(key, -1.0)
+        best[key] = max(accuracy, best.get(key, -1.0))
+    test_frame = score(ps["queries"]) if contender else None
+    return dev_frame, test_frame, time.perf_counter() - started
 
 
 #: The runs table: one row per training run.
