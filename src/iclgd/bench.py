@@ -201,7 +201,8 @@ def bench_training(model_dir: Path, threads: int, k: int = 8, steps: int = 2) ->
 
     torch.set_num_threads(threads)
     model, tok = models.load_model(model_dir, "cpu", "float32")
-    queries = [f"Review: {' and '.join(REVIEWS[(i + j) % len(REVIEWS)] for j in range(1 + i % 4))}\nSentiment:"
+    # 2-8 reviews each: 20-62 tokens, the length range of real SST-2 demonstrations (mean 42 tokens)
+    queries = [f"Review: {' and '.join(REVIEWS[(i + j) % len(REVIEWS)] for j in range(2 + 2 * (i % 4)))}\nSentiment:"
                for i in range(k)]
     labels = scoring.label_token_ids(tok, ["positive", "negative"])
     demos = [{"uid": i, "label": "pos" if i % 2 == 0 else "neg", "query": q} for i, q in enumerate(queries)]
