@@ -86,7 +86,7 @@ def write_test_config(tmp: Path) -> Path:
         "runtime": {"threads": 1, "batch_size": 4},
         "curves": {"models": [], "datasets": ["toy_sent", "novel"], "n_demos": 5, "repetitions": 3,
                    "novel": {"sources": ["toy_sent", "toy_nli"]}},
-        "finetune": {"models": [], "lrs": [0.0, 0.05], "max_epochs": 60, "target_loss": 0.3, "dev_size": 4},
+        "finetune": {"models": [], "lrs": [0.0, 0.01], "max_epochs": 60, "target_loss": 0.3, "dev_size": 4},
         "kernel": {"models": [], "datasets": ["toy_sent"], "n_demos": 4, "n_prompt_sets": 2, "probe_offsets": [-1, 0, 1],
                    "n_train_queries": 6, "knn": True, "knn_pool": 8, "symbols": ["^", "~", "|"],
                    "extras_datasets": ["toy_sent"]},
