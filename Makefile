@@ -11,7 +11,7 @@ TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-fo
 CHROMIUM_PACKAGES := chromium
 REPORT ?= results/report.html
 
-.PHONY: reproduce smoke test bench venv tex chromium lint dryrun report report-check clean
+.PHONY: reproduce smoke decisive test bench venv tex chromium lint dryrun report report-check clean
 
 reproduce: venv tex
 	$(SNAKEMAKE)
@@ -20,6 +20,10 @@ reproduce: venv tex
 # The smoke run works in its own directory so it never overwrites the default run's results.
 smoke: venv tex
 	$(SNAKEMAKE) --configfile config/smoke.yaml --directory runs/smoke
+
+# The run sized by the power analysis (config/decisive.yaml; README "Decisive claims"), in its own directory.
+decisive: venv tex
+	$(SNAKEMAKE) --configfile config/decisive.yaml --directory runs/decisive
 
 test: venv tex chromium
 	$(BIN)/pytest

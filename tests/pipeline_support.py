@@ -83,6 +83,7 @@ def write_test_config(tmp: Path) -> Path:
         "control": {"models": ["tiny-untrained"], "datasets": ["toy_sent"]},
         "icl": {"k": [0, 2], "seeds": [0, 1]},
         "metrics": {"n_boot": 200},
+        "claims": {"n_sim": 200},
         "runtime": {"threads": 1, "batch_size": 4},
         "curves": {"models": [], "datasets": ["toy_sent", "novel"], "n_demos": 5, "repetitions": 3,
                    "novel": {"sources": ["toy_sent", "toy_nli"]}},

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iclgd import claims, curves
+from iclgd import claims, curves, power
 
 
 def records(method: str, preds: list[int], labels: list[int], k: int = 2, lr: float = 0.0, **tags) -> pd.DataFrame:
@@ -93,29 +93,112 @@ def test_kossen_labels_matter_detects_a_planted_gap_and_not_a_null():
     assert null["p"] > 0.05
 
 
-def test_claims_table_verdicts_and_families():
-    shen = pd.DataFrame([{"paper": "S", "family": "shen_pooled", "claim": "c", "model": "all", "dataset": "all",
-                          "expected_sign": 0, "effect": -0.1, "effect_lo": -0.2, "effect_hi": -0.05, "p": 0.001,
-                          "n": 10, "evidence": "", "target": "claims"}])
-    kossen = pd.DataFrame([
-        {"paper": "K", "family": "kossen_x", "claim": "c", "model": "m", "dataset": d, "expected_sign": +1,
-         "effect": eff, "effect_lo": lo, "effect_hi": hi, "p": p, "n": 10, "evidence": "", "target": "t"}
-        for d, eff, lo, hi, p in (("a", 0.3, 0.1, 0.5, 0.01), ("b", -0.3, -0.5, -0.1, 0.02), ("c", 0.1, -0.1, 0.3, 0.4))
-    ])
-    construction = claims.construction_claims(
+CFG = {"alpha": 0.05, "power": 0.8, "n_sim": 300, "seed": 0, "references": {
+    "shen_pooled": {"sesoi": 0.05, "why": "declared"},
+    "kossen_x": {"seed": 0.4, "source": "Fig. 1"},
+    "han_kernel": {"seed": 0.8, "level": True, "source": "Table 2"},
+}}
+
+
+def kossen_row(dataset: str, effect: float, lo: float, hi: float, p: float, samples) -> dict:
+    return {"paper": "K", "family": "kossen_x", "claim": "c", "model": "m", "dataset": dataset, "expected_sign": +1,
+            "effect": effect, "effect_lo": lo, "effect_hi": hi, "p": p, "n": len(samples), "evidence": "",
+            "target": "t", "test": "wilcoxon", "unit": "contexts", "samples": np.asarray(samples, dtype=float)}
+
+
+def construction() -> pd.DataFrame:
+    return claims.construction_claims(
         {"final_pred_cosine": 0.9995, "order_std_constructed": 1e-16},
         pd.DataFrame({"proj": ["q_proj", "k_proj"], "threshold": [1e-3, 1e-3], "measured": [0.01, 0.02],
                       "constructed": [0.9999, 0.9999]}), 1e-3)
-    table = claims.claims_table(shen, kossen, construction)
-    # Holm within kossen_x: sorted p 0.01, 0.02, 0.4 -> 0.03, 0.04, 0.4
-    assert table.loc[table["family"] == "kossen_x", "p_holm"].tolist() == pytest.approx([0.03, 0.04, 0.4])
-    assert table["verdict"].tolist() == ["reproduced", "reproduced", "contradicted", "inconclusive",
+
+
+def test_claims_table_gives_every_verdict_with_its_power():
+    rng = np.random.default_rng(0)
+    shen = pd.DataFrame([{"paper": "S", "family": "shen_pooled", "claim": "c", "model": "all", "dataset": "all",
+                          "expected_sign": 0, "effect": -0.1, "effect_lo": -0.2, "effect_hi": -0.05, "p": 0.001,
+                          "n": 40, "sd": 0.2, "evidence": "", "target": "claims", "test": "t", "unit": "test examples"}])
+    tight, wide = rng.normal(0, 0.05, 40), rng.normal(0, 2.0, 10)
+    kossen = pd.DataFrame([
+        kossen_row("a", 0.3, 0.1, 0.5, 0.01, tight),    # decided on the claimed side
+        kossen_row("b", -0.3, -0.5, -0.1, 0.02, tight),  # decided on the other side
+        kossen_row("c", 0.01, -0.02, 0.03, 0.6, tight),  # not decided; 40 tight contexts detect 0.4 easily
+        kossen_row("d", 0.1, -1.0, 1.2, 0.8, wide),      # not decided; 10 noisy contexts cannot see 0.4
+    ])
+    kernel = claims.kernel_claims(pd.DataFrame([{
+        "model": "m", "dataset": "d", "eval_agreement": 0.9, "eval_agreement_lo": 0.8, "eval_agreement_hi": 1.0,
+        "eval_const_agreement": 0.5, "eval_agreement_p": 0.001, "n_eval": 30}]))
+    table = claims.claims_table([shen, kossen, kernel], construction(), CFG)
+    # Holm within kossen_x: sorted p 0.01, 0.02, 0.6, 0.8 -> 0.04, 0.06, 1.0, 1.0
+    assert table.loc[table["family"] == "kossen_x", "p_holm"].tolist() == pytest.approx([0.04, 0.06, 1.0, 1.0])
+    # ... and each row's power is computed at the level Holm compares its raw p with: alpha / (m - rank + 1)
+    assert table.loc[table["family"] == "kossen_x", "alpha_holm"].tolist() == pytest.approx([0.0125, 0.05 / 3, 0.025, 0.05])
+    # row b's Holm p is 0.06: not decided, so its well-powered test says "absent", not "contradicted"
+    assert table["verdict"].tolist() == ["reproduced", "reproduced", "absent at adequate power",
+                                         "absent at adequate power", "underpowered", "reproduced",
                                          "reproduced", "reproduced", "reproduced"]
+    kd = table[table["dataset"] == "d"].iloc[0]
+    assert kd["mde"] > 0.4 and kd["n_needed"] > 10 and kd["reference_kind"] == "seed"
+    han = table[table["family"] == "han_kernel"].iloc[0]
+    assert han["reference"] == pytest.approx(0.3) and han["effect"] == pytest.approx(0.4)  # 0.8 - 0.5 baseline
+    assert han["mde"] == pytest.approx(power.binom_mde(30, 0.5, 0.05))
+    assert table.loc[0, "reference_kind"] == "SESOI" and np.isnan(table.loc[0, "seed_effect"])
+    assert table.loc[0, "mde"] == pytest.approx(power.t_mde(0.2, 40, 0.05))
     tex = claims.claims_tex(table)
-    assert "\\ref{fig:lsa}" in tex and "tab:claims" in tex and "\\_" not in tex.split("\\label{tab:claims}")[1].split("exact")[0]
-    assert "$$" not in tex and "$|w| < 0.001$" in tex  # no nested math
+    assert "\\ref{fig:lsa}" not in tex and "tab:claims" in tex and "$$" not in tex
+    assert "$|w| < 0.001$" in tex  # no nested math
     assert tex.count("& exact &") == 3  # only the deterministic rows are "exact"
-    assert claims.claims_macros(table)["ClaimsContradicted"] == "1"
+    assert tex.count("K: c [") == 1  # a family's claim text is shown once
+    assert "$^\\dagger$" in tex  # the SESOI reference is marked
+    macros = claims.claims_macros(table)
+    assert macros["ClaimsAbsentAtAdequatePower"] == "2" and macros["ClaimsUnderpowered"] == "1"
+    assert macros["ClaimKossenXMDVerdict"] == "underpowered"
+    assert "Table 2" in claims.references_tex(table) and "declared" in claims.references_tex(table)
+
+
+def test_sizing_turns_units_needed_into_the_config_value_that_sets_them():
+    samples = np.random.default_rng(0).normal(0.0, 1.0, 10)
+    shen = pd.DataFrame([{"paper": "S", "family": "shen_pooled", "claim": "c", "model": "all", "dataset": "all",
+                          "expected_sign": 0, "effect": 0.0, "effect_lo": -0.1, "effect_hi": 0.1, "p": 0.9, "n": 40,
+                          "sd": 0.4, "evidence": "", "target": "claims", "test": "t", "unit": "test examples"}])
+    kernel = claims.kernel_claims(pd.DataFrame([{
+        "model": "m", "dataset": "d", "eval_agreement": 0.6, "eval_agreement_lo": 0.4, "eval_agreement_hi": 0.8,
+        "eval_const_agreement": 0.5, "eval_agreement_p": 0.2, "n_eval": 9}]))
+    table = claims.claims_table([shen, pd.DataFrame([kossen_row("a", 0.1, -0.5, 0.7, 0.6, samples)]), kernel],
+                                construction(), CFG)
+    cfg = {"data": {"n_test": 20}, "icl": {"permuted_queries": None}, "curves": {"repetitions": 10},
+           "kernel": {"n_test": None, "n_train_queries": 10}}
+    out = claims.sizing(table, cfg).set_index("family")
+    # 40 clusters from n_test 20 (two datasets x models): 2 units per test example
+    assert out.loc["shen_pooled", "config_key"] == "data.n_test"
+    assert out.loc["shen_pooled", "needed"] == np.ceil(power.t_n(0.05, 0.4, 0.05) / 2)
+    assert out.loc["kossen_x", "needed"] == out.loc["kossen_x", "n_needed"] > 10  # one unit per repetition
+    # 9 held-out of 20 + 10 queries (0.3 held out): units / 0.3 queries in all, minus the 20 test queries
+    han = out.loc["han_kernel"]
+    assert han["needed"] == np.ceil(han["n_needed"] / 0.3 - 1e-9) - 20 and han["config_key"] == "kernel.n_train_queries"
+
+
+def test_a_decided_test_on_the_wrong_side_is_contradicted():
+    samples = np.random.default_rng(0).normal(-0.3, 0.05, 20)
+    table = claims.claims_table([pd.DataFrame([kossen_row("a", -0.3, -0.32, -0.28, 1e-4, samples)])],
+                                construction(), CFG)
+    assert table["verdict"].iloc[0] == "contradicted"
+
+
+def test_claims_table_names_a_family_without_a_reference():
+    shen = pd.DataFrame([{"paper": "S", "family": "shen_new", "claim": "c", "model": "all", "dataset": "all",
+                          "expected_sign": 1, "effect": 0.1, "effect_lo": 0.0, "effect_hi": 0.2, "p": 0.1, "n": 40,
+                          "sd": 0.2, "test": "t", "unit": "test examples", "evidence": "", "target": "claims"}])
+    with pytest.raises(ValueError, match="claims.references has no entry for claim family 'shen_new'"):
+        claims.claims_table([shen], construction(), CFG)
+
+
+def test_kernel_reference_is_missing_when_the_seed_level_is_below_the_baseline():
+    kernel = claims.kernel_claims(pd.DataFrame([{
+        "model": "m", "dataset": "d", "eval_agreement": 0.9, "eval_agreement_lo": 0.8, "eval_agreement_hi": 1.0,
+        "eval_const_agreement": 0.85, "eval_agreement_p": 0.4, "n_eval": 30}]))
+    table = claims.claims_table([kernel], construction(), CFG)
+    assert np.isnan(table["reference"].iloc[0]) and table["verdict"].iloc[0] == "underpowered"
 
 
 def test_construction_claims_fail_when_the_criterion_fails():

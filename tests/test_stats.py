@@ -242,52 +242,31 @@ def test_interaction_anova_invalid_input():
         stats.interaction_anova(grid(0.0, seed=1).query("method == 'icl'"), "acc", ["dataset"])
 
 
-# --- verdicts and claim families -----------------------------------------------------------------
+# --- verdicts --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("lo", "hi", "p", "sign", "expected"), [
-    (0.1, 0.3, 0.01, 1, "reproduced"),
-    (-0.3, -0.1, 0.01, -1, "reproduced"),
-    (-0.3, -0.1, 0.01, 1, "contradicted"),
-    (0.1, 0.3, 0.01, -1, "contradicted"),
-    (0.1, 0.3, 0.06, 1, "inconclusive"),   # CI clear of 0 but p_adj >= alpha
-    (0.1, 0.3, 0.05, 1, "inconclusive"),   # p_adj == alpha is not < alpha
-    (-0.1, 0.3, 0.01, 1, "inconclusive"),  # significant p but CI straddles 0
-    (np.nan, 0.3, 0.01, 1, "inconclusive"),
-    (0.1, 0.3, np.nan, 1, "inconclusive"),
+@pytest.mark.parametrize(("lo", "hi", "p", "sign", "mde", "ref", "expected"), [
+    (0.1, 0.3, 0.01, 1, 0.5, 0.2, "reproduced"),      # decided: power does not matter
+    (-0.3, -0.1, 0.01, -1, 0.1, 0.2, "reproduced"),
+    (-0.3, -0.1, 0.01, 1, 0.1, 0.2, "contradicted"),
+    (0.1, 0.3, 0.01, -1, 0.1, 0.2, "contradicted"),
+    (-0.3, -0.1, 0.01, 0, 0.1, 0.2, "reproduced"),      # undirected claim: either side
+    (0.1, 0.3, 0.06, 1, 0.1, 0.2, "absent at adequate power"),  # CI clear of 0 but p_adj >= alpha
+    (0.1, 0.3, 0.05, 1, 0.2, 0.2, "absent at adequate power"),  # p_adj == alpha is not < alpha; mde == ref
+    (-0.1, 0.3, 0.01, 1, 0.3, 0.2, "underpowered"),     # significant p but CI straddles 0; mde > ref
+    (-0.1, 0.3, 0.4, 1, 0.1, -0.2, "absent at adequate power"),  # the reference's sign does not matter
+    (-0.1, 0.3, 0.4, 1, np.inf, 0.2, "underpowered"),   # no effect reaches 80 % power at this n
+    (-0.1, 0.3, 0.4, 1, 0.1, np.nan, "underpowered"),   # no reference: nothing can be called absent
+    (0.1, 0.3, np.nan, 1, 0.1, 0.2, "not tested"),
 ])
-def test_verdict(lo, hi, p, sign, expected):
-    assert stats.verdict(lo, hi, p, sign) == expected
+def test_verdict_four_ways(lo, hi, p, sign, mde, ref, expected):
+    assert stats.verdict((lo + hi) / 2, lo, hi, p, sign, mde, ref) == expected
+
+
+def test_verdict_without_ci_decides_on_p_and_the_effect_sign():
+    assert stats.verdict(0.05, np.nan, np.nan, 0.001, 0, 0.01, 0.02) == "reproduced"  # an F test
+    assert stats.verdict(0.05, np.nan, np.nan, 0.2, 0, 0.01, 0.02) == "absent at adequate power"
 
 
 def test_verdict_rejects_bad_sign():
     with pytest.raises(ValueError, match="expected_sign"):
-        stats.verdict(0.1, 0.2, 0.01, 0)
-
-
-def test_run_family_adjusts_within_families_only():
-    # family A: Holm of [0.01, 0.04, 0.03] -> [0.03, 0.06, 0.06] (see test_holm); family B alone: 0.04 stays
-    # 0.04 and is significant. Pooled into one family of 4, sorted [0.01, 0.03, 0.04, 0.04] * [4, 3, 2, 1]
-    # = [0.04, 0.09, 0.08, 0.04] -> monotone [0.04, 0.09, 0.09, 0.09]: B would turn inconclusive.
-    tests = pd.DataFrame({
-        "family": ["A", "A", "A", "B"],
-        "p": [0.01, 0.04, 0.03, 0.04],
-        "effect_lo": [0.1, 0.1, -0.5, -0.4],
-        "effect_hi": [0.2, 0.2, -0.2, -0.1],
-        "expected_sign": [1, 1, 1, 1],
-    })
-    out = stats.run_family(tests)
-    np.testing.assert_allclose(out["p_holm"], [0.03, 0.06, 0.06, 0.04])
-    assert out["verdict"].tolist() == ["reproduced", "inconclusive", "inconclusive", "contradicted"]
-    assert "p_holm" not in tests.columns  # input left untouched
-
-
-def test_run_family_accepts_test_results_and_names_missing_columns():
-    a, b = paired_outcomes(20, 8, 30, 12)
-    rows = pd.DataFrame([stats.mcnemar(a, b), stats.wilcoxon([1, -2, 3, 4, 5], [0] * 5)])
-    rows["family"], rows["expected_sign"] = "icl_vs_gd", 1
-    out = stats.run_family(rows)
-    # Holm over 2: sorted p 0.0376 * 2 = 0.0752, then max(0.0752, 0.1875) -> both > 0.05
-    assert out["p_holm"].iloc[0] == pytest.approx(2 * chi2.sf(121 / 28, df=1))
-    assert set(out["verdict"]) == {"inconclusive"}
-    with pytest.raises(ValueError, match="expected_sign"):
-        stats.run_family(rows.drop(columns="expected_sign"))
+        stats.verdict(0.1, 0.1, 0.2, 0.01, 2)

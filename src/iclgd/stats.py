@@ -4,7 +4,7 @@ Both methods are scored on the *same* test examples (and often the same demonstr
 every comparison here is paired: treating the two accuracy estimates as independent would throw
 away the correlation between them and misstate the uncertainty. Each test returns a plain dict
 with the shared keys ``effect``, ``effect_lo``, ``effect_hi`` and ``p`` so rows from different
-tests stack into one frame that :func:`run_family` turns into Holm-adjusted verdicts.
+tests stack into one frame that `iclgd.claims` turns into Holm-adjusted verdicts.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from statsmodels.stats.multitest import multipletests
 #: Below this many discordant pairs the chi-square approximation is poor, so McNemar goes exact.
 EXACT_BELOW = 25
 
-VERDICTS = ("reproduced", "contradicted", "inconclusive")
+VERDICTS = ("reproduced", "contradicted", "absent at adequate power", "underpowered", "not tested")
 
 
 def _paired(a: Any, b: Any, dtype: type) -> tuple[np.ndarray, np.ndarray]:
@@ -219,35 +219,41 @@ def interaction_anova(frame: pd.DataFrame, outcome: str, factors: Sequence[str],
     return out
 
 
-def verdict(effect_lo: float, effect_hi: float, p_adj: float, expected_sign: int, alpha: float = 0.05) -> str:
-    """Claim status: significant *and* the whole CI on one side of 0 decides; anything else is inconclusive.
+def decided_side(effect: float, effect_lo: float, effect_hi: float, p_adj: float, alpha: float = 0.05) -> int:
+    """+1 / -1 when the test decides the sign (adjusted p < alpha *and* the CI on one side of 0), else 0.
 
-    Requiring both guards against a significant p whose interval (from a different procedure, e.g.
-    the bootstrap) still straddles zero.
+    Requiring both guards against a significant p whose interval (from a different procedure, e.g. the
+    bootstrap) still straddles zero. A test without a CI (an F test) decides on p alone, by its effect's sign.
     """
-    if expected_sign not in (1, -1):
-        raise ValueError(f"expected_sign must be +1 or -1, got {expected_sign!r}")
-    if any(v is None or np.isnan(v) for v in (effect_lo, effect_hi, p_adj)) or not p_adj < alpha:
-        return "inconclusive"
+    if p_adj is None or np.isnan(p_adj) or not p_adj < alpha:
+        return 0
+    if np.isnan(effect_lo) and np.isnan(effect_hi):
+        return int(np.sign(effect)) if not np.isnan(effect) else 0
     if effect_lo > 0:
-        side = 1
-    elif effect_hi < 0:
-        side = -1
-    else:
-        return "inconclusive"
-    return "reproduced" if side == expected_sign else "contradicted"
+        return 1
+    if effect_hi < 0:
+        return -1
+    return 0
 
 
-def run_family(tests: pd.DataFrame, family_col: str = "family", alpha: float = 0.05) -> pd.DataFrame:
-    """Claims table: Holm-adjust ``p`` within each family and add each row's ``verdict``.
+def verdict(effect: float, effect_lo: float, effect_hi: float, p_adj: float, expected_sign: int,
+            mde: float = np.nan, reference: float = np.nan, alpha: float = 0.05) -> str:
+    """Four-way claim status: what a decided test says, and what an undecided one means given its power.
 
-    ``tests`` needs columns p, effect_lo, effect_hi, expected_sign and ``family_col`` (rows as
-    returned by the tests above, plus the claim's family and expected direction). A family is the
-    set of tests answering one question, so multiplicity is corrected there, not across the paper.
+    - reproduced: decided on the claimed side (``expected_sign`` 0: an undirected claim, either side);
+    - contradicted: decided on the other side;
+    - absent at adequate power: not decided although the test's minimum detectable effect ``mde`` is at
+      most the reference effect (the seed's): evidence *against* an effect of the seed's size;
+    - underpowered: not decided and ``mde`` above the reference (or either unknown): the run could not tell;
+    - not tested: no p-value (the test could not be run).
     """
-    _require(tests, ["p", "effect_lo", "effect_hi", "expected_sign", family_col])
-    out = tests.copy()
-    out["p_holm"] = out.groupby(family_col, dropna=False, sort=False)["p"].transform(holm)
-    out["verdict"] = [verdict(r.effect_lo, r.effect_hi, r.p_holm, int(r.expected_sign), alpha)
-                      for r in out[["effect_lo", "effect_hi", "p_holm", "expected_sign"]].itertuples()]
-    return out
+    if expected_sign not in (1, -1, 0):
+        raise ValueError(f"expected_sign must be +1, -1 or 0 (undirected), got {expected_sign!r}")
+    if p_adj is None or np.isnan(p_adj):
+        return "not tested"
+    side = decided_side(effect, effect_lo, effect_hi, p_adj, alpha)
+    if side:
+        return "reproduced" if expected_sign in (0, side) else "contradicted"
+    if np.isnan(mde) or np.isnan(reference) or mde > abs(reference):
+        return "underpowered"
+    return "absent at adequate power"

@@ -239,6 +239,7 @@ def paper_tables():
         "paper/generated/curves_summary.tex",
         "paper/generated/scale.tex",
         "paper/generated/tab_claims.tex",
+        "paper/generated/tab_claim_references.tex",
         "paper/generated/tab_anova.tex",
         "paper/generated/appendix_provenance.tex",
         "paper/generated/tab_compare.tex",

@@ -1,4 +1,4 @@
-"""Stage 6: statistics. The seed papers' headline claims as paired tests, Holm families, verdicts."""
+"""Stage 6: statistics. The seed papers' headline claims as paired tests, Holm families, power, verdicts."""
 
 
 rule claims:
@@ -14,15 +14,24 @@ rule claims:
         compare="results/metrics/icl_vs_gd_examples.parquet",
         lsa="results/lsa/headline.json",
         sparsity="results/metrics/weight_sparsity_summary.csv",
+        kernel=kernel_summaries(),
         code=lib(
-            "claims", "stats", "curves", "finetune_report", "compare_report", "paper"
+            "claims",
+            "stats",
+            "power",
+            "curves",
+            "finetune_report",
+            "compare_report",
+            "paper",
         ),
     output:
         tests="results/stats/icl_vs_gd_tests.csv",
         anova="results/stats/anova.csv",
         claims="results/stats/claims.csv",
+        sizing="results/stats/sizing.csv",
         macros="results/paper/macros/claims.json",
         table="paper/generated/tab_claims.tex",
+        references="paper/generated/tab_claim_references.tex",
         anova_table="paper/generated/tab_anova.tex",
     log:
         "logs/stats/claims.log",
@@ -32,6 +41,8 @@ rule claims:
         "../../environment.yml"
     params:
         metrics=config["metrics"],
+        claims=config["claims"],
+        sizing={k: config[k] for k in ("data", "icl", "curves", "kernel")},
         curves=config["curves"],
         threshold=config["construction"]["macro_threshold"],
         models=finetune_models(),
