@@ -96,7 +96,7 @@ def test_kossen_labels_matter_detects_a_planted_gap_and_not_a_null():
 CFG = {"alpha": 0.05, "power": 0.8, "n_sim": 300, "seed": 0, "references": {
     "shen_pooled": {"sesoi": 0.05, "why": "declared"},
     "kossen_x": {"seed": 0.4, "source": "Fig. 1"},
-    "han_kernel": {"seed": 0.8, "level": True, "source": "Table 2"},
+    "han_kernel": {"seed": 0.8, "level": True, "seed_baseline": 0.5, "source": "Table 2"},
 }}
 
 
@@ -140,7 +140,7 @@ def test_claims_table_gives_every_verdict_with_its_power():
     kd = table[table["dataset"] == "d"].iloc[0]
     assert kd["mde"] > 0.4 and kd["n_needed"] > 10 and kd["reference_kind"] == "seed"
     han = table[table["family"] == "han_kernel"].iloc[0]
-    assert han["reference"] == pytest.approx(0.3) and han["effect"] == pytest.approx(0.4)  # 0.8 - 0.5 baseline
+    assert han["reference"] == pytest.approx(0.3) and han["effect"] == pytest.approx(0.4)  # kappa 0.6 x (1 - 0.5)
     assert han["mde"] == pytest.approx(power.binom_mde(30, 0.5, 0.05))
     assert table.loc[0, "reference_kind"] == "SESOI" and np.isnan(table.loc[0, "seed_effect"])
     assert table.loc[0, "mde"] == pytest.approx(power.t_mde(0.2, 40, 0.05))
@@ -193,12 +193,15 @@ def test_claims_table_names_a_family_without_a_reference():
         claims.claims_table([shen], construction(), CFG)
 
 
-def test_kernel_reference_is_missing_when_the_seed_level_is_below_the_baseline():
+def test_kernel_reference_carries_the_seeds_kappa_to_the_rows_baseline():
     kernel = claims.kernel_claims(pd.DataFrame([{
-        "model": "m", "dataset": "d", "eval_agreement": 0.9, "eval_agreement_lo": 0.8, "eval_agreement_hi": 1.0,
-        "eval_const_agreement": 0.85, "eval_agreement_p": 0.4, "n_eval": 30}]))
+        "model": "m", "dataset": d, "eval_agreement": 0.9, "eval_agreement_lo": 0.8, "eval_agreement_hi": 1.0,
+        "eval_const_agreement": base, "eval_agreement_p": 0.4, "n_eval": 30} for d, base in (("a", 0.8), ("b", 1.0))]))
     table = claims.claims_table([kernel], construction(), CFG)
-    assert np.isnan(table["reference"].iloc[0]) and table["verdict"].iloc[0] == "underpowered"
+    # seed 0.8 over 0.5 = kappa 0.6: over a 0.8 baseline that is 0.6 x 0.2 = 0.12 more agreement
+    assert table["reference"].iloc[0] == pytest.approx(0.12)
+    # ICL constant on the held-out part: no room above the baseline, no reference, nothing can be called absent
+    assert np.isnan(table["reference"].iloc[1]) and table["verdict"].iloc[1] == "underpowered"
 
 
 def test_construction_claims_fail_when_the_criterion_fails():

@@ -39,6 +39,8 @@ from iclgd.paper import booktabs_table, fmt, latex_escape, macro_name, sci
 log = logging.getLogger(__name__)
 ALPHA = 0.05
 PAIR_KEYS = ["model", "dataset", "k", "seed", "uid"]
+#: A ragged-right paragraph column (needs the array package): justified narrow cells leave holes.
+RAGGED = ">{{\\raggedright\\arraybackslash}}p{{{}cm}}"
 
 #: Kossen et al. headline contrasts: (claim, contrast, metric, condition or None, expected sign, text).
 KOSSEN = [
@@ -259,7 +261,13 @@ def reference_effect(row: pd.Series, references: dict[str, dict[str, Any]]) -> t
         seed_effect = float(ref["seed"])
         if not ref.get("level"):
             return seed_effect, seed_effect, "seed", ref["source"]
-        above = seed_effect - float(row["baseline"])  # the seed's level, over this row's own baseline
+        # An agreement level: carry the seed's chance-corrected agreement (kappa against its constant-vote
+        # baseline) over to this row's baseline, so a skewed ICL (high baseline) asks for the same share of
+        # the room above it, not for an absolute gap that a balanced task had.
+        if "seed_baseline" not in ref:
+            raise ValueError(f"config key claims.references.{row['family']}: level: true needs seed_baseline")
+        kappa = (seed_effect - ref["seed_baseline"]) / (1 - ref["seed_baseline"])
+        above = kappa * (1 - float(row["baseline"]))
         return (above if above > 0 else np.nan), seed_effect, "seed", ref["source"]
     return float(ref["sesoi"]), np.nan, "SESOI", ref["why"]
 
@@ -418,7 +426,8 @@ def claims_tex(table: pd.DataFrame) -> str:
             "effect, or ($^\\dagger$) a declared smallest effect of interest where the seed does not quantify the "
             "claim (Table~\\ref{tab:claim_references}); $n_{80\\%}$: units that detect ref.\\ with 80\\% power. "
             "``exact'': a deterministic computation checked against its criterion. Rule: \\texttt{claims}."),
-        label="tab:claims", align="p{4.0cm}p{1.9cm}p{2.4cm}lrrrrp{1.7cm}", escape=False,
+        label="tab:claims", align=RAGGED.format(4.6) + RAGGED.format(1.9) + RAGGED.format(2.6) + "lrrrr"
+        + RAGGED.format(1.7), escape=False,
     )
 
 
@@ -426,7 +435,7 @@ def references_tex(table: pd.DataFrame) -> str:
     """Where each reference effect comes from: the seed's figure or table, or why a SESOI was declared."""
     tested = table[table["reference_kind"] != ""].drop_duplicates("family")
     shown = pd.DataFrame({
-        "claim family": [f"\\texttt{{{latex_escape(f)}}}" for f in tested["family"]],
+        "claim family": ["\\texttt{" + latex_escape(f).replace("\\_", "\\_\\allowbreak{}") + "}" for f in tested["family"]],
         "kind": tested["reference_kind"],
         "value": [_num(v) for v in np.where(tested["reference_kind"] == "seed", tested["seed_effect"], tested["reference"])],
         "source": [latex_escape(s) for s in tested["reference_source"]],
@@ -434,9 +443,10 @@ def references_tex(table: pd.DataFrame) -> str:
     return booktabs_table(shown, caption=(
         "Reference effects of the claims table: the seed paper's effect where it quantifies the claim (seed), else "
         "a declared smallest effect of interest (SESOI). Seed values are for the seeds' models, read from the cited "
-        "figure or table; Han et al.'s is an agreement level, so the reference is it minus each row's baseline. "
+        "figure or table; Han et al.'s is an agreement level: its chance-corrected share (kappa against the stated "
+        "baseline) of the room above each row's own constant-vote baseline is the row's reference. "
         "Config: \\texttt{claims.references}. Rule: \\texttt{claims}."),
-        label="tab:claim_references", align="p{5.2cm}lrp{8.2cm}", escape=False)
+        label="tab:claim_references", align=RAGGED.format(5.2) + "lr" + RAGGED.format(8.2), escape=False)
 
 
 def anova_tex(anova: pd.DataFrame) -> str:
