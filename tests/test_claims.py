@@ -94,7 +94,7 @@ def test_kossen_labels_matter_detects_a_planted_gap_and_not_a_null():
 
 
 CFG = {"alpha": 0.05, "power": 0.8, "n_sim": 300, "seed": 0, "references": {
-    "shen_pooled": {"sesoi": 0.05, "why": "declared"},
+    "shen_pooled": {"sesoi": 0.05, "why": "declared, Cohen's f^2 ~ small"},
     "kossen_x": {"seed": 0.4, "source": "Fig. 1"},
     "han_kernel": {"seed": 0.8, "level": True, "seed_baseline": 0.5, "source": "Table 2"},
 }}
@@ -153,7 +153,9 @@ def test_claims_table_gives_every_verdict_with_its_power():
     macros = claims.claims_macros(table)
     assert macros["ClaimsAbsentAtAdequatePower"] == "2" and macros["ClaimsUnderpowered"] == "1"
     assert macros["ClaimKossenXMDVerdict"] == "underpowered"
-    assert "Table 2" in claims.references_tex(table) and "declared" in claims.references_tex(table)
+    refs = claims.references_tex(table)
+    assert "Table 2" in refs and "declared" in refs
+    assert "f\\textasciicircum{}2 \\textasciitilde{} small" in refs  # free config text cannot break the build
 
 
 def test_sizing_turns_units_needed_into_the_config_value_that_sets_them():

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from iclgd import compare_report, curves, finetune_report, power, stats
-from iclgd.paper import booktabs_table, fmt, latex_escape, macro_name, sci
+from iclgd.paper import booktabs_table, fmt, latex_escape, latex_text, macro_name, sci
 
 log = logging.getLogger(__name__)
 ALPHA = 0.05
@@ -438,7 +438,7 @@ def references_tex(table: pd.DataFrame) -> str:
         "claim family": ["\\texttt{" + latex_escape(f).replace("\\_", "\\_\\allowbreak{}") + "}" for f in tested["family"]],
         "kind": tested["reference_kind"],
         "value": [_num(v) for v in np.where(tested["reference_kind"] == "seed", tested["seed_effect"], tested["reference"])],
-        "source": [latex_escape(s) for s in tested["reference_source"]],
+        "source": [latex_text(s) for s in tested["reference_source"]],
     })
     return booktabs_table(shown, caption=(
         "Reference effects of the claims table: the seed paper's effect where it quantifies the claim (seed), else "

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from iclgd import kernel, prompts, scoring
 from iclgd.figures import save
-from iclgd.paper import booktabs_table, fmt, latex_escape, macro_name
+from iclgd.paper import booktabs_table, fmt, latex_escape, latex_text, macro_name
 from iclgd.stats import bootstrap_mean_ci, mcnemar
 
 log = logging.getLogger(__name__)
@@ -427,9 +427,7 @@ def plot_heads(heads: pd.DataFrame, summary: pd.DataFrame, pdf: Path, png: Path 
 
 def tex_symbol(text: str) -> str:
     """Label symbols as LaTeX text inside \\texttt: escapes ^ ~ | \\ { } and latex_escape's set."""
-    special = {"^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "\\": r"\textbackslash{}",
-               "{": r"\{", "}": r"\}", "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}"}
-    return "".join(special.get(ch, latex_escape(ch)) for ch in str(text))
+    return latex_text(text)
 
 
 def fmt_p(p: float) -> str:

@@ -74,6 +74,16 @@ def latex_escape(text: str) -> str:
     return re.sub(r"([_%&#$])", r"\\\1", str(text))
 
 
+_TEXT_SPECIAL = {"^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "\\": r"\textbackslash{}", "{": r"\{",
+                 "}": r"\}", "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}"}
+
+
+def latex_text(text: str) -> str:
+    """Free text (config strings, label symbols) as LaTeX text: every special character escaped, so a `^` or
+    `~` a user writes prints as itself instead of breaking the build."""
+    return "".join(_TEXT_SPECIAL.get(ch, latex_escape(ch)) for ch in str(text))
+
+
 def booktabs_table(
     frame: pd.DataFrame, caption: str, label: str, align: str | None = None, escape: bool = True
 ) -> str:
