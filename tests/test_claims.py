@@ -178,6 +178,13 @@ def test_sizing_turns_units_needed_into_the_config_value_that_sets_them():
     # 9 held-out of 20 + 10 queries (0.3 held out): units / 0.3 queries in all, minus the 20 test queries
     han = out.loc["han_kernel"]
     assert han["needed"] == np.ceil(han["n_needed"] / 0.3 - 1e-9) - 20 and han["config_key"] == "kernel.n_train_queries"
+    # the sized config powers the seed-quantified rows on the datasets the seed measured; SESOI rows are not targets
+    assert out["target"].tolist() == [False, True, True]
+    refs = {**CFG["references"], "kossen_x": {**CFG["references"]["kossen_x"], "datasets": ["sst2"]}}
+    summary = claims.sizing_summary(claims.sizing(table, cfg | {"references": refs})).set_index("config_key")
+    assert summary.loc["curves.repetitions", "target_rows"] == 0  # kossen_x's row is on dataset "a", not SST-2
+    assert summary.loc["kernel.n_train_queries", "needed"] == han["needed"]
+    assert summary.loc["data.n_test", "target_rows"] == 0 and np.isnan(summary.loc["data.n_test", "needed"])
 
 
 def test_a_decided_test_on_the_wrong_side_is_contradicted():

@@ -54,7 +54,7 @@ def test_lint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("configfile", [None, "config/smoke.yaml", "config/paper.yaml"])
+@pytest.mark.parametrize("configfile", [None, "config/smoke.yaml", "config/paper.yaml", "config/decisive.yaml"])
 def test_shipped_configs_dry_run(tmp_path, configfile):
     """Every shipped config resolves to a DAG (reads ../shared/data when present, else a stand-in dir)."""
     mirror = REPO.parent / "shared" / "data"

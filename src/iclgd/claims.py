@@ -354,10 +354,25 @@ def sizing(table: pd.DataFrame, cfg: dict[str, Any]) -> pd.DataFrame:
         if key == "kernel.n_train_queries" and np.isfinite(units):
             units = units - (cfg["kernel"]["n_test"] or cfg["data"]["n_test"])
         needed = float(max(0, int(np.ceil(units - 1e-9)))) if np.isfinite(units) else units
+        measured_on = cfg.get("references", {}).get(r.family, {}).get("datasets")
+        target = r.reference_kind == "seed" and (not measured_on or r.dataset in measured_on)
         rows.append({"family": r.family, "model": r.model, "dataset": r.dataset, "config_key": key,
                      "current": current, "n": r.n, "unit": r.unit, "n_needed": r.n_needed, "needed": needed,
-                     "reference_kind": r.reference_kind, "verdict": r.verdict})
+                     "reference_kind": r.reference_kind, "target": target, "verdict": r.verdict})
     return pd.DataFrame(rows)
+
+
+def sizing_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per config key: the value that powers every *target* row (a seed-quantified claim on a dataset the
+    seed measured it on), i.e. the largest finite `needed` among them; rows out of reach are counted."""
+    out = []
+    for key, group in rows.groupby("config_key", sort=True):
+        target = group[group["target"]]
+        finite = target["needed"][np.isfinite(target["needed"])]
+        out.append({"config_key": key, "current": group["current"].iloc[0], "target_rows": len(target),
+                    "needed": float(finite.max()) if len(finite) else np.nan,
+                    "unreachable_rows": int(len(target) - len(finite)), "all_rows_needed": float(group["needed"].max())})
+    return pd.DataFrame(out)
 
 
 def _cell(row) -> str:
