@@ -432,17 +432,13 @@ def claims_tex(table: pd.DataFrame) -> str:
     })
     return booktabs_table(
         shown, caption=(
-            "Headline claims of the seed papers, as measured here, with the power of each test. Paired tests: GEE "
-            "(power: paired $t$ on test-example means) for pooled accuracy, ANOVA $F$ for the interaction, "
-            "one-sample Wilcoxon over test examples or random contexts (power simulated from the observed "
-            "differences), one-sided exact binomial for the kernel head; Holm within each family "
-            "(Sec.~\\ref{sec:stats}); 95\\% bootstrap CIs. $n$: independent units (examples, contexts, queries); "
-            "MDE: the smallest effect this test detects with 80\\% power at its Holm level; ref.: the seed paper's "
-            "effect, or ($^\\dagger$) a declared smallest effect of interest where the seed does not quantify the "
-            "claim (Table~\\ref{tab:claim_references}); $n_{80\\%}$: units that detect ref.\\ with 80\\% power. "
-            "``exact'': a deterministic computation checked against its criterion. Rule: \\texttt{claims}."),
-        label="tab:claims", align=RAGGED.format(4.6) + RAGGED.format(1.9) + RAGGED.format(2.6) + "lrrrr"
-        + RAGGED.format(1.7), escape=False,
+            "Headline claims of the seed papers, as measured here, with the power of each test (tests and power: "
+            "Sec.~\\ref{sec:stats}). $n$: independent units; MDE: the smallest effect the test detects with 80\\% "
+            "power at its Holm level; ref.: the seed paper's effect, or ($^\\dagger$) a declared smallest effect "
+            "of interest (Table~\\ref{tab:claim_references}); $n_{80\\%}$: units that detect ref.\\ with 80\\% "
+            "power. ``exact'': a deterministic computation checked against its criterion. Rule: \\texttt{claims}."),
+        label="tab:claims", align=RAGGED.format(3.4) + RAGGED.format(2.6) + RAGGED.format(3.1) + "lrrrr"
+        + RAGGED.format(2.0), escape=False, size="\\footnotesize", colsep="4pt",
     )
 
 

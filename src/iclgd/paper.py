@@ -85,11 +85,13 @@ def latex_text(text: str) -> str:
 
 
 def booktabs_table(
-    frame: pd.DataFrame, caption: str, label: str, align: str | None = None, escape: bool = True
+    frame: pd.DataFrame, caption: str, label: str, align: str | None = None, escape: bool = True,
+    size: str = r"\small", colsep: str | None = None,
 ) -> str:
     """A complete booktabs `table` environment from a frame of already-formatted strings.
 
-    With `escape=False` the cells are LaTeX already (the caller escapes names it inserts).
+    With `escape=False` the cells are LaTeX already (the caller escapes names it inserts). `size` and
+    `colsep` (e.g. "4pt") let a long table stay on one page without shrinking below a readable size.
     """
     align = align or "l" * frame.shape[1]
     esc = latex_escape if escape else str
@@ -97,7 +99,7 @@ def booktabs_table(
     body = [" & ".join(esc(v) for v in row) + r" \\" for row in frame.astype(str).to_numpy()]
     return "\n".join(
         [
-            r"\begin{table}[t]", r"\centering", r"\small",
+            r"\begin{table}[t]", r"\centering", size, *([rf"\setlength{{\tabcolsep}}{{{colsep}}}"] if colsep else []),
             rf"\caption{{{caption}}}", rf"\label{{{label}}}",
             r"\begin{adjustbox}{max width=\linewidth}",  # wide grids shrink to fit, narrow ones stay
             rf"\begin{{tabular}}{{{align}}}", r"\toprule", head, r"\midrule", *body,
