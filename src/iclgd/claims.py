@@ -416,20 +416,19 @@ def _criterion(text: str) -> str:
 
 def claims_tex(table: pd.DataFrame) -> str:
     """The paper's claims table: measured value and CI, Holm p, the test's power (MDE at this N, the N that
-    would detect the reference effect) and the four-way verdict; a family's claim text is shown once."""
+    would detect the reference effect) and the four-way verdict. Each claim's text spans the table once,
+    above its rows (one per model / dataset), so the numbers stay on one line each."""
     first = table["family"].ne(table["family"].shift()) | table["claim"].ne(table["claim"].shift())
-    shown = pd.DataFrame({
-        "claim": [f"{r.paper.replace(' et al.', '')}: {r.claim} [{_criterion(r.criterion)}]" if f else ""
-                  for r, f in zip(table.itertuples(), first)],
-        "scope": [latex_escape(f"{m} / {d}") if m else "--" for m, d in zip(table["model"], table["dataset"])],
-        "measured [95\\% CI]": [_cell(r) for r in table.itertuples()],
-        "$p_\\mathrm{Holm}$": [_p(v, f == "construction") for v, f in zip(table["p_holm"], table["family"])],
-        "$n$": [_n(v) for v in table["n"]],
-        "MDE": [_num(v) for v in table["mde"]],
-        "ref.": [_reference(r) for r in table.itertuples()],
-        "$n_{80\\%}$": [_n(v) for v in table["n_needed"]],
-        "verdict": table["verdict"],
-    })
+    rows = []
+    for r, new_claim in zip(table.itertuples(), first):
+        if new_claim:
+            text = f"{r.paper.replace(' et al.', '')}: {r.claim} [{_criterion(r.criterion)}]"
+            rows.append([f"\\multicolumn{{8}}{{{RAGGED.format(14.2)}}}{{\\textit{{{text}}}}}"] + [""] * 7)
+        rows.append([
+            f"\\quad {latex_escape(f'{r.model} / {r.dataset}')}" if r.model else "\\quad --", _cell(r),
+            _p(r.p_holm, r.family == "construction"), _n(r.n), _num(r.mde), _reference(r), _n(r.n_needed), r.verdict])
+    shown = pd.DataFrame(rows, columns=["scope", "measured [95\\% CI]", "$p_\\mathrm{Holm}$", "$n$", "MDE", "ref.",
+                                        "$n_{80\\%}$", "verdict"])
     return booktabs_table(
         shown, caption=(
             "Headline claims of the seed papers, as measured here, with the power of each test (tests and power: "
@@ -437,8 +436,8 @@ def claims_tex(table: pd.DataFrame) -> str:
             "power at its Holm level; ref.: the seed paper's effect, or ($^\\dagger$) a declared smallest effect "
             "of interest (Table~\\ref{tab:claim_references}); $n_{80\\%}$: units that detect ref.\\ with 80\\% "
             "power. ``exact'': a deterministic computation checked against its criterion. Rule: \\texttt{claims}."),
-        label="tab:claims", align=RAGGED.format(3.4) + RAGGED.format(2.6) + RAGGED.format(3.1) + "lrrrr"
-        + RAGGED.format(2.0), escape=False, size="\\footnotesize", colsep="4pt",
+        label="tab:claims", align=RAGGED.format(2.9) + "llrrrr" + RAGGED.format(2.3), escape=False,
+        size="\\footnotesize", colsep="4pt",
     )
 
 

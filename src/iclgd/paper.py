@@ -96,7 +96,8 @@ def booktabs_table(
     align = align or "l" * frame.shape[1]
     esc = latex_escape if escape else str
     head = " & ".join(esc(c) for c in frame.columns) + r" \\"
-    body = [" & ".join(esc(v) for v in row) + r" \\" for row in frame.astype(str).to_numpy()]
+    body = [(row[0] if row[0].startswith(r"\multicolumn") else " & ".join(esc(v) for v in row)) + r" \\"
+            for row in frame.astype(str).to_numpy()]  # a spanning row carries all its text in the first cell
     return "\n".join(
         [
             r"\begin{table}[t]", r"\centering", size, *([rf"\setlength{{\tabcolsep}}{{{colsep}}}"] if colsep else []),
