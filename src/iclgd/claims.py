@@ -423,20 +423,19 @@ def claims_tex(table: pd.DataFrame) -> str:
     for r, new_claim in zip(table.itertuples(), first):
         if new_claim:
             text = f"{r.paper.replace(' et al.', '')}: {r.claim} [{_criterion(r.criterion)}]"
-            rows.append([f"\\multicolumn{{8}}{{{RAGGED.format(14.2)}}}{{\\textit{{{text}}}}}"] + [""] * 7)
+            rows.append([f"\\multicolumn{{8}}{{{RAGGED.format(15.6)}}}{{\\textit{{{text}}}}}"] + [""] * 7)
         rows.append([
-            f"\\quad {latex_escape(f'{r.model} / {r.dataset}')}" if r.model else "\\quad --", _cell(r),
+            latex_escape(f"{r.model} / {r.dataset}") if r.model else "--", _cell(r),
             _p(r.p_holm, r.family == "construction"), _n(r.n), _num(r.mde), _reference(r), _n(r.n_needed), r.verdict])
     shown = pd.DataFrame(rows, columns=["scope", "measured [95\\% CI]", "$p_\\mathrm{Holm}$", "$n$", "MDE", "ref.",
                                         "$n_{80\\%}$", "verdict"])
     return booktabs_table(
         shown, caption=(
-            "Headline claims of the seed papers, as measured here, with the power of each test (tests and power: "
-            "Sec.~\\ref{sec:stats}). $n$: independent units; MDE: the smallest effect the test detects with 80\\% "
-            "power at its Holm level; ref.: the seed paper's effect, or ($^\\dagger$) a declared smallest effect "
-            "of interest (Table~\\ref{tab:claim_references}); $n_{80\\%}$: units that detect ref.\\ with 80\\% "
-            "power. ``exact'': a deterministic computation checked against its criterion. Rule: \\texttt{claims}."),
-        label="tab:claims", align=RAGGED.format(2.9) + "llrrrr" + RAGGED.format(2.3), escape=False,
+            "The seed papers' headline claims with the power of each test (Sec.~\\ref{sec:stats}). $n$: independent "
+            "units; MDE: smallest effect detected with 80\\% power at the row's Holm level; ref.: the seed's effect "
+            "or ($^\\dagger$) a declared one (Table~\\ref{tab:claim_references}); $n_{80\\%}$: units that detect "
+            "ref.\\ with 80\\% power; exact: deterministic, checked against its criterion. Rule: \\texttt{claims}."),
+        label="tab:claims", align=RAGGED.format(3.3) + "llrrrrl", escape=False,
         size="\\footnotesize", colsep="4pt",
     )
 
