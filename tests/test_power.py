@@ -84,5 +84,6 @@ def test_smallest_n_searches_monotone_and_zigzag_conditions():
     assert power.smallest_n(lambda n: n >= 37) == 37
     assert power.smallest_n(lambda n: n >= 1) == 1
     assert power.smallest_n(lambda n: False) == math.inf
+    assert power.smallest_n(lambda n: n >= 300, n_max=256) == math.inf  # beyond the cap: out of reach
     # a zig-zag condition true at 5 and from 9 on: the scan finds 5, a bisection from 8 would not
     assert power.smallest_n(lambda n: n == 5 or n >= 9, monotone=False) == 5

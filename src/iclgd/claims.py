@@ -400,7 +400,7 @@ def _num(value: float, digits: int = 3) -> str:
 def _n(value: float) -> str:
     if pd.isna(value):
         return "--"
-    return f"$>${power.N_MAX:,}".replace(",", "\\,") if np.isinf(value) else f"{int(value):,}".replace(",", "\\,")
+    return "$\\infty$" if np.isinf(value) else f"{int(value):,}".replace(",", "\\,")  # inf: beyond the search
 
 
 def _reference(row) -> str:

@@ -20,8 +20,10 @@ from scipy import stats
 from statsmodels.stats.power import FTestPowerF2, TTestPower
 
 POWER = 0.8
-#: Largest N the search for "N needed" considers; beyond it the answer is reported as > N_MAX.
+#: Largest N the search for "N needed" considers; beyond it the answer is inf (reported as such).
 N_MAX = 100_000
+#: ... for simulated tests (draws take n_sim x n memory) and the exact binomial (a linear scan of n).
+SIM_N_MAX = 10_000
 
 
 def holm_levels(pvalues: np.ndarray, alpha: float) -> np.ndarray:
@@ -111,7 +113,8 @@ def binom_n(p0: float, effect: float, alpha: float, power: float = POWER) -> flo
     p1 = p0 + effect
     if not effect > 0 or p1 > 1:
         return math.nan
-    return float(smallest_n(lambda n: binom_power(n, p0, p1, alpha) >= power, start=1, monotone=False))
+    return float(smallest_n(lambda n: binom_power(n, p0, p1, alpha) >= power, start=1, monotone=False,
+                            n_max=SIM_N_MAX))  # the zig-zag needs a linear scan: quadratic cost, so the same cap
 
 
 # --------------------------------------------------------------------------- simulated: one-sample Wilcoxon
@@ -172,23 +175,24 @@ def wilcoxon_n(diffs: np.ndarray, effect: float, alpha: float, power: float = PO
     """Units the Wilcoxon needs to detect a mean shift `effect` with `power` (simulated)."""
     if not abs(effect) > 0 or np.sum(~np.isnan(np.asarray(diffs, dtype=float))) < 2:
         return math.nan
-    return float(smallest_n(lambda n: wilcoxon_power(diffs, effect, n, alpha, n_sim, seed) >= power, start=2))
+    return float(smallest_n(lambda n: wilcoxon_power(diffs, effect, n, alpha, n_sim, seed) >= power, start=2,
+                            n_max=SIM_N_MAX))
 
 
 # --------------------------------------------------------------------------- search
 
 
-def smallest_n(ok: Callable[[int], bool], start: int = 1, monotone: bool = True) -> float:
-    """Smallest n >= start with ok(n), by doubling then bisection (inf if none up to N_MAX).
+def smallest_n(ok: Callable[[int], bool], start: int = 1, monotone: bool = True, n_max: int = N_MAX) -> float:
+    """Smallest n >= start with ok(n), by doubling then bisection (inf if none up to n_max).
 
     `monotone=False` (exact binomial power zig-zags in n) scans linearly from `start` up to the first
     doubling that succeeds, so an earlier n that already qualifies is not skipped.
     """
     prev, hi = start - 1, max(start, 1)
     while not ok(hi):
-        if hi >= N_MAX:
+        if hi >= n_max:
             return math.inf
-        prev, hi = hi, min(2 * hi, N_MAX)
+        prev, hi = hi, min(2 * hi, n_max)
     if not monotone:
         return float(next(n for n in range(start, hi + 1) if ok(n)))
     lo = prev  # not ok (or below start)
