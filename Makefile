@@ -29,7 +29,7 @@ test: venv tex chromium
 	$(BIN)/pytest
 
 bench: venv
-	$(BIN)/python -m iclgd.bench
+	$(BIN)/python -m iclgd.core.bench
 
 lint: venv
 	$(BIN)/snakemake --lint

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from iclgd import models
+from iclgd.core import models
 from pipeline_support import copy_workflow, snakemake, write_test_config
 
 REPO = Path(__file__).resolve().parents[1]

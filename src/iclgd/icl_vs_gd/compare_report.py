@@ -1,0 +1,208 @@
+"""Shen et al.'s and Dai et al.'s ICL-vs-GD comparison metrics on the pipeline's records, for the paper.
+
+Shen et al. (ICML 2024, Sec. 5 / Table 2) compare ICL with the model fine-tuned on the same N
+demonstrations by full-vocabulary accuracy, top-10 token overlap and the cosine of the two output
+distributions on the overlapping tokens; Dai et al. (2023) by Rec2FTP. Here the fine-tuned side is
+the dev-selected learning rate among the runs that learned their demonstrations; zero-shot (k = 0) is the reference for the
+output-distribution shifts. Shen et al.'s reference is ICL against itself under another demonstration
+order (`method` "icl_permuted"): an "ICL = GD" reading needs GD at least as close to ICL as that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from iclgd.icl_vs_gd import compare, finetune_report
+from iclgd.core.paper import booktabs_table, fmt, latex_escape, macro_name
+
+
+PERMUTED = "icl_permuted"
+
+
+def icl_gd_examples(
+    icl: pd.DataFrame, ft: pd.DataFrame, ft_dev: pd.DataFrame, permuted: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Per-example metrics of ICL (k >= 1, first ordering) against each selected GD variant and, when
+    `permuted` records (rule icl's other orderings) are given, against ICL in those orderings."""
+    others = [finetune_report.selected_records(ft, ft_dev)]
+    if permuted is not None and len(permuted):
+        others.append(permuted[permuted["order"] > 0].assign(method=PERMUTED))
+    icl_runs = icl[(icl["method"] == "icl") & (icl["k"] > 0) & (icl["order"] == 0)]
+    zero = icl[(icl["method"] == "icl") & (icl["k"] == 0)]
+    return compare.compare_examples(icl_runs, pd.concat(others, ignore_index=True), zero)
+
+
+def summary(examples: pd.DataFrame) -> pd.DataFrame:
+    return compare.summarise(examples)
+
+
+def permutation_gap(examples: pd.DataFrame, metric: str = "token_overlap") -> pd.DataFrame:
+    """Per (model, dataset, k, seed, uid) with both sides: `metric` of ICL vs ICL-permuted, vs the GD
+    variant, and their difference (positive: ICL is closer to itself than to GD). One row per GD variant."""
+    keys = list(compare.KEYS)
+    perm = examples[examples["method"] == PERMUTED]
+    if perm.empty:
+        return pd.DataFrame(columns=[*keys, "optimizer", "subset", "permuted", "gd", "gap"])
+    perm = perm.groupby(keys, sort=True)[metric].mean().rename("permuted").reset_index()  # mean over orders
+    gd = examples[examples["method"] != PERMUTED][[*keys, "optimizer", "subset", metric]].rename(columns={metric: "gd"})
+    out = gd.merge(perm, on=keys, how="inner")
+    return out.assign(gap=out["permuted"] - out["gd"])
+
+
+def table_tex(table: pd.DataFrame) -> str:
+    """One row per (model, dataset, k, GD variant): the comparison metrics, rounded for the paper, with
+    ICL-vs-ICL-permuted overlap and cosine beside ICL-vs-GD (-- where N = 1 has no other order)."""
+    keys = ["model", "dataset", "k"]
+    perm = table[table["method"] == PERMUTED].groupby(keys, as_index=False)[["token_overlap", "overlap_cosine"]].mean()
+    table = table[table["method"] != PERMUTED].merge(perm, on=keys, how="left", suffixes=("", "_perm"))
+    both = lambda a, b: f"{fmt(a, 2)} / {fmt(b, 2) if b == b else '--'}"  # noqa: E731
+    rows = pd.DataFrame({
+        "model": [latex_escape(m) for m in table["model"]],
+        "dataset": [latex_escape(d) for d in table["dataset"]],
+        "$N$": table["k"].astype(int).astype(str),
+        "GD": [latex_escape(f"{o}/{s}") for o, s in zip(table["optimizer"], table["subset"])],
+        "acc.\\ ICL / GD": [f"{fmt(100 * a)} / {fmt(100 * b)}" for a, b in zip(table["acc_full_icl"], table["acc_full_other"])],
+        "overlap@10 GD / perm.": [both(a, b) for a, b in zip(table["token_overlap"], table["token_overlap_perm"])],
+        "overlap cos.\\ GD / perm.": [both(a, b) for a, b in zip(table["overlap_cosine"], table["overlap_cosine_perm"])],
+        "Rec2FTP ($n$)": [f"{fmt(v, 2) if v == v else '--'} ({int(n)})" for v, n in zip(table["rec2ftp_full"], table["rec2ftp_full_n"])],
+        "KL ICL / GD": [f"{fmt(a, 2)} / {fmt(b, 2)}" for a, b in zip(table["label_kl_icl"], table["label_kl_other"])],
+        "shift cos.": [fmt(v, 2) for v in table["shift_cosine"]],
+    })
+    return booktabs_table(
+        rows, escape=False, label="tab:compare", align="lllllrrrrr",
+        caption=(
+            "ICL against GD on the same $N$ demonstrations (dev-selected learning rate among the runs that learned their demonstrations), per test "
+            "example then averaged. Accuracy: top-1 over the full vocabulary (\\%). overlap@10: "
+            "$|T_{10}^{\\mathrm{ICL}} \\cap T_{10}^{\\mathrm{GD}}|/10$; overlap cos.: cosine of the two "
+            "next-token distributions on the shared top-10 tokens; perm.: the same two numbers for ICL against "
+            "ICL with the demonstrations in another order (Shen et al.'s reference; none exists for $N=1$); Rec2FTP~\\citep{dai2023gpt}: of the test "
+            "examples zero-shot gets wrong and GD right (full vocabulary, $n$), the share ICL gets right; KL: "
+            "KL(method $\\|$ zero-shot) of the label distribution (nats); shift cos.: cosine between the ICL "
+            "and GD shifts of the label log-probabilities from zero-shot. Rule: \\texttt{compare\\_icl\\_gd}."
+        ),
+    )
+
+
+def _gd(examples: pd.DataFrame) -> pd.DataFrame:
+    return examples[examples["method"] != PERMUTED]
+
+
+def summary_tex(examples: pd.DataFrame) -> str:
+    """One generated sentence per model: the headline means, so the text never goes stale."""
+    parts = []
+    for model, group in _gd(examples).groupby("model", sort=True):
+        text = (
+            f"for \\texttt{{{latex_escape(model)}}}, the top-10 next-token sets of ICL and GD share "
+            f"{fmt(group['token_overlap'].mean(), 2)} of their tokens on average, with overlap cosine "
+            f"{fmt(group['overlap_cosine'].mean(), 2)}, and the cosine between the two methods' shifts of the "
+            f"label log-probabilities away from zero-shot is {fmt(group['shift_cosine'].mean(), 2)}"
+        )
+        gap = permutation_gap(examples[examples["model"] == model])
+        if len(gap):
+            text += (
+                f"; where another demonstration order exists ($N \\ge 2$), ICL shares {fmt(gap['permuted'].mean(), 2)} "
+                f"of its top-10 tokens with itself reordered against {fmt(gap['gd'].mean(), 2)} with GD"
+            )
+        parts.append(text)
+    text = "Averaged over all settings, " + "; ".join(parts) + "." if parts else ""
+    return "% Generated by rule compare_icl_gd.\n" + text + "\n"
+
+
+def macros(table: pd.DataFrame, examples: pd.DataFrame) -> dict[str, str]:
+    """Per-model means of the headline metrics (over all datasets, N and variants; examples weighted equally),
+    and of the ICL-vs-ICL-permuted reference on the N >= 2 examples that have it."""
+    out = {}
+    for model, group in _gd(examples).groupby("model", sort=True):
+        out[macro_name("Overlap", model)] = fmt(group["token_overlap"].mean(), 2)
+        out[macro_name("OverlapCos", model)] = fmt(group["overlap_cosine"].mean(), 2)
+        out[macro_name("ShiftCos", model)] = fmt(group["shift_cosine"].mean(), 2)
+        for metric, name in (("token_overlap", "Overlap"), ("overlap_cosine", "OverlapCos")):
+            gap = permutation_gap(examples[examples["model"] == model], metric)
+            if len(gap):
+                out[macro_name(f"{name}Perm", model)] = fmt(gap["permuted"].mean(), 2)
+                out[macro_name(f"{name}GdPaired", model)] = fmt(gap["gd"].mean(), 2)
+    out["CompareNSettings"] = str(int((table["method"] != PERMUTED).sum()))
+    return out
+
+
+CONTROL_METRICS = {
+    "token_overlap": "overlap@10", "overlap_cosine": "overlap cos.", "shift_cosine": "shift cos.",
+    "full_correct_icl": "acc.\\ ICL", "full_correct_other": "acc.\\ GD",
+}
+
+
+def control_table(examples: pd.DataFrame, controls: dict[str, str]) -> pd.DataFrame:
+    """Trained model beside its untrained copy (`controls`: control name -> trained name) on the datasets the
+    control ran: per (pair, dataset, side) the mean ICL-vs-GD metrics, the ICL-vs-ICL-permuted overlap and
+    Rec2FTP, so an "ICL ~ GD" number can be read against what random weights give."""
+    rows = []
+    for control, trained in sorted(controls.items()):
+        datasets = sorted(examples.loc[examples["model"] == control, "dataset"].unique())
+        for dataset in datasets:
+            for side, model in (("trained", trained), ("untrained", control)):
+                ex = examples[(examples["model"] == model) & (examples["dataset"] == dataset)]
+                if ex.empty:
+                    continue
+                gd, gap = _gd(ex), permutation_gap(ex)
+                value, n = compare.rec2ftp(gd["full_correct_zero"], gd["full_correct_other"], gd["full_correct_icl"])
+                rows.append({"pair": trained, "model": model, "side": side, "dataset": dataset,
+                             **{m: gd[m].mean() for m in CONTROL_METRICS},
+                             "overlap_perm": gap["permuted"].mean() if len(gap) else np.nan,
+                             "rec2ftp_full": value, "rec2ftp_full_n": n})
+    return pd.DataFrame(rows)
+
+
+def control_tex(table: pd.DataFrame) -> str:
+    """The control table for the paper (-- where a number is undefined)."""
+    if table.empty:
+        return ("% Generated by rule compare_icl_gd: no untrained control configured (config key control.models), "
+                "or none of its fine-tuning runs converged.\n")
+    show = lambda v, d=2: fmt(v, d) if v == v else "--"  # noqa: E731
+    rows = pd.DataFrame({
+        "model": [latex_escape(m) for m in table["pair"]],
+        "weights": table["side"],
+        "dataset": [latex_escape(d) for d in table["dataset"]],
+        **{label: [show(v) for v in table[m]] for m, label in CONTROL_METRICS.items() if not m.startswith("full")},
+        "overlap@10 perm.": [show(v) for v in table["overlap_perm"]],
+        "acc.\\ ICL / GD": [f"{show(100 * a, 1)} / {show(100 * b, 1)}" for a, b in zip(table["full_correct_icl"], table["full_correct_other"])],
+        "Rec2FTP ($n$)": [f"{show(v)} ({int(n)})" for v, n in zip(table["rec2ftp_full"], table["rec2ftp_full_n"])],
+    })
+    parts = []
+    for pair, g in table.groupby("pair", sort=True):
+        side = g.set_index("side")
+        if {"trained", "untrained"} <= set(side.index):
+            t, u = side.loc["trained"], side.loc["untrained"]
+            t, u = (t.mean(numeric_only=True) if isinstance(t, pd.DataFrame) else t,
+                    u.mean(numeric_only=True) if isinstance(u, pd.DataFrame) else u)
+            parts.append(
+                f"for \\texttt{{{latex_escape(pair)}}} the top-10 overlap of ICL and GD is {show(t['token_overlap'])} "
+                f"with the trained weights and {show(u['token_overlap'])} with random ones (ICL against its own "
+                f"reordering: {show(t['overlap_perm'])} and {show(u['overlap_perm'])}), and the cosine of the two "
+                f"shifts from zero-shot is {show(t['shift_cosine'])} and {show(u['shift_cosine'])}"
+            )
+    datasets = ", ".join(latex_escape(d) for d in sorted(table["dataset"].unique()))
+    text = f"% Generated by rule compare_icl_gd.\nOn {datasets}, " + "; ".join(parts) + ".\n\n" if parts else ""
+    return text + booktabs_table(
+        rows, escape=False, label="tab:control", align="lllrrrrlr",
+        caption=(
+            "The untrained control: each metric of Table~\\ref{tab:compare} for the trained model and for a copy "
+            "with the same architecture and tokenizer but randomly initialised weights, on the same prompts, "
+            "averaged over $N$ and test examples. Similarities that an untrained model reaches too say nothing "
+            "about learned ICL~\\citep{deutch2024context}. Rule: \\texttt{compare\\_icl\\_gd}."
+        ),
+    )
+
+
+def control_macros(table: pd.DataFrame) -> dict[str, str]:
+    """Per pair and side, the mean over the control datasets of the headline overlap numbers."""
+    out = {}
+    for (pair, side), g in table.groupby(["pair", "side"], sort=True):
+        tag = "Untrained" if side == "untrained" else "Trained"
+        out[macro_name(f"ControlOverlap{tag}", pair)] = fmt(g["token_overlap"].mean(), 2)
+        out[macro_name(f"ControlOverlapCos{tag}", pair)] = fmt(g["overlap_cosine"].mean(), 2)
+        out[macro_name(f"ControlShiftCos{tag}", pair)] = fmt(g["shift_cosine"].mean(), 2)
+        out[macro_name(f"ControlOverlapPerm{tag}", pair)] = fmt(g["overlap_perm"].mean(), 2)
+    if len(table):
+        out["ControlDatasets"] = ", ".join(latex_escape(d) for d in sorted(table["dataset"].unique()))
+    return out

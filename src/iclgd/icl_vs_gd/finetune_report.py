@@ -1,0 +1,162 @@
+"""ICL vs fine-tuning on the same demonstrations: selected learning rates, tables, paper sentences.
+
+Shen et al. 2023 (Table 1 of the ICML version) compare ICL with GD on the same N demonstrations;
+here the fine-tuned model is the run that `finetune.select_lr` picks on the dev split (drawn from the
+demonstration pool, never from the test set) among the learning rates whose run *converged* (learned
+every demonstration). A setting where no learning rate converged is shown as such ("n.c.") and is
+never compared: an under-trained GD says nothing about whether ICL behaves like GD.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from iclgd.core import training
+from iclgd.icl_vs_gd import finetune
+from iclgd.core.metrics import accuracy_table
+from iclgd.core.paper import booktabs_table, fmt, latex_escape, macro_name
+
+
+def selected_records(records: pd.DataFrame, dev_records: pd.DataFrame) -> pd.DataFrame:
+    """Test records of the dev-selected converged run of every (model, dataset, k, optimizer, subset)."""
+    chosen = finetune.select_lr(finetune.dev_accuracy(dev_records))[[*finetune.SELECT_BY, "lr"]]
+    return records.merge(chosen, on=[*finetune.SELECT_BY, "lr"], how="inner")
+
+
+def convergence(runs: pd.DataFrame, dev_records: pd.DataFrame) -> pd.DataFrame:
+    """Per fine-tuned setting: lrs converged / diverged / out of epochs, and the selected run's epochs."""
+    return finetune.convergence(runs, finetune.select_lr(finetune.dev_accuracy(dev_records)))
+
+
+def convergence_counts(conv: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, optimizer, subset): settings, settings with a converged lr, and runs by status."""
+    keys = ["model", "optimizer", "subset"]
+    status = [f"n_{s}" for s in training.STATUSES]
+    out = conv.groupby(keys, sort=True).agg(
+        settings=("converged", "size"), compared=("converged", "sum"), runs=("n_lrs", "sum"),
+        **{s: (s, "sum") for s in status}, median_epochs=("epochs", "median"), max_epochs=("epochs", "max"),
+    )
+    return out.reset_index()
+
+
+def matched_icl(icl_records: pd.DataFrame, ft_records: pd.DataFrame) -> pd.DataFrame:
+    """ICL records of the (model, dataset, k, seed) settings that have a fine-tuned twin, plus zero-shot."""
+    keys = ["model", "dataset", "k", "seed"]
+    twins = ft_records[keys].drop_duplicates()
+    paired = icl_records.merge(twins, on=keys, how="inner")
+    zero = icl_records[(icl_records["k"] == 0) & icl_records["model"].isin(twins["model"])]
+    return pd.concat([zero, paired], ignore_index=True)
+
+
+def comparison(icl_acc: pd.DataFrame, ft_acc: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, dataset, k): zero-shot, ICL and each fine-tuning variant's accuracy (%);
+    NaN where that variant has no converged run (the setting is not compared)."""
+    icl = icl_acc[icl_acc["method"] == "icl"]
+    zero = icl[icl["k"] == 0].set_index(["model", "dataset"])["acc"].rename("zero_shot")
+    base = icl[icl["k"] > 0][["model", "dataset", "k", "acc", "acc_lo", "acc_hi"]].rename(
+        columns={"acc": "icl", "acc_lo": "icl_lo", "acc_hi": "icl_hi"}
+    )
+    ft = ft_acc.assign(variant=ft_acc["optimizer"] + "/" + ft_acc["subset"])
+    wide = ft.pivot_table(index=["model", "dataset", "k"], columns="variant", values="acc").reset_index()
+    out = base.merge(wide, on=["model", "dataset", "k"], how="left")
+    return out.join(zero, on=["model", "dataset"]).sort_values(["model", "dataset", "k"], ignore_index=True)
+
+
+def comparison_table(table: pd.DataFrame) -> str:
+    variants = [c for c in table.columns if "/" in c]
+    shown = pd.DataFrame(
+        {
+            "model": table["model"],
+            "dataset": table["dataset"],
+            "k": table["k"].astype(str),
+            "zero-shot": [fmt(v) for v in table["zero_shot"]],
+            "ICL": [f"{fmt(a)} [{fmt(lo)}, {fmt(hi)}]" for a, lo, hi in zip(table["icl"], table["icl_lo"], table["icl_hi"])],
+            **{f"FT {v}": [fmt(x) if x == x else "n.c." for x in table[v]] for v in variants},
+        }
+    )
+    return booktabs_table(
+        shown,
+        caption=(
+            "Accuracy (\\%, argmax over label tokens) of ICL and of the model fine-tuned on the same $k$ "
+            "demonstrations (optimizer/parameter subset), trained until it has learned them (every label the "
+            "full-vocabulary argmax, mean label loss below the target) and, among the learning rates that got "
+            "there, selected on a dev split from the demonstration pool; averaged over demonstration seeds. "
+            "n.c.: no learning rate converged, the setting is not compared. Rules: \\texttt{finetune}, "
+            "\\texttt{finetune\\_metrics}, \\texttt{finetune\\_paper\\_numbers}."
+        ),
+        label="tab:icl_vs_ft",
+        align="llr" + "r" * (shown.shape[1] - 3),
+    )
+
+
+def comparison_summary(table: pd.DataFrame) -> str:
+    """A generated sentence per model and variant: mean accuracy over datasets and k, ICL vs FT."""
+    variants = [c for c in table.columns if "/" in c]
+    sentences = []
+    for model, group in table.groupby("model", sort=True):
+        for variant in variants:
+            both = group[group[variant].notna()]
+            diff = both["icl"] - both[variant]
+            sentences.append(
+                f"For \\texttt{{{latex_escape(model)}}}, fine-tuning ({latex_escape(variant)}) learned its "
+                f"demonstrations in {len(both)} of {len(group)} (dataset, $k$) settings; on those, ICL averages "
+                f"{fmt(both['icl'].mean())}\\% and fine-tuning {fmt(both[variant].mean())}\\%, and ICL is ahead "
+                f"in {int((diff > 0).sum())} of them."
+            )
+    return "% Generated by rule finetune_paper_numbers.\n" + "\n".join(sentences) + "\n"
+
+
+def comparison_macros(table: pd.DataFrame) -> dict[str, str]:
+    """AccFt<Model><Dataset>K<k><Optimizer><Subset> for every compared setting."""
+    variants = [c for c in table.columns if "/" in c]
+    macros = {"NFinetuneSettings": str(len(table))}
+    for row in table.to_dict("records"):
+        for variant in variants:
+            value = row[variant]
+            macros[macro_name("acc", "ft", row["model"], row["dataset"], "k", row["k"], variant)] = (
+                fmt(value) if value == value else "n.c."
+            )
+    return macros
+
+
+def convergence_macros(counts: pd.DataFrame) -> dict[str, str]:
+    """FtConverged<Model><Optimizer><Subset> (settings with a converged lr), FtSettings..., FtDiverged...,
+    FtMedianEpochs..., and over all models NFinetuneCompared / NFinetuneTotal."""
+    out = {"NFinetuneCompared": str(int(counts["compared"].sum())), "NFinetuneTotal": str(int(counts["settings"].sum()))}
+    for row in counts.to_dict("records"):
+        key = (row["model"], row["optimizer"], row["subset"])
+        out[macro_name("ft", "converged", *key)] = str(int(row["compared"]))
+        out[macro_name("ft", "settings", *key)] = str(int(row["settings"]))
+        out[macro_name("ft", "runs", *key)] = str(int(row["runs"]))
+        out[macro_name("ft", "diverged", *key)] = str(int(row["n_diverged"]))
+        out[macro_name("ft", "unconverged", *key)] = str(int(row["n_not_converged"]))
+        out[macro_name("ft", "median", "epochs", *key)] = fmt(row["median_epochs"], 0) if row["compared"] else "--"
+    return out
+
+
+def convergence_summary(counts: pd.DataFrame, grid: dict) -> str:
+    """A generated sentence per model and variant: how many settings converged, how runs ended."""
+    sentences = [
+        f"Fine-tuning trains until every demonstration's label is the full-vocabulary argmax and the mean label "
+        f"loss is below {fmt(float(grid['target_loss']), 2)} nats, for at most {int(grid['max_epochs'])} epochs; "
+        f"a run whose loss rises above its start is diverged."
+    ]
+    for row in counts.to_dict("records"):
+        median = f", in a median of {fmt(row['median_epochs'], 0)} epochs" if row["compared"] else ""
+        sentences.append(
+            f"For \\texttt{{{latex_escape(row['model'])}}} ({latex_escape(row['optimizer'] + '/' + row['subset'])}), "
+            f"some learning rate converged in {int(row['compared'])} of {int(row['settings'])} settings{median}; of its "
+            f"{int(row['runs'])} runs, {int(row['n_converged'])} converged, {int(row['n_diverged'])} diverged and "
+            f"{int(row['n_not_converged'])} ran out of epochs."
+        )
+    return "% Generated by rule finetune_paper_numbers.\n" + "\n".join(sentences) + "\n"
+
+
+def finetune_accuracy(
+    records: pd.DataFrame, dev_records: pd.DataFrame, icl_records: pd.DataFrame, **boot
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(every converged run's accuracy, the selected run's, ICL's on the same seeds)."""
+    every = accuracy_table(records, **boot)
+    chosen = accuracy_table(selected_records(records, dev_records), **boot)
+    icl = accuracy_table(matched_icl(icl_records, records), **boot)
+    return every, chosen, icl

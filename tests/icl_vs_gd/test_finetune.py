@@ -1,0 +1,389 @@
+"""Per-demonstration fine-tuning on the tiny Llama: exactness, order (in)variance, freezing, restore, lr rule."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from iclgd.core import forward, models, prompts, training
+from iclgd.icl_vs_gd import finetune
+
+TEMPLATE = "Review: {text}\nSentiment:"
+SPEC = {
+    "template": TEMPLATE,
+    "verbalizer": {"negative": "negative", "positive": "positive"},
+    "classes": ["negative", "positive"],
+}
+OPTIMIZERS = ("gd", "sgd", "adam")
+WORDS = ["dull", "great", "flat", "lovely", "tedious", "superb", "boring", "moving", "weak", "sharp"]
+
+
+def frame(uids, offset: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "uid": uids,
+            "label": ["positive" if i % 2 else "negative" for i in range(len(uids))],
+            "text": [f"a {WORDS[(i + offset) % len(WORDS)]} film, take {i}" for i in range(len(uids))],
+        }
+    )
+
+
+TRAIN = frame(list(range(100, 130)), 0)
+TEST = frame(list(range(900, 906)), 3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def model(tiny):
+    """A private copy: training must not leak into the session-wide tiny model other tests use."""
+    return copy.deepcopy(tiny[0])
+
+
+@pytest.fixture(scope="module")
+def prompt_set():
+    (ps,) = prompts.build_prompt_sets("toy", SPEC, TRAIN, TEST, [4], [0])
+    return ps
+
+
+def reordered(ps: dict) -> dict:
+    demos = ps["demos"][::-1]
+    return {**ps, "order": 1, "demos": demos, "prefix": "".join(d["text"] + "\n\n" for d in demos)}
+
+
+def examples(tok, ps):
+    label_ids = forward.label_token_ids(tok, ps["label_words"])
+    return training.encode_examples(tok, training.demo_queries(ps), ps["classes"], label_ids)
+
+
+def state(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def fit(model, tok, ps, optimizer, subset="all", lr=0.05, epochs=1, **kwargs) -> training.TrainResult:
+    params = training.freeze_except(model, training.select_parameters(model, subset))
+    return training.train(model, examples(tok, ps), optimizer, lr, epochs, params, **kwargs)
+
+
+def test_micro_batches_pack_by_length_under_the_budgets():
+    lengths = [9, 3, 5, 3, 12]
+    batch = [training.Example(uid=i, ids=tuple(range(n)), target=0) for i, n in enumerate(lengths)]
+    # Sorted lengths 3, 3, 5, 9, 12; rows * longest <= 16: [3, 3, 5] (15), [9] (18 > 16 with two), [12].
+    groups = training.micro_batches(batch, micro_batch=0, batch_tokens=16)
+    assert [[ex.uid for ex in g] for g in groups] == [[1, 3, 2], [0], [4]]
+    # A row cap of 2 splits the first group; an ample budget keeps everything in length order.
+    assert [len(g) for g in training.micro_batches(batch, 2, 1024)] == [2, 2, 1]
+    assert [ex.uid for ex in training.micro_batches(batch, 0, 1024)[0]] == [1, 3, 2, 0, 4]
+
+
+def test_micro_batching_keeps_the_mean_loss_gradient(model, tiny, prompt_set):
+    """Packing changes only how the mean-loss gradient is summed, not its value (to rounding)."""
+    tok = tiny[1]
+    batch = training.canonical(examples(tok, prompt_set))
+    training.freeze_except(model, training.select_parameters(model, "all"))
+    grads = []
+    for tokens in (1024, 30):
+        model.zero_grad(set_to_none=True)
+        training._backward(model, batch, 0, tokens)
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert len(training.micro_batches(batch, 0, 30)) > 1
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+def test_demo_queries_are_the_zero_shot_prompts(prompt_set):
+    rows = TRAIN.set_index("uid")
+    for demo, query in zip(prompt_set["demos"], training.demo_queries(prompt_set)):
+        assert query["query"] == prompts.render_query(TEMPLATE, rows.loc[demo["uid"]].to_dict())
+        assert demo["text"] == query["query"] + " " + demo["label"]
+
+
+def test_examples_encode_like_zero_shot_scoring(tiny, prompt_set):
+    _, tok = tiny
+    (ex, *_) = examples(tok, prompt_set)
+    query = training.demo_queries(prompt_set)[0]["query"]
+    assert list(ex.ids) == forward.encode_prefix(tok, "") + forward.encode_query(tok, query)
+    label = prompt_set["demos"][0]["label"]
+    assert ex.target == tok(" " + label, add_special_tokens=False).input_ids[0]
+
+
+def test_subsets_select_intended_parameters(tiny):
+    deep = models.tiny_llama(tiny[1], seed=0, layers=4)
+    pick = lambda subset: set(training.select_parameters(deep, subset))  # noqa: E731
+    attn = "model.layers.{}.self_attn.{}_proj.weight"
+    assert pick("kv") == {attn.format(i, p) for i in range(4) for p in "kv"}
+    assert pick("v_mid") == {attn.format(2, "v")}
+    assert pick("v_deep") == {attn.format(3, "v")}
+    everything = pick("all")
+    assert everything == {n for n, _ in deep.named_parameters()}
+    assert "model.embed_tokens.weight" in everything and "lm_head.weight" not in everything  # tied, listed once
+    with pytest.raises(training.FinetuneError):
+        training.select_parameters(deep, "q_only")
+
+
+def test_lr_zero_reproduces_zero_shot_scores(model, tiny, prompt_set):
+    tok = tiny[1]
+    zero_shot = forward.score_prompt_set(model, tok, {**prompt_set, "prefix": ""})
+    label_ids = forward.label_token_ids(tok, prompt_set["label_words"])
+    for optimizer in OPTIMIZERS:
+        fit(model, tok, prompt_set, optimizer, lr=0.0, epochs=2)
+        got = finetune.evaluate(model, tok, prompt_set, prompt_set["queries"], label_ids, {})
+        np.testing.assert_array_equal(np.stack(got["label_logprobs"]), np.stack(zero_shot["label_logprobs"]))
+        np.testing.assert_array_equal(np.stack(got["top10_ids"]), np.stack(zero_shot["top10_ids"]))
+
+
+def until(model, tok, ps, optimizer="gd", lr=0.05, max_epochs=100, target_loss=0.1, subset="all"):
+    params = training.freeze_except(model, training.select_parameters(model, subset))
+    return training.train_until(model, examples(tok, ps), optimizer, lr, params, max_epochs, target_loss)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_training_stops_as_soon_as_the_demonstrations_are_learned(model, tiny, prompt_set, optimizer):
+    tok = tiny[1]
+    lr = {"gd": 0.05, "sgd": 0.02, "adam": 1e-3}[optimizer]
+    result = until(model, tok, prompt_set, optimizer, lr)
+    assert result.status == "converged" and 0 < result.epochs < 100
+    last, before = result.fits[-1], result.fits[-2]
+    assert last.learned and last.loss < 0.1
+    assert not (before.learned and before.loss < 0.1)  # it stopped at the first epoch that got there
+    with torch.no_grad():  # the reported fit is the weights' own: every label is the argmax, loss as said
+        batch = training.canonical(examples(tok, prompt_set))
+        logits = training.label_logits(model, batch)
+        assert (logits.argmax(-1) == torch.tensor([ex.target for ex in batch])).all()
+        assert training.label_loss(model, batch).item() == pytest.approx(last.loss, rel=1e-4)
+
+
+def test_a_rate_that_raises_the_loss_is_diverged(model, tiny, prompt_set):
+    result = until(model, tiny[1], prompt_set, "gd", lr=50.0)
+    assert result.status == "diverged" and result.fits[-1].loss > result.fits[0].loss
+    assert all(f.loss <= result.fits[0].loss for f in result.fits[1:-1])  # it stopped at the first rise
+
+
+def test_max_epochs_without_learning_is_not_converged(model, tiny, prompt_set):
+    result = until(model, tiny[1], prompt_set, "gd", lr=1e-4, max_epochs=3)
+    assert result.status == "not_converged" and result.epochs == 3 and len(result.fits) == 4
+
+
+def test_run_status_on_constructed_fits():
+    fit_ = training.Fit
+    assert training.run_status([fit_(2.0, False), fit_(0.05, True)], 0.1) == "converged"
+    assert training.run_status([fit_(2.0, False), fit_(0.05, False)], 0.1) is None  # low loss, one label wrong
+    assert training.run_status([fit_(2.0, False), fit_(0.5, True)], 0.1) is None  # learned, loss above target
+    assert training.run_status([fit_(2.0, False), fit_(2.5, False)], 0.1) == "diverged"
+    assert training.run_status([fit_(2.0, False), fit_(float("nan"), False)], 0.1) == "diverged"
+    assert training.run_status([fit_(0.01, True)], 0.1) == "converged"  # the base model already fits
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_factored_vocab_gradient_equals_the_dense_update(model, tiny, prompt_set, optimizer):
+    """The tied embedding/head trained through FactoredVocab moves like autograd's dense gradient."""
+    tok = tiny[1]
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    base = training.snapshot(model, [n for n, _ in model.named_parameters()])
+    after = []
+    for factored in (False, True):
+        training.restore(model, base)
+        params = training.freeze_except(model, training.select_parameters(model, "all"))
+        opt = training.make_optimizer(optimizer, params, 0.05)
+        vocab = training.FactoredVocab(model)
+        vocab.active = vocab.active and factored
+        with vocab:
+            for batch in training.epoch_batches(examples(tok, prompt_set), optimizer) * 2:
+                vocab.zero_grad(opt)
+                training._backward(model, batch, 0, 30)
+                if factored:
+                    assert vocab.factors and model.lm_head.weight.grad.is_sparse
+                vocab.step(opt)
+        after.append(state(model))
+    assert not model.model.embed_tokens.sparse and "forward" not in vars(model.lm_head)  # restored on exit
+    assert not torch.equal(after[0]["model.embed_tokens.weight"], base["model.embed_tokens.weight"])
+    for name in after[0]:
+        torch.testing.assert_close(after[1][name], after[0][name], rtol=1e-5, atol=1e-6)
+
+
+def test_factored_vocab_is_inactive_when_the_head_is_frozen(model):
+    training.freeze_except(model, training.select_parameters(model, "kv"))
+    with training.FactoredVocab(model) as vocab:
+        assert not vocab.active and "forward" not in vars(model.lm_head)
+
+
+def test_one_gd_step_lowers_the_label_loss(model, tiny, prompt_set):
+    tok = tiny[1]
+    batch = training.canonical(examples(tok, prompt_set))
+    with torch.no_grad():
+        before = training.label_loss(model, batch).item()
+    result = fit(model, tok, prompt_set, "gd", lr=0.05)
+    with torch.no_grad():
+        after = training.label_loss(model, batch).item()
+    assert result.losses == [pytest.approx(before, rel=1e-5)]
+    assert after < before
+
+
+@pytest.mark.parametrize("micro_batch,batch_tokens", [(0, 1024), (3, 1024), (0, 30)])
+def test_full_batch_gd_is_bitwise_order_invariant(model, tiny, prompt_set, micro_batch, batch_tokens):
+    tok = tiny[1]
+    base = training.snapshot(model, [n for n, _ in model.named_parameters()])
+    budget = {"micro_batch": micro_batch, "batch_tokens": batch_tokens}
+    fit(model, tok, prompt_set, "gd", epochs=2, **budget)
+    first = state(model)
+    training.restore(model, base)
+    fit(model, tok, reordered(prompt_set), "gd", epochs=2, **budget)
+    second = state(model)
+    assert any(not torch.equal(first[n], base[n]) for n in base)  # it did train
+    assert all(torch.equal(first[n], second[n]) for n in first)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_per_demo_optimisers_depend_on_order(model, tiny, prompt_set, optimizer):
+    tok = tiny[1]
+    base = training.snapshot(model, [n for n, _ in model.named_parameters()])
+    fit(model, tok, prompt_set, optimizer, lr=0.05)
+    first = state(model)
+    training.restore(model, base)
+    fit(model, tok, reordered(prompt_set), optimizer, lr=0.05)
+    assert any(not torch.equal(first[n], p) for n, p in model.named_parameters())
+
+
+def test_frozen_parameters_stay_put_without_grads_or_state(model, tiny, prompt_set):
+    tok = tiny[1]
+    before = state(model)
+    trained = set(training.select_parameters(model, "kv"))
+    result = fit(model, tok, prompt_set, "adam", subset="kv", lr=0.01)
+    params = dict(model.named_parameters())
+    for name, param in params.items():
+        assert param.grad is None
+        if name in trained:
+            assert param.requires_grad and not torch.equal(param, before[name])
+        else:
+            assert not param.requires_grad and torch.equal(param, before[name])
+    with_state = {id(p) for p in result.optimizer.state}
+    assert with_state == {id(params[n]) for n in trained}
+
+
+def test_tied_embeddings_train_together_under_all(model, tiny, prompt_set):
+    embed = model.model.embed_tokens.weight
+    assert model.lm_head.weight is embed
+    before = embed.detach().clone()
+    fit(model, tiny[1], prompt_set, "sgd", subset="all", lr=0.05)
+    assert model.lm_head.weight is embed and not torch.equal(embed, before)
+
+
+def test_grid_restores_base_weights_and_scores_only_converged_runs(model, tiny, prompt_set):
+    tok = tiny[1]
+    before = state(model)
+    zero = {**prompt_set, "k": 0, "seed": 0, "demos": [], "prefix": ""}
+    grid = finetune.GridConfig(optimizers=("gd", "adam"), subsets=("all", "v_deep"), lrs=(1e-3, 0.05, 50.0),
+                               max_epochs=40, target_loss=0.1)
+    used = [d["uid"] for d in prompt_set["demos"]] + [q["uid"] for q in prompt_set["queries"]]
+    dev = finetune.dev_examples(TRAIN, TEMPLATE, used, size=6, seed=0, dataset="toy")
+    result = finetune.run_grid(model, tok, [zero, prompt_set], grid, dev, tags={"model": "tiny"}, progress=False)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    runs = result.runs
+    assert list(runs.columns) == finetune.RUN_COLUMNS and len(runs) == 2 * 2 * 3  # the k = 0 set is skipped
+    assert set(runs["status"]) <= set(training.STATUSES) and set(runs["k"]) == {4}
+    assert (runs.loc[(runs["lr"] == 50.0) & (runs["subset"] == "all"), "status"] == "diverged").all()
+    converged = runs[runs["status"] == "converged"]
+    assert len(converged) and len(converged) < len(runs)
+    assert (converged["final_loss"] < 0.1).all() and converged["learned"].all()
+    key = ["optimizer", "subset", "lr"]
+    scored = lambda frame: set(map(tuple, frame[key].drop_duplicates().to_numpy()))  # noqa: E731
+    assert scored(result.dev_records) == scored(converged)  # every converged run is scored on dev
+    assert scored(result.records) == scored(converged[converged["test_scored"]])
+    records = result.records
+    assert list(records.columns) == forward.RECORD_COLUMNS and set(records["model"]) == {"tiny"}
+    epochs = records.merge(converged, on=key)
+    assert (epochs["epoch"] == epochs["epochs"]).all()  # records carry the epoch the run stopped at
+    chosen = finetune.select_lr(finetune.dev_accuracy(result.dev_records))
+    assert set(chosen["lr"]) <= set(converged["lr"])  # only converged runs compete
+    assert scored(chosen) <= scored(records)  # the selected run has test records
+    table = finetune.convergence(runs, chosen)
+    assert table["n_lrs"].eq(3).all() and (table["converged"] == (table["n_converged"] > 0)).all()
+    assert table.loc[table["converged"], "epochs"].notna().all()
+
+
+def test_convergence_table_on_constructed_runs():
+    base = {"model": "m", "dataset": "d", "k": 4, "optimizer": "gd", "subset": "all", "seed": 0, "order": 0}
+    runs = pd.DataFrame([
+        base | {"lr": 1e-4, "status": "not_converged", "epochs": 20, "final_loss": 1.5},
+        base | {"lr": 1e-3, "status": "converged", "epochs": 6, "final_loss": 0.08},
+        base | {"lr": 1e-2, "status": "diverged", "epochs": 2, "final_loss": 30.0},
+        base | {"k": 8, "lr": 1e-3, "status": "not_converged", "epochs": 20, "final_loss": 0.9},
+    ])
+    chosen = pd.DataFrame([{k: base[k] for k in finetune.SELECT_BY} | {"lr": 1e-3}])
+    table = finetune.convergence(runs, chosen).set_index("k")
+    assert table.loc[4, ["n_converged", "n_diverged", "n_not_converged", "n_lrs"]].tolist() == [1, 1, 1, 3]
+    assert table.loc[4, "converged"] and table.loc[4, "lr"] == 1e-3 and table.loc[4, "epochs"] == 6
+    assert not table.loc[8, "converged"] and np.isnan(table.loc[8, "lr"])
+
+
+def test_dev_split_avoids_demonstrations_and_test_queries(model, tiny, prompt_set):
+    used = [d["uid"] for d in prompt_set["demos"]] + [q["uid"] for q in prompt_set["queries"]]
+    dev = finetune.dev_examples(TRAIN, TEMPLATE, used, size=10, seed=0, dataset="toy")
+    assert len(dev) == 10 and not {d["uid"] for d in dev} & set(used)
+    assert dev == finetune.dev_examples(TRAIN, TEMPLATE, used, size=10, seed=0, dataset="toy")
+    with pytest.raises(training.FinetuneError, match="exceeds"):
+        finetune.dev_examples(TRAIN, TEMPLATE, used, size=len(TRAIN), seed=0)
+    grid = finetune.GridConfig(optimizers=("gd",), subsets=("all",), lrs=(0.05,), max_epochs=100)
+    leaky = dev + training.demo_queries(prompt_set)[:1]
+    with pytest.raises(training.FinetuneError, match="overlap"):
+        finetune.run_grid(model, tiny[1], [prompt_set], grid, dev=leaky, progress=False)
+    result = finetune.run_grid(model, tiny[1], [prompt_set], grid, dev=dev, tags={"model": "tiny"}, progress=False)
+    assert set(result.dev_records["uid"]) == {d["uid"] for d in dev}
+    assert not set(result.dev_records["uid"]) & set(used)
+    table = finetune.dev_accuracy(result.dev_records)
+    assert table["n_dev"].tolist() == [10]
+
+
+def test_select_lr_by_dev_accuracy_ties_to_smaller_lr():
+    rows = []
+    accuracy = {  # (subset, lr) -> dev accuracy of the twins of seed 0 and seed 1
+        ("all", 1e-4): (0.50, 0.70), ("all", 1e-3): (0.80, 0.60), ("all", 1e-2): (0.90, 0.20),
+        ("kv", 1e-4): (0.60, 0.60), ("kv", 1e-3): (0.70, 0.50), ("kv", 1e-2): (0.40, 0.60),
+    }
+    for (subset, lr), accs in accuracy.items():
+        for seed, acc in enumerate(accs):
+            rows.append({"model": "m", "dataset": "d", "k": 4, "optimizer": "gd", "subset": subset,
+                         "seed": seed, "order": 0, "lr": lr, "accuracy": acc})
+    chosen = finetune.select_lr(pd.DataFrame(rows)).set_index(["subset", "seed"])["lr"]
+    assert chosen.to_dict() == {("all", 0): 1e-2, ("all", 1): 1e-4, ("kv", 0): 1e-3, ("kv", 1): 1e-4}  # kv/1: tie
+    pooled = finetune.select_lr(pd.DataFrame(rows), by=["subset"]).set_index("subset")  # means over seeds
+    assert pooled.loc["all", "lr"] == 1e-3 and pooled.loc["all", "dev_accuracy"] == pytest.approx(0.7)
+    assert pooled.loc["kv", "lr"] == 1e-4 and (pooled["n_lrs"] == 3).all()
+
+
+def test_dev_accuracy_counts_non_finite_scores_as_wrong():
+    records = pd.DataFrame(
+        {
+            **{c: [v, v] for c, v in {"model": "m", "dataset": "d", "k": 4, "optimizer": "gd", "subset": "all",
+                                       "epoch": 1, "seed": 0, "order": 0, "lr": 0.1}.items()},
+            "uid": [1, 2], "pred_index": [0, 0], "label_index": [0, 0], "full_correct": [True, True],
+            "label_logprobs": [np.array([-0.1, -2.0]), np.array([np.nan, np.nan])],
+        }
+    )
+    table = finetune.dev_accuracy(records)
+    assert table["accuracy"].tolist() == [0.5] and table["full_accuracy"].tolist() == [0.5]
+
+
+def test_grid_config_from_dict_checks_keys_and_values():
+    spec = {"optimizers": ["sgd"], "lrs": ["1e-3", 0.01], "max_epochs": 10, "target_loss": "0.2"}  # YAML: 1e-3 is a str
+    grid = finetune.GridConfig.from_dict(spec)
+    assert grid.optimizers == ("sgd",) and grid.lrs == (1e-3, 0.01) and grid.max_epochs == 10 and grid.target_loss == 0.2
+    with pytest.raises(training.FinetuneError, match="unknown keys"):
+        finetune.GridConfig.from_dict({"epochs": 3})
+    with pytest.raises(training.FinetuneError, match="optimizers"):
+        finetune.GridConfig.from_dict({"optimizers": ["rmsprop"]})
+    with pytest.raises(training.FinetuneError, match="target_loss"):
+        finetune.GridConfig.from_dict({"target_loss": 0})
+
+
+def test_peak_memory_reports_rss():
+    assert finetune.peak_memory()["peak_rss_mb"] > 0

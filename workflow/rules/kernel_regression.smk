@@ -1,0 +1,101 @@
+"""Study: ICL as kernel regression (Han et al. 2023; package iclgd.kernel_regression).
+
+Last-token attention over the demonstrations as kernel weights -> figure and paper numbers."""
+
+
+def kernel_models():
+    """Models the kernel stage runs: `kernel.models` ([] = every used model)."""
+    chosen = config["kernel"].get("models") or MODELS
+    return [m for m in MODELS if m in chosen]
+
+
+def kernel_summaries():
+    return expand(
+        "results/kernel/{model}/{dataset}/summary.csv",
+        model=kernel_models(),
+        dataset=config["kernel"]["datasets"],
+    )
+
+
+def kernel_spec(wildcards):
+    return {"name": wildcards.dataset, **REGISTRY[wildcards.dataset]}
+
+
+
+rule kernel_regression:
+    input:
+        train="results/data/{dataset}/train.parquet",
+        test="results/data/{dataset}/test.parquet",
+        model="resources/models/{model}",
+    output:
+        summary="results/kernel/{model}/{dataset}/summary.csv",
+        heads="results/kernel/{model}/{dataset}/heads.parquet",
+        profile="results/kernel/{model}/{dataset}/profile.parquet",
+        probes="results/kernel/{model}/{dataset}/probes.csv",
+    log:
+        "logs/kernel/{model}/{dataset}.log",
+    benchmark:
+        "benchmarks/kernel_regression/{model}/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["runtime"]["threads"]
+    resources:
+        mem_mb=8000,
+    params:
+        spec=kernel_spec,
+        kernel=config["kernel"],
+        runtime=config["runtime"],
+    script:
+        "../scripts/kernel_regression/run_kernel.py"
+
+
+rule figure_kernel:
+    input:
+        summaries=kernel_summaries(),
+        heads=[p.replace("summary.csv", "heads.parquet") for p in kernel_summaries()],
+        code=lib("kernel_regression.kernel", "kernel_regression.kernel_report", "core.paper"),
+    output:
+        pdf="figures/kernel_heads.pdf",
+        png=report(
+            "figures/kernel_heads.png",
+            caption="../report/kernel_heads.rst",
+            category="Kernel regression",
+        ),
+    log:
+        "logs/figures/kernel_heads.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/kernel_regression/figure_kernel.py"
+
+
+rule kernel_paper_numbers:
+    input:
+        summaries=kernel_summaries(),
+        code=lib("kernel_regression.kernel", "kernel_regression.kernel_report", "core.paper"),
+    output:
+        csv="results/metrics/kernel_summary.csv",
+        macros="results/paper/macros/kernel.json",
+        table="paper/generated/tab_kernel.tex",
+        summary="paper/generated/kernel_summary.tex",
+    log:
+        "logs/paper/kernel_paper_numbers.log",
+    conda:
+        "../../environment.yml"
+    params:
+        kernel=config["kernel"],
+    script:
+        "../scripts/kernel_regression/kernel_paper_numbers.py"
+
+
+contribute(
+    macros=["results/paper/macros/kernel.json"],
+    tables=["paper/generated/tab_kernel.tex", "paper/generated/kernel_summary.tex"],
+    figures=["figures/kernel_heads.pdf"],
+    benchmarks=expand(
+        "benchmarks/kernel_regression/{model}/{dataset}.tsv",
+        model=kernel_models(),
+        dataset=config["kernel"]["datasets"],
+    ),
+    benchmarked=kernel_summaries(),
+)
