@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -107,11 +108,70 @@ def head_at(model, positions: torch.Tensor) -> Iterator[None]:
         handle.remove()
 
 
-def _prefix_cache(model, prefix_ids: list[int]):
+@dataclass(frozen=True)
+class Prefix:
+    """A shared prefix's KV cache and its length in tokens (a sliding-window cache may hold fewer)."""
+
+    cache: Any
+    length: int
+
+
+def prefix_cache(model, prefix_ids: Sequence[int]) -> Prefix | None:
+    """KV cache of a shared prefix (None for an empty one), computed once and copied per batch."""
     if not prefix_ids:
         return None
-    ids = torch.tensor([prefix_ids], device=model.device)
-    return model(input_ids=ids, use_cache=True).past_key_values
+    ids = torch.tensor([list(prefix_ids)], device=model.device)
+    return Prefix(model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values, len(prefix_ids))
+
+
+def forward_at(
+    model,
+    rows: Sequence[Sequence[int]],
+    positions: torch.Tensor | None = None,
+    *,
+    pad_id: int = 0,
+    mask: bool = True,
+    prefix: Prefix | None = None,
+    hidden_states: bool = False,
+    attentions: bool = False,
+):
+    """The one batched forward every stage uses: token-id rows, right-padded, after an optional cached
+    prefix, with the output head applied only at `positions` ((B,) or (B, n); default: each row's last
+    token). Returns the model output; its logits are (B, 1, vocab) or (B, n, vocab).
+
+    Right padding puts pads after every answer position, so causal attention keeps them out of the
+    real tokens; `mask=False` drops the attention mask altogether (training: no fully masked attention
+    row can put NaNs into the backward pass). `prefix` is a `prefix_cache`, copied and repeated per row.
+    """
+    lengths = torch.tensor([len(r) for r in rows])
+    width = int(lengths.max())
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(list(row))
+    n_prefix = prefix.length if prefix is not None else 0
+    kwargs: dict[str, Any] = {}
+    if mask:
+        attention = torch.zeros((len(rows), n_prefix + width), dtype=torch.long)
+        attention[:, :n_prefix] = 1
+        for i, row in enumerate(rows):
+            attention[i, n_prefix : n_prefix + len(row)] = 1
+        kwargs["attention_mask"] = attention.to(model.device)
+    if prefix is not None:
+        past = copy.deepcopy(prefix.cache)
+        past.batch_repeat_interleave(len(rows))
+        kwargs["past_key_values"] = past
+    if hidden_states:
+        kwargs["output_hidden_states"] = True
+    if attentions:
+        kwargs["output_attentions"] = True
+    at = lengths - 1 if positions is None else positions
+    with head_at(model, at):
+        return model(
+            input_ids=ids.to(model.device),
+            position_ids=(n_prefix + torch.arange(width)).expand(len(rows), -1).to(model.device),
+            use_cache=prefix is not None,
+            **kwargs,
+        )
 
 
 @torch.inference_mode()
@@ -132,46 +192,24 @@ def score_queries(
 
     Queries are sorted by length and packed into batches of at most `batch_size` rows and
     `batch_tokens` padded query tokens (long-tailed datasets such as RTE would otherwise pay for
-    mostly padding), right-padded (pads sit after the answer position, so causal attention never
-    sees them), and scored at their own last token.
+    mostly padding), and scored at their own last token.
     """
     prefix_ids = encode_prefix(tokenizer, prefix)
     query_ids = [encode_query(tokenizer, q) for q in queries]
-    cache = _prefix_cache(model, prefix_ids)
-    n_prefix = len(prefix_ids)
+    cache = prefix_cache(model, prefix_ids)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     order = np.argsort([len(q) for q in query_ids], kind="stable")
     parts: list[dict[str, np.ndarray]] = []
     groups = length_batches([len(query_ids[i]) for i in order], batch_size, batch_tokens)
     for start, stop in tqdm(groups, desc="score", disable=not progress, leave=False):
         batch = [query_ids[i] for i in order[start:stop]]
-        lengths = torch.tensor([len(q) for q in batch])
-        width = int(lengths.max())
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), n_prefix + width), dtype=torch.long)
-        mask[:, :n_prefix] = 1
-        for row, q in enumerate(batch):
-            ids[row, : len(q)] = torch.tensor(q)
-            mask[row, n_prefix : n_prefix + len(q)] = 1
-        past = None
-        if cache is not None:
-            past = copy.deepcopy(cache)
-            past.batch_repeat_interleave(len(batch))
-        positions = (n_prefix + torch.arange(width)).expand(len(batch), -1)
-        with head_at(model, lengths - 1):
-            out = model(
-                input_ids=ids.to(model.device),
-                attention_mask=mask.to(model.device),
-                position_ids=positions.to(model.device),
-                past_key_values=past,
-                use_cache=cache is not None,
-            )
+        out = forward_at(model, batch, pad_id=pad, prefix=cache)
         parts.append(_summarise(out.logits[:, 0], label_ids, full))
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
     result = {key: value[inverse] for key, value in merged.items()}
-    result["n_tokens"] = np.array([n_prefix + len(q) for q in query_ids])
+    result["n_tokens"] = np.array([len(prefix_ids) + len(q) for q in query_ids])
     return result
 
 

@@ -16,9 +16,10 @@ what ICL was shown.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -167,6 +168,20 @@ def restore(model, saved: dict[str, torch.Tensor], names: Iterable[str] | None =
         params[name].grad = None
 
 
+@contextlib.contextmanager
+def trainable(model, names: Iterable[str], base: dict[str, torch.Tensor] | None = None) -> Iterator[list[torch.nn.Parameter]]:
+    """Inside the block only `names` require grad (their parameters are yielded); on the way out, error
+    or not, their weights are restored from `base` (a `snapshot`; taken on entry when None) and every
+    parameter is frozen again, so one run can never leak its updates into the next."""
+    names = list(names)
+    saved = snapshot(model, names) if base is None else base
+    try:
+        yield freeze_except(model, names)
+    finally:
+        restore(model, saved, names)
+        freeze_except(model, [])
+
+
 # ---------------------------------------------------------------- training
 
 
@@ -177,12 +192,7 @@ def label_logits(model, batch: Sequence[Example]) -> torch.Tensor:
     causal attention keeps them out of every real token, and no attention row is fully masked
     (which could put NaNs into the backward pass).
     """
-    lengths = torch.tensor([len(ex.ids) for ex in batch])
-    ids = torch.zeros((len(batch), int(lengths.max())), dtype=torch.long)
-    for row, ex in enumerate(batch):
-        ids[row, : len(ex.ids)] = torch.tensor(ex.ids)
-    with forward.head_at(model, lengths - 1):
-        return model(input_ids=ids.to(model.device), use_cache=False).logits[:, 0]
+    return forward.forward_at(model, [ex.ids for ex in batch], mask=False).logits[:, 0]
 
 
 def label_loss(model, batch: Sequence[Example], reduction: str = "mean") -> torch.Tensor:

@@ -25,7 +25,6 @@ Undefined cosines (a zero vector, e.g. a layer whose update is exactly zero) are
 from __future__ import annotations
 
 import contextlib
-import copy
 import importlib
 import time
 import warnings
@@ -176,19 +175,11 @@ def capture(
     n_layers = len(decoder_layers(model))
     outputs, rows, logps = [], [], []
     with recording_attention(model) as recorder, attention_outputs(model) as seen:
-        cache = None
-        if prefix_ids:
-            ids = torch.tensor([prefix_ids], device=model.device)
-            cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+        cache = forward.prefix_cache(model, prefix_ids)
         for q_ids in tqdm(query_ids, desc="capture", disable=not progress, leave=False):
             recorder.rows.clear()
             seen.clear()
-            out = model(
-                input_ids=torch.tensor([q_ids], device=model.device),
-                past_key_values=copy.deepcopy(cache) if cache is not None else None,
-                use_cache=cache is not None,
-                logits_to_keep=1,
-            )
+            out = forward.forward_at(model, [q_ids], mask=False, prefix=cache)
             if len(recorder.rows) != n_layers or len(seen) != n_layers:
                 raise DaiError(f"captured {len(recorder.rows)} score rows and {len(seen)} outputs for {n_layers} layers")
             logps.append(torch.log_softmax(out.logits[0, -1].float(), dim=-1)[list(label_ids)].cpu().numpy())
@@ -405,16 +396,14 @@ def run(
         icl = capture(model, tokenizer, ps["prefix"], texts, label_ids, progress)
         t1 = time.perf_counter()
         examples = training.encode_examples(tokenizer, training.demo_queries(ps), classes, label_ids)
-        params = training.freeze_except(model, names)
-        result = training.train(model, examples, "sgd", cfg.lr, cfg.epochs, params)
-        with torch.no_grad():
-            final_loss = float(training.label_loss(model, examples).item())
-        moved = update_norm(model, saved)
-        t2 = time.perf_counter()
-        ft = capture(model, tokenizer, "", texts, label_ids, progress)
-        t3 = time.perf_counter()
-        training.restore(model, saved)
-        training.freeze_except(model, [])
+        with training.trainable(model, names, saved) as params:
+            result = training.train(model, examples, "sgd", cfg.lr, cfg.epochs, params)
+            with torch.no_grad():
+                final_loss = float(training.label_loss(model, examples).item())
+            moved = update_norm(model, saved)
+            t2 = time.perf_counter()
+            ft = capture(model, tokenizer, "", texts, label_ids, progress)
+            t3 = time.perf_counter()
         icl_caps.append(icl)
         ft_caps.append(ft)
         frames.append(pd.DataFrame({

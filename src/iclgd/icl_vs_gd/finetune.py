@@ -27,8 +27,7 @@ from tqdm.auto import tqdm
 
 from iclgd.core import forward, prompts
 from iclgd.core.training import (
-    OPTIMIZERS, SUBSETS, STATUSES, FinetuneError, RunResult, encode_examples, demo_queries, restore,
-    freeze_except, select_parameters, snapshot, train_until,
+    OPTIMIZERS, SUBSETS, STATUSES, FinetuneError, RunResult, encode_examples, demo_queries, select_parameters, snapshot, train_until, trainable,
 )
 
 
@@ -143,8 +142,8 @@ def run_grid(
     for index, optimizer, subset, lr in bar:
         ps = sets[index]
         run_tags = {**(tags or {}), "method": "finetune", "optimizer": optimizer, "subset": subset, "lr": lr}
-        try:
-            row, result = _one_run(model, tokenizer, ps, grid, names[subset], run_tags)
+        with trainable(model, names[subset], base) as params:
+            row, result = _one_run(model, tokenizer, ps, grid, params, run_tags)
             if result.status == "converged":
                 scored = {**run_tags, "epoch": result.epochs}
                 dev_frame, test_frame, row["eval_seconds"] = _score_run(
@@ -155,9 +154,6 @@ def run_grid(
                 row["test_scored"] = test_frame is not None
             runs.append(row)
             bar.set_postfix_str(f"k={ps['k']} lr={lr:g}: {result.status} after {result.epochs} epochs")
-        finally:
-            restore(model, base, names[subset])
-    freeze_except(model, [])
     return GridResult(_concat(test), _concat(dev_frames), pd.DataFrame(runs, columns=RUN_COLUMNS))
 
 
@@ -186,15 +182,15 @@ RUN_COLUMNS = [
 ]
 
 
-def _one_run(model, tokenizer, ps, grid: GridConfig, names, tags) -> tuple[dict[str, Any], RunResult]:
-    """Train one grid point (weights are restored by the caller) and describe it for the runs table."""
+def _one_run(model, tokenizer, ps, grid: GridConfig, params, tags) -> tuple[dict[str, Any], RunResult]:
+    """Train one grid point (`params`: the trainable ones; the caller restores them) and describe it
+    for the runs table."""
     label_ids = forward.label_token_ids(tokenizer, ps["label_words"])
     examples = encode_examples(tokenizer, demo_queries(ps), ps["classes"], label_ids)
     cuda = model.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(model.device)
     started = time.perf_counter()
-    params = freeze_except(model, names)
     result = train_until(
         model, examples, tags["optimizer"], tags["lr"], params, grid.max_epochs, grid.target_loss,
         grid.micro_batch, grid.batch_tokens,

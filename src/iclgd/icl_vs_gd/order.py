@@ -301,18 +301,14 @@ def run_order(
                     add((optimizer, cfg.subset, lr, epoch), ps, "", {**run_tags, "epoch": epoch})
 
             started = time.perf_counter()
-            try:
-                params = training.freeze_except(model, names)
+            with training.trainable(model, names, base) as params:
                 result = training.train(model, examples, optimizer, lr, cfg.epochs, params, on_epoch,
                                         batch_tokens=cfg.batch_tokens)
-            finally:
-                training.restore(model, base)
             runs.append({"optimizer": optimizer, "lr": lr, "order": ps["order"], "first_loss": result.losses[0],
                          "last_loss": result.losses[-1], "seconds": time.perf_counter() - started})
             bar.update()
         records += flush()
     bar.close()
-    training.freeze_except(model, [])
     return OrderResult(pd.concat(records, ignore_index=True), pd.concat(per_query, ignore_index=True),
                        pd.DataFrame(runs))
 

@@ -23,7 +23,6 @@ Every array returned is numpy; attention-derived ones are float32.
 from __future__ import annotations
 
 import contextlib
-import copy
 import importlib.metadata as md
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from tqdm.auto import tqdm
 
 from iclgd.core import prompts
 from iclgd.core.models import ModelError
-from iclgd.core.forward import encode_prefix, encode_query, label_token_ids, score_queries
+from iclgd.core.forward import encode_prefix, encode_query, forward_at, label_token_ids, prefix_cache, score_queries
 
 #: Resampled length of each demonstration's input span (Han et al. §5.1).
 PROFILE_LEN = 30
@@ -257,22 +256,13 @@ def capture(
     parts: dict[str, list[np.ndarray]] = {"profile": [], "mass": [], "a": [], "label_logprobs": []}
     n_tokens = []
     with eager_attention(model):
-        cache = None
-        if prefix_ids:
-            ids = torch.tensor([prefix_ids], device=model.device)
-            cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values  # only the cache is used
+        cache = prefix_cache(model, prefix_ids)
         for query in tqdm(queries, desc="capture", disable=not progress, leave=False):
             q_ids = encode_query(tokenizer, _query_text(query))
             if not q_ids:
                 raise KernelError(f"query {query!r} tokenizes to nothing")
             spans = _with_query(prefix_ids, xs, xe, ys, q_ids)
-            out = model(
-                input_ids=torch.tensor([q_ids], device=model.device),
-                past_key_values=copy.deepcopy(cache) if cache is not None else None,
-                use_cache=cache is not None,
-                output_attentions=True,
-                logits_to_keep=1,  # only the last token's prediction is read
-            )
+            out = forward_at(model, [q_ids], mask=False, prefix=cache, attentions=True)
             if not out.attentions or out.attentions[0] is None:
                 raise KernelError("the model returned no attention weights; is attention eager?")
             row = _full_rows([att[0, :, -1, :] for att in out.attentions], len(spans.ids))
@@ -555,7 +545,7 @@ def collect_kv(
 
     handles = [attn.k_proj.register_forward_hook(keep("keys")), attn.v_proj.register_forward_hook(keep("values"))]
     try:
-        model(input_ids=torch.tensor([spans.ids], device=model.device), logits_to_keep=1)  # hooks read k/v
+        forward_at(model, [spans.ids], mask=False)  # hooks read k/v
     finally:
         for handle in handles:
             handle.remove()
@@ -632,7 +622,7 @@ def hidden_features(model, tokenizer, texts: Sequence[str], layer: int = -1) -> 
     feats = []
     for text in texts:
         ids = encode_prefix(tokenizer, text)
-        out = model(input_ids=torch.tensor([ids], device=model.device), output_hidden_states=True, logits_to_keep=1)
+        out = forward_at(model, [ids], mask=False, hidden_states=True)
         feats.append(out.hidden_states[layer][0, -1].float().cpu().numpy())
     return np.stack(feats)
 

@@ -355,16 +355,8 @@ def zero_shot(model, tok, texts, label_ids, layer: int = -1, batch_size: int = 1
     for start in range(0, len(ids), batch_size):
         rows_idx = order[start : start + batch_size]
         batch = [ids[i] for i in rows_idx]
-        width = max(len(x) for x in batch)
-        inp = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, x in enumerate(batch):  # right padding: pads come after the last real token
-            inp[row, : len(x)] = torch.tensor(x)
-            mask[row, : len(x)] = 1
         last = torch.tensor([len(x) - 1 for x in batch], device=model.device)
-        with forward.head_at(model, last):
-            out = model(input_ids=inp.to(model.device), attention_mask=mask.to(model.device),
-                        output_hidden_states=True)
+        out = forward.forward_at(model, batch, pad_id=pad, hidden_states=True)
         logp = torch.log_softmax(out.logits[:, 0].float(), dim=-1)[:, label_ids]
         probs[rows_idx] = torch.softmax(logp, dim=-1).cpu().numpy()
         h = out.hidden_states[layer][torch.arange(len(batch), device=model.device), last].float().cpu().numpy()

@@ -104,20 +104,9 @@ def all_position_logprobs(
 
 
 def _batch_logprobs(model, batch: list[Context], label_ids: list[int], pad_id: int) -> np.ndarray:
-    """One padded forward; the output head only sees the answer positions (a pre-hook gathers them).
-
-    Gathering before the head keeps logits at N x vocab per row instead of length x vocab, and
-    leaves any post-head transform the model applies (soft-capping, scaling) in place.
-    """
-    width = max(len(c.ids) for c in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, ctx in enumerate(batch):
-        ids[row, : len(ctx.ids)] = torch.tensor(ctx.ids)
-        mask[row, : len(ctx.ids)] = 1
+    """One padded forward; the output head only sees the answer positions (`forward.forward_at`)."""
     positions = torch.tensor([c.answer_positions for c in batch])
-    with forward.head_at(model, positions):
-        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), use_cache=False).logits
+    logits = forward.forward_at(model, [c.ids for c in batch], positions, pad_id=pad_id).logits
     return torch.log_softmax(logits[..., label_ids].float(), dim=-1).cpu().numpy()
 
 
