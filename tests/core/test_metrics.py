@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iclgd.core import metrics, paper
+from iclgd.core import metrics, paper, stats
 
 
 def records(rows):
@@ -31,13 +31,13 @@ def test_accuracy_averages_seeds_within_examples():
 
 
 def test_bootstrap_ci_constant_and_known_spread():
-    assert metrics.bootstrap_ci(np.ones(10), 100, 0.95, 0) == (1.0, 1.0, 1.0)
+    assert stats.bootstrap_ci(np.ones(10), 100, 0.95, 0) == (1.0, 1.0, 1.0)
     values = np.r_[np.zeros(500), np.ones(500)]
-    mean, lo, hi = metrics.bootstrap_ci(values, 2000, 0.95, 0)
+    mean, lo, hi = stats.bootstrap_ci(values, 2000, 0.95, 0)
     se = 0.5 / np.sqrt(1000)  # binomial standard error at p = 0.5
     assert mean == 0.5
     assert lo == pytest.approx(0.5 - 1.96 * se, abs=0.01) and hi == pytest.approx(0.5 + 1.96 * se, abs=0.01)
-    assert metrics.bootstrap_ci(values, 2000, 0.95, 0) == (mean, lo, hi)  # seeded
+    assert stats.bootstrap_ci(values, 2000, 0.95, 0) == (mean, lo, hi)  # seeded
 
 
 @pytest.mark.parametrize(

@@ -119,17 +119,17 @@ def test_wilcoxon_rejects_unequal_lengths():
 def test_bootstrap_two_points_hand_computed():
     # values [0, 1]: a resample's mean is 0, 0.5 or 1 with prob 1/4, 1/2, 1/4; each tail holds 25% > 2.5%,
     # so the 95% percentile interval is exactly [0, 1] around the mean 0.5.
-    assert stats.bootstrap_mean_ci([0.0, 1.0], seed=3) == pytest.approx((0.5, 0.0, 1.0))
+    assert stats.bootstrap_ci([0.0, 1.0], 2000, 0.95, 3) == pytest.approx((0.5, 0.0, 1.0))
 
 
 def test_bootstrap_constant_sample_zero_width_and_seeded():
-    assert stats.bootstrap_mean_ci([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)
-    assert stats.bootstrap_mean_ci([3.0]) == (3.0, 3.0, 3.0)
+    assert stats.bootstrap_ci([2.0, 2.0, 2.0], 2000, 0.95, 0) == (2.0, 2.0, 2.0)
+    assert stats.bootstrap_ci([3.0], 2000, 0.95, 0) == (3.0, 3.0, 3.0)
     with pytest.raises(ValueError):
-        stats.bootstrap_mean_ci([])
+        stats.bootstrap_ci([], 2000, 0.95, 0)
     values = np.random.default_rng(1).normal(size=50)
-    first = stats.bootstrap_mean_ci(values, n_boot=500, seed=7)
-    assert first == stats.bootstrap_mean_ci(values, n_boot=500, seed=7)
+    first = stats.bootstrap_ci(values, 500, 0.95, 7)
+    assert first == stats.bootstrap_ci(values, 500, 0.95, 7)
     assert first[1] < first[0] < first[2]
     assert first[0] == pytest.approx(values.mean())
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from iclgd.label_relationships import curves, labels
-from iclgd.core import forward
+from iclgd.core import forward, stats
 
 TEMPLATE = "Review: {text}\nSentiment:"
 ROWS = [
@@ -121,7 +121,7 @@ def test_aggregate_and_bootstrap():
     default = agg[agg["condition"] == "default"]
     assert (default["correct"] == 1).all() and (default["correct_lo"] == 1).all()
     np.testing.assert_allclose(default["loglik"], np.log(0.9))
-    mean, lo, hi = curves.bootstrap_columns(np.array([[0.0, 1], [1, 1], [0, 1], [1, 1]]), 500, 0.95, 0)
+    mean, lo, hi = stats.bootstrap_ci(np.array([[0.0, 1], [1, 1], [0, 1], [1, 1]]), 500, 0.95, 0, axis=0)
     assert mean.tolist() == [0.5, 1] and lo[0] < 0.5 < hi[0] and lo[1] == hi[1] == 1
 
 

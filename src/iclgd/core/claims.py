@@ -128,7 +128,7 @@ def pooled_gap(paired: pd.DataFrame, metric: str = "correct", n_boot: int = 2000
     # Resample test examples (clusters), not rows: each example appears once per k and variant.
     diff = (paired[f"{metric}_icl"] - paired[f"{metric}_gd"]).groupby(
         [paired["model"], paired["dataset"], paired["uid"]]).mean()
-    effect, lo, hi = stats.bootstrap_mean_ci(diff.to_numpy(), n_boot=n_boot, seed=seed)
+    effect, lo, hi = stats.bootstrap_ci(diff.to_numpy(), n_boot, 0.95, seed)
     return {"effect": effect, "effect_lo": lo, "effect_hi": hi, "p": gee["p"], "gee_log_odds_gd": gee["effect"],
             "n": int(len(diff)), "n_rows": int(len(paired)), "n_groups": gee["n_groups"],
             "sd": float(diff.std(ddof=1)) if len(diff) > 1 else np.nan}

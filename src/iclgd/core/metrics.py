@@ -7,25 +7,11 @@ rather than pretending seeds x examples are independent draws.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-from scipy import stats
+from iclgd.core.stats import bootstrap_ci
 
 #: Columns that identify one experimental setting in a records table.
 SETTING = ["model", "dataset", "method", "k", "optimizer", "subset", "lr", "epoch"]
-
-
-def bootstrap_ci(values: np.ndarray, n_boot: int, ci: float, seed: int) -> tuple[float, float, float]:
-    """Mean and percentile bootstrap interval; degenerate (constant) samples get a zero-width interval."""
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean())
-    if len(values) < 2 or np.all(values == values[0]):
-        return mean, mean, mean
-    res = stats.bootstrap(
-        (values,), np.mean, n_resamples=n_boot, confidence_level=ci, method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def add_correctness(records: pd.DataFrame) -> pd.DataFrame:

@@ -45,6 +45,30 @@ def sci(value: float, digits: int = 1) -> str:
     return f"${mantissa}\\times 10^{{{int(exponent)}}}$"
 
 
+def fmt_ci(value: float, lo: float, hi: float, digits: int = 2, signed: bool = False, scale: float = 1.0) -> str:
+    """An estimate with its interval, '0.12 [0.05, 0.19]' ('+0.12 [...]' when signed); a dash when
+    undefined. `scale` converts units first (fractions -> percentage points)."""
+    if pd.isna(value):
+        return "--"
+    head = f"{scale * value:+.{digits}f}" if signed else fmt(scale * value, digits)
+    return f"{head} [{fmt(scale * lo, digits)}, {fmt(scale * hi, digits)}]"
+
+
+def fmt_p(p: float, exact: bool = False) -> str:
+    """A p-value table cell: three decimals, scientific below 0.001; "exact" for a deterministic claim
+    (exact=True) and "--" where no test was possible."""
+    if pd.isna(p):
+        return "exact" if exact else "--"
+    return sci(p, 1) if p < 1e-3 else fmt(p, 3)
+
+
+def p_math(p: float) -> str:
+    """A p-value in a generated sentence: '$p = 0.012$' or '$p < 0.001$'."""
+    if pd.isna(p):
+        return "$p$ undefined"
+    return "$p < 0.001$" if p < 0.001 else f"$p = {p:.3f}$"
+
+
 def merge_macros(paths: Iterable[Path]) -> dict[str, str]:
     """Union of per-stage macro files; a name defined twice is a bug, not something to overwrite."""
     merged: dict[str, str] = {}

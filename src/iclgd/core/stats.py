@@ -35,24 +35,32 @@ def _paired(a: Any, b: Any, dtype: type) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def bootstrap_mean_ci(values: Any, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """(mean, lo, hi): percentile bootstrap of the mean, seeded so tables are reproducible.
+def bootstrap_ci(values: Any, n_boot: int, ci: float, seed: int, axis: int | None = None):
+    """(mean, lo, hi): the percentile bootstrap of a mean, seeded so tables are reproducible; the one
+    bootstrap every table uses.
 
-    A constant (or single-value) sample has no resampling variability, so it gets a zero-width
-    interval instead of scipy's degenerate-distribution warning and NaNs.
+    axis=None: all values as one sample (floats out). axis=0: every column of a (repetitions, K)
+    array from one set of resampled rows (arrays out). A constant or single-value sample has no
+    resampling variability, so it gets a zero-width interval instead of scipy's NaNs and warnings.
     """
-    values = np.asarray(values, dtype=float).ravel()
-    if len(values) == 0:
-        raise ValueError("bootstrap_mean_ci needs at least one value")
-    mean = float(values.mean())
-    if len(values) < 2 or np.all(values == values[0]):
-        return mean, mean, mean
+    values = np.asarray(values, dtype=float)
+    if axis is None:
+        values = values.ravel()
+    if values.shape[0] == 0:
+        raise ValueError("bootstrap_ci needs at least one value")
+    mean = values.mean(axis=0)
+    if axis is None and (len(values) < 2 or np.all(values == values[0])):
+        return float(mean), float(mean), float(mean)
+    if axis is not None and len(values) < 2:
+        return mean, mean.copy(), mean.copy()
     res = stats.bootstrap((values,), np.mean, n_resamples=n_boot, confidence_level=ci, method="percentile",
-                          rng=np.random.default_rng(seed))
-    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
+                          rng=np.random.default_rng(seed), axis=0)
+    if axis is None:
+        return float(mean), float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return mean, res.confidence_interval.low, res.confidence_interval.high
 
 
-def mcnemar(a: Any, b: Any, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+def mcnemar(a: Any, b: Any, n_boot: int = 2000, seed: int = 0, ci: float = 0.95) -> dict[str, Any]:
     """McNemar test of two classifiers' correct/incorrect on the same examples.
 
     Only discordant pairs carry information about which is better. With fewer than 25 of them the
@@ -71,12 +79,12 @@ def mcnemar(a: Any, b: Any, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]
     else:
         res = _sm_mcnemar([[both, a_only], [b_only, neither]], exact=exact, correction=True)
         statistic, p = float(res.statistic), float(res.pvalue)
-    effect, lo, hi = bootstrap_mean_ci(x.astype(float) - y.astype(float), n_boot=n_boot, seed=seed)
+    effect, lo, hi = bootstrap_ci(x.astype(float) - y.astype(float), n_boot, ci, seed)
     return {"test": "mcnemar", "n": len(x), "n_a_only": a_only, "n_b_only": b_only, "statistic": statistic,
             "p": min(p, 1.0), "exact": exact, "effect": effect, "effect_lo": lo, "effect_hi": hi}
 
 
-def wilcoxon(x: Any, y: Any, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+def wilcoxon(x: Any, y: Any, n_boot: int = 2000, seed: int = 0, ci: float = 0.95) -> dict[str, Any]:
     """Wilcoxon signed-rank test of a paired continuous metric (e.g. per-example label log-prob).
 
     Two-sided, ``zero_method="wilcox"``: zero differences are dropped before ranking, as they say
@@ -95,7 +103,7 @@ def wilcoxon(x: Any, y: Any, n_boot: int = 2000, seed: int = 0) -> dict[str, Any
     else:
         res = stats.wilcoxon(diff, zero_method="wilcox", alternative="two-sided")
         statistic, p = float(res.statistic), float(res.pvalue)
-    effect, lo, hi = bootstrap_mean_ci(diff, n_boot=n_boot, seed=seed)
+    effect, lo, hi = bootstrap_ci(diff, n_boot, ci, seed)
     return {"test": "wilcoxon", "n": len(diff), "n_dropped": int((~keep).sum()), "statistic": statistic, "p": p,
             "effect": effect, "effect_lo": lo, "effect_hi": hi, "median_diff": float(np.median(diff))}
 

@@ -23,7 +23,7 @@ from iclgd.icl_vs_gd import compare
 from iclgd.dai_metrics import dai
 from iclgd.core.figures import save
 from iclgd.core.paper import booktabs_table, fmt, latex_escape, macro_name
-from iclgd.core.stats import bootstrap_mean_ci
+from iclgd.core.stats import bootstrap_ci
 
 METRICS = ("simaou", "random_simaou", "simam", "zsl_simam")
 #: Paired differences whose CIs say whether a metric beats its baseline.
@@ -74,7 +74,7 @@ def _ci(values: pd.Series, n_boot: int, ci: float, seed: int) -> tuple[float, fl
     values = values.dropna().to_numpy(dtype=float)
     if len(values) == 0:
         return float("nan"), float("nan"), float("nan")
-    return bootstrap_mean_ci(values, n_boot, ci, seed)
+    return bootstrap_ci(values, n_boot, ci, seed)
 
 
 def _summary_row(part: pd.DataFrame, n_boot: int, ci: float, seed: int) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def _summary_row(part: pd.DataFrame, n_boot: int, ci: float, seed: int) -> dict[
     }
     fixed = icl[~zs & ft]
     row["rec2ftp_lo"], row["rec2ftp_hi"] = (
-        bootstrap_mean_ci(fixed.astype(float), n_boot, ci, seed)[1:] if n_fixed else (float("nan"),) * 2
+        bootstrap_ci(fixed.astype(float), n_boot, ci, seed)[1:] if n_fixed else (float("nan"),) * 2
     )
     for name in (*METRICS, *GAINS):
         row[name], row[f"{name}_lo"], row[f"{name}_hi"] = _ci(part[name], n_boot, ci, seed)

@@ -35,7 +35,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from iclgd.icl_vs_gd import compare
-from iclgd.core import forward, metrics, prompts, training
+from iclgd.core import forward, prompts, stats, training
 
 #: Per-query spread columns and what each one is (p_o: ordering o's output for that query).
 PER_QUERY = {
@@ -333,7 +333,7 @@ def spread_table(per_query: pd.DataFrame, n_boot: int = 2000, ci: float = 0.95, 
     rows = []
     for key, group in per_query.groupby(POINT, sort=True):
         for stat in PER_QUERY:
-            mean, lo, hi = metrics.bootstrap_ci(group[stat].to_numpy(), n_boot, ci, seed)
+            mean, lo, hi = stats.bootstrap_ci(group[stat].to_numpy(), n_boot, ci, seed)
             rows.append(dict(zip(POINT, key)) | {"statistic": stat, "spread": mean, "lo": lo, "hi": hi,
                                                  "n_queries": len(group), "n_orders": int(group["n_orders"].min())})
     return pd.DataFrame(rows)

@@ -41,7 +41,7 @@ from iclgd.kernel_regression import kernel
 from iclgd.core import forward, prompts
 from iclgd.core.figures import save
 from iclgd.core.paper import booktabs_table, fmt, latex_escape, latex_text, macro_name
-from iclgd.core.stats import bootstrap_mean_ci, mcnemar
+from iclgd.core.stats import bootstrap_ci, mcnemar
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def eval_agreement_stats(agree: np.ndarray, pred_ev: np.ndarray, pred_sel: np.nd
     votes the class ICL predicts most on the selection part, with a one-sided exact binomial p-value
     of the agreement exceeding that baseline: tells a real head from chance on few held-out queries."""
     agree = np.asarray(agree, dtype=float)
-    _, lo, hi = bootstrap_mean_ci(agree, seed=seed)
+    _, lo, hi = bootstrap_ci(agree, 2000, 0.95, seed)
     majority = np.bincount(np.asarray(pred_sel, dtype=np.int64)).argmax()
     const = float((np.asarray(pred_ev) == majority).mean())
     if const >= 1:  # ICL itself is constant on the held-out part: no head can beat the baseline

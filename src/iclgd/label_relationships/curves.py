@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from iclgd.label_relationships import labels
-from iclgd.core import forward, prompts
+from iclgd.core import forward, prompts, stats
 
 log = logging.getLogger(__name__)
 
@@ -195,23 +195,6 @@ def run_curves(
 # --------------------------------------------------------------------------- aggregation
 
 
-def bootstrap_columns(values: np.ndarray, n_boot: int = 2000, ci: float = 0.95, seed: int = 0):
-    """Mean and percentile bootstrap interval of every column of (repetitions, K), one resample for all.
-
-    Same method as `metrics.bootstrap_ci`, vectorised over positions; fewer than two repetitions
-    give a zero-width interval.
-    """
-    values = np.asarray(values, dtype=float)
-    mean = values.mean(axis=0)
-    if len(values) < 2:
-        return mean, mean.copy(), mean.copy()
-    idx = np.random.default_rng(seed).integers(len(values), size=(n_boot, len(values)))
-    boots = values[idx].mean(axis=1)
-    alpha = (1 - ci) / 2
-    lo, hi = np.quantile(boots, [alpha, 1 - alpha], axis=0)
-    return mean, lo, hi
-
-
 def _by_repetition(group: pd.DataFrame, metric: str) -> pd.DataFrame:
     """(repetition x position) matrix of one metric."""
     return group.pivot(index="repetition", columns="position", values=metric).astype(float)
@@ -224,7 +207,7 @@ def aggregate(table: pd.DataFrame, n_boot: int = 2000, ci: float = 0.95, seed: i
         part = pd.DataFrame({"position": np.sort(group["position"].unique())})
         for metric in METRICS:
             matrix = _by_repetition(group, metric)
-            mean, lo, hi = bootstrap_columns(matrix.to_numpy(), n_boot, ci, seed)
+            mean, lo, hi = stats.bootstrap_ci(matrix.to_numpy(), n_boot, ci, seed, axis=0)
             part[metric], part[f"{metric}_lo"], part[f"{metric}_hi"] = mean, lo, hi
         part["n"] = group["repetition"].nunique()
         rows.append(part.assign(**dict(zip(KEYS, key))))
@@ -238,7 +221,7 @@ def _window_mean(group: pd.DataFrame, metric: str, positions: Sequence[int]) -> 
 
 
 def _claim_row(key, claim, condition, contrast, metric, window, per_rep: pd.Series, boot) -> dict[str, Any]:
-    mean, lo, hi = bootstrap_columns(per_rep.to_numpy()[:, None], *boot)
+    mean, lo, hi = stats.bootstrap_ci(per_rep.to_numpy()[:, None], *boot, axis=0)
     return {
         **dict(zip(["model", "dataset"], key)), "claim": claim, "condition": condition, "contrast": contrast,
         "metric": metric, "positions": window, "value": float(mean[0]), "lo": float(lo[0]), "hi": float(hi[0]),
