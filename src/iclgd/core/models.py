@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-PROVENANCE = "provenance.json"
+from iclgd.core.provenance import PROVENANCE
 
 
 class ModelError(RuntimeError):

@@ -13,8 +13,12 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from iclgd.core.models import PROVENANCE
 from iclgd.core.paper import booktabs_table, latex_escape, macro_name
+
+
+#: The file every prepared model directory carries (written by `models.prepare_model`). Defined here,
+#: not in `models`, so the workflow can read provenance without importing torch at parse time.
+PROVENANCE = "provenance.json"
 
 
 def read_model_records(model_dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
