@@ -15,7 +15,24 @@ from pipeline_support import snakemake
 
 #: Jobs that load a model or run inference / training: no analysis or paper edit may rerun them.
 HEAVY = {"prepare_data", "prepare_model", "build_prompts", "icl", "finetune", "label_curves", "lsa_study",
-         "weight_sparsity"}
+         "weight_sparsity", "kernel_regression", "dai_capture", "order_sensitivity"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def benchmarked_rules() -> set[str]:
+    """Rules with a `benchmark:` directive (the repository's convention for every heavy rule)."""
+    names = set()
+    for path in (REPO / "workflow" / "rules").glob("*.smk"):
+        for block in re.split(r"\n(?=rule \w+:)", path.read_text())[1:]:
+            if "\n    benchmark:" in block:
+                names.add(re.match(r"rule (\w+):", block).group(1))
+    return names
+
+
+def test_heavy_covers_every_benchmarked_compute_rule():
+    """HEAVY cannot silently miss a new model-loading rule: every benchmarked rule but the two cheap
+    end-of-DAG ones (claims, paper) is in it."""
+    assert benchmarked_rules() - {"claims", "paper"} <= HEAVY
 
 
 def planned_jobs(e2e: Path) -> set[str]:
@@ -50,7 +67,7 @@ def edited(e2e: Path, rel: str, tmp_path: Path):
 @pytest.mark.parametrize(
     "rel,expected",
     [
-        ("workflow/scripts/figure_icl_accuracy.py", {"figure_icl_accuracy", "paper", "all"}),
+        ("workflow/scripts/icl_vs_gd/figure_icl_accuracy.py", {"figure_icl_accuracy", "paper", "all"}),
         ("paper/main.tex", {"paper", "all"}),
     ],
 )
@@ -63,7 +80,7 @@ def test_an_edit_reruns_only_its_target_and_the_paper(e2e, tmp_path, rel, expect
 
 @pytest.mark.slow
 def test_a_metric_edit_reruns_analysis_but_not_inference(e2e, tmp_path):
-    with edited(e2e, "src/iclgd/metrics.py", tmp_path):
+    with edited(e2e, "src/iclgd/core/metrics.py", tmp_path):
         jobs = planned_jobs(e2e)
     assert {"icl_metrics", "finetune_metrics", "icl_paper_numbers", "figure_icl_accuracy", "macros", "paper"} <= jobs
     assert not jobs & HEAVY
