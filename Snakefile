@@ -9,6 +9,8 @@ and the paper. Run `make reproduce` (default config) or `snakemake --configfile 
 
 from snakemake.utils import min_version, validate
 
+from iclgd.core.config import typed
+
 min_version("9.0")
 
 
@@ -18,6 +20,8 @@ report: "workflow/report/workflow.rst"
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+# config/schema.yaml: every default and description; --config values arrive as strings (typed fixes them)
+typed(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 validate(
     config, os.path.join(workflow.basedir, "config", "schema.yaml"), set_default=True
 )
@@ -31,6 +35,7 @@ include: "workflow/rules/kernel_regression.smk"
 include: "workflow/rules/label_relationships.smk"
 include: "workflow/rules/claims.smk"
 include: "workflow/rules/paper.smk"
+
 
 rule all:
     default_target: True

@@ -1,4 +1,5 @@
-"""Shared fixtures: the tiny random Llama with the real SmolLM2 tokenizer, built once per session."""
+"""Shared fixtures: the validated configs (defaults from config/schema.yaml only) and the tiny random
+Llama with the real SmolLM2 tokenizer, built once per session."""
 
 from __future__ import annotations
 
@@ -6,11 +7,26 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from iclgd.core import models
 from pipeline_support import copy_workflow, snakemake, write_test_config
 
+from iclgd.core import models
+from iclgd.core.config import load_config
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def default_config() -> dict:
+    """config/config.yaml validated against config/schema.yaml with every default filled: what the
+    default run's rules read. Tests take settings from here, never from library defaults. Shared by the
+    session: copy (copy.deepcopy) before changing it."""
+    return load_config(REPO)
+
+
+@pytest.fixture(scope="session")
+def smoke_config() -> dict:
+    """config/config.yaml + config/smoke.yaml, validated with defaults filled (shared: copy before changing)."""
+    return load_config(REPO, REPO / "config" / "smoke.yaml")
 
 
 @pytest.fixture(scope="session")

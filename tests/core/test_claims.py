@@ -8,6 +8,9 @@ import pytest
 
 from iclgd.core import claims, power
 from iclgd.label_relationships import curves
+from iclgd.icl_vs_gd import claims as shen_claims
+from iclgd.kernel_regression import claims as kernel_claims
+from iclgd.label_relationships import claims as kossen_claims
 
 
 def records(method: str, preds: list[int], labels: list[int], k: int = 2, lr: float = 0.0, **tags) -> pd.DataFrame:
@@ -40,7 +43,7 @@ def paired() -> pd.DataFrame:
         records("finetune", [1, 0], [0, 1], lr=1e-4, optimizer="gd", subset="all", epoch=5, uids=[500, 501]),
     ])
     dev["label_logprobs"] = [np.zeros(2)] * len(dev)
-    return claims.paired_icl_gd(icl, ft, dev)
+    return shen_claims.paired_icl_gd(icl, ft, dev)
 
 
 def test_pairing_uses_the_dev_selected_lr_and_skips_zero_shot(paired):
@@ -50,13 +53,13 @@ def test_pairing_uses_the_dev_selected_lr_and_skips_zero_shot(paired):
 
 
 def test_mcnemar_per_setting_is_exact_and_holm_adjusted(paired):
-    tests = claims.icl_vs_gd_tests(paired, n_boot=200)
+    tests = shen_claims.icl_vs_gd_tests(paired, n_boot=200)
     row = tests[tests["family"] == "shen_icl_vs_gd_label"].iloc[0]
     # 7 discordant pairs, all ICL-only: exact two-sided binomial p = 2 * 0.5**7 = 0.015625
     assert row["p"] == pytest.approx(2 * 0.5**7)
     assert row["effect"] == pytest.approx(7 / 20)
     assert row["p_holm"] == pytest.approx(row["p"])  # a family of one
-    macros = claims.mcnemar_macros(tests)
+    macros = shen_claims.mcnemar_macros(tests, 0.05)
     assert macros["ShenIclVsGdLabelSig"] == "1" and macros["ShenIclVsGdLabelIclBetter"] == "1"
 
 
@@ -65,7 +68,7 @@ def test_pairing_refuses_disjoint_records():
     ft = records("finetune", [0], [0], lr=1e-3, optimizer="gd", subset="all", epoch=1, uids=[99])
     dev = ft.assign(label_logprobs=[np.zeros(2)])
     with pytest.raises(ValueError, match="share the keys"):
-        claims.paired_icl_gd(icl, ft, dev)
+        shen_claims.paired_icl_gd(icl, ft, dev)
 
 
 def kossen_table(gap: float, reps: int = 10, n: int = 9) -> pd.DataFrame:
@@ -81,16 +84,16 @@ def kossen_table(gap: float, reps: int = 10, n: int = 9) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def test_kossen_labels_matter_detects_a_planted_gap_and_not_a_null():
-    cfg = {"skip_first": 2, "n_demos": 9, "conditions": ["default", "random"]}
-    planted = claims.kossen_tests(kossen_table(1.0), cfg, n_boot=200)
+def test_kossen_labels_matter_detects_a_planted_gap_and_not_a_null(default_config):
+    cfg = {**default_config["curves"], "skip_first": 2, "n_demos": 9, "conditions": ["default", "random"]}
+    planted = kossen_claims.kossen_tests(kossen_table(1.0), cfg, n_boot=200)
     row = planted.iloc[0]
     assert row["family"] == "kossen_labels_matter_loglik_default_random" and row["effect"] > 0.1
     # the two flip_learned contrasts are different claims, so they never share a Holm family
-    families = [claims.kossen_family(c, m, contrast) for c, contrast, m, *_ in claims.KOSSEN]
-    assert len(set(families)) == len(claims.KOSSEN) == 4
+    families = [kossen_claims.kossen_family(c, m, contrast) for c, contrast, m, *_ in kossen_claims.KOSSEN]
+    assert len(set(families)) == len(kossen_claims.KOSSEN) == 4
     assert row["p"] == pytest.approx(2 / 2**10)  # all 10 differences positive: exact two-sided p = 2/2^10
-    null = claims.kossen_tests(kossen_table(0.0), cfg, n_boot=200).iloc[0]
+    null = kossen_claims.kossen_tests(kossen_table(0.0), cfg, n_boot=200).iloc[0]
     assert null["p"] > 0.05
 
 
@@ -108,7 +111,7 @@ def kossen_row(dataset: str, effect: float, lo: float, hi: float, p: float, samp
 
 
 def construction() -> pd.DataFrame:
-    return claims.construction_claims(
+    return shen_claims.construction_claims(
         {"final_pred_cosine": 0.9995, "order_std_constructed": 1e-16},
         pd.DataFrame({"proj": ["q_proj", "k_proj"], "threshold": [1e-3, 1e-3], "measured": [0.01, 0.02],
                       "constructed": [0.9999, 0.9999]}), 1e-3)
@@ -126,7 +129,7 @@ def test_claims_table_gives_every_verdict_with_its_power():
         kossen_row("c", 0.01, -0.02, 0.03, 0.6, tight),  # not decided; 40 tight contexts detect 0.4 easily
         kossen_row("d", 0.1, -1.0, 1.2, 0.8, wide),      # not decided; 10 noisy contexts cannot see 0.4
     ])
-    kernel = claims.kernel_claims(pd.DataFrame([{
+    kernel = kernel_claims.kernel_claims(pd.DataFrame([{
         "model": "m", "dataset": "d", "eval_agreement": 0.9, "eval_agreement_lo": 0.8, "eval_agreement_hi": 1.0,
         "eval_const_agreement": 0.5, "eval_agreement_p": 0.001, "n_eval": 30}]))
     table = claims.claims_table([shen, kossen, kernel], construction(), CFG)
@@ -164,13 +167,13 @@ def test_sizing_turns_units_needed_into_the_config_value_that_sets_them():
     shen = pd.DataFrame([{"paper": "S", "family": "shen_pooled", "claim": "c", "model": "all", "dataset": "all",
                           "expected_sign": 0, "effect": 0.0, "effect_lo": -0.1, "effect_hi": 0.1, "p": 0.9, "n": 40,
                           "sd": 0.4, "evidence": "", "target": "claims", "test": "t", "unit": "test examples"}])
-    kernel = claims.kernel_claims(pd.DataFrame([{
+    kernel = kernel_claims.kernel_claims(pd.DataFrame([{
         "model": "m", "dataset": "d", "eval_agreement": 0.6, "eval_agreement_lo": 0.4, "eval_agreement_hi": 0.8,
         "eval_const_agreement": 0.5, "eval_agreement_p": 0.2, "n_eval": 9}]))
     table = claims.claims_table([shen, pd.DataFrame([kossen_row("a", 0.1, -0.5, 0.7, 0.6, samples)]), kernel],
                                 construction(), CFG)
-    cfg = {"data": {"n_test": 20}, "icl": {"permuted_queries": None}, "curves": {"repetitions": 10},
-           "kernel": {"n_test": None, "n_train_queries": 10}}
+    cfg = {"data": {"n_test": 20}, "icl": {"permuted": {"n_queries": None}}, "curves": {"repetitions": 10},
+           "kernel": {"n_queries": None, "n_train_queries": 10}}
     out = claims.sizing(table, cfg).set_index("family")
     # 40 clusters from n_test 20 (two datasets x models): 2 units per test example
     assert out.loc["shen_pooled", "config_key"] == "data.n_test"
@@ -204,7 +207,7 @@ def test_claims_table_names_a_family_without_a_reference():
 
 
 def test_kernel_reference_carries_the_seeds_kappa_to_the_rows_baseline():
-    kernel = claims.kernel_claims(pd.DataFrame([{
+    kernel = kernel_claims.kernel_claims(pd.DataFrame([{
         "model": "m", "dataset": d, "eval_agreement": 0.9, "eval_agreement_lo": 0.8, "eval_agreement_hi": 1.0,
         "eval_const_agreement": base, "eval_agreement_p": 0.4, "n_eval": 30} for d, base in (("a", 0.8), ("b", 1.0))]))
     table = claims.claims_table([kernel], construction(), CFG)
@@ -216,7 +219,7 @@ def test_kernel_reference_carries_the_seeds_kappa_to_the_rows_baseline():
 
 def test_construction_claims_fail_when_the_criterion_fails():
     sparsity = pd.DataFrame({"proj": ["q_proj"], "threshold": [1e-3], "measured": [0.9], "constructed": [0.99]})
-    table = claims.construction_claims({"final_pred_cosine": 0.5, "order_std_constructed": 1e-3}, sparsity, 1e-3)
+    table = shen_claims.construction_claims({"final_pred_cosine": 0.5, "order_std_constructed": 1e-3}, sparsity, 1e-3)
     assert table["verdict"].tolist() == ["not reproduced"] * 3
 
 
@@ -230,7 +233,7 @@ def test_permutation_claim_averages_within_examples_and_detects_a_planted_gap():
             rows.append(base | {"method": "finetune", "optimizer": "gd", "token_overlap": 0.4 + 0.05 * rng.standard_normal()})
             rows.append(base | {"method": "icl_permuted", "optimizer": "none", "subset": "none", "order": 1,
                                 "token_overlap": 0.7 + 0.05 * rng.standard_normal()})
-    out = claims.permutation_claims(pd.DataFrame(rows), n_boot=200)
+    out = shen_claims.permutation_claims(pd.DataFrame(rows), n_boot=200)
     assert len(out) == 1 and out["n"].iloc[0] == 30  # 30 examples, not 60 (example, N) pairs
     assert out["effect"].iloc[0] == pytest.approx(0.3, abs=0.03) and out["p"].iloc[0] < 1e-4
     assert out["effect_lo"].iloc[0] > 0.25
@@ -238,4 +241,4 @@ def test_permutation_claim_averages_within_examples_and_detects_a_planted_gap():
     null = pd.DataFrame(rows)
     is_perm = null["method"] == "icl_permuted"
     null.loc[is_perm, "token_overlap"] = null.loc[~is_perm, "token_overlap"].to_numpy() + 0.01 * rng.standard_normal(is_perm.sum())
-    assert claims.permutation_claims(null, n_boot=200)["p"].iloc[0] > 0.01
+    assert shen_claims.permutation_claims(null, n_boot=200)["p"].iloc[0] > 0.01

@@ -102,16 +102,19 @@ def test_bench_compares_equal_scores(tiny):
     assert result["prompt_tokens"] > result["computed_tokens"]  # the prefix is counted once per query
 
 
-def test_bench_packing_times_both_ways(tiny_dir):
+def test_bench_packing_trains_the_same_weights_both_ways(tiny_dir):
+    """Packing only skips padding: the bench's packed and padded runs must end at the same weights."""
     from iclgd.core import bench
 
     result = bench.bench_packing(tiny_dir, k=4, epochs=1, budget=64)
-    assert result["packed_s"] > 0 and result["padded_s"] > 0
+    assert result["max_abs_diff"] < 1e-5
     assert 0.2 < result["padding"] < 1  # the demonstrations do differ in length
 
 
-def test_bench_finetune_runs_both_ways(tiny_dir):
+def test_bench_finetune_restore_matches_a_reload(tiny_dir):
+    """Restoring the base weights in memory (what the grid does) trains exactly what a fresh load trains,
+    and leaves the model at its base weights."""
     from iclgd.core import bench
 
     result = bench.bench_finetune(tiny_dir, k=2, epochs=1, runs=1)
-    assert result["restore_s"] > 0 and result["reload_s"] > 0
+    assert result["max_abs_diff"] == 0.0 and result["restored_diff"] == 0.0

@@ -73,7 +73,7 @@ def test_scale_paragraph_states_the_run_from_config():
     from iclgd.core import provenance
 
     text = provenance.scale_paragraph(
-        ["smol_lm", "gemma"], {"seeds": [0], "optimizers": ["gd"], "subsets": ["all"], "lrs": [1e-4], "max_epochs": 5,
+        ["smol_lm", "gemma"], {"demo_seeds": [0], "optimizers": ["gd"], "subsets": ["all"], "lrs": [1e-4], "max_epochs": 5,
          "target_loss": 0.2, "lrs_by_model": {"gemma": [1e-3]}},
         {"n_demos": 17, "repetitions": 16}, ["smol_lm"], ["smol_lm"],
     )

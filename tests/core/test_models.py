@@ -10,11 +10,27 @@ import torch
 from iclgd.core import models
 
 
-def test_auto_device_and_dtype():
+def test_pinned_device_and_dtype():
     assert models.pick_device("cpu") == "cpu"
     assert models.pick_dtype("auto", "cpu") == torch.float32
     assert models.pick_dtype("auto", "cuda:0") == torch.bfloat16
     assert models.pick_dtype("bfloat16", "cpu") == torch.bfloat16
+    with pytest.raises(models.ModelError, match="dtype"):
+        models.pick_dtype("float17", "cpu")
+
+
+@pytest.mark.parametrize("cuda,device,dtype", [(False, "cpu", torch.float32), (True, "cuda", torch.bfloat16)])
+def test_auto_follows_what_the_machine_has(monkeypatch, cuda, device, dtype):
+    """runtime.device / dtype `auto`: cuda and bfloat16 where a GPU is visible, else cpu and float32."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert models.pick_device("auto") == device
+    assert models.pick_dtype("auto", models.pick_device("auto")) == dtype
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback of a real load")
+def test_auto_loads_on_cpu_in_float32_here(tiny_dir):
+    model, _ = models.load_model(tiny_dir, "auto", "auto")
+    assert model.device.type == "cpu" and next(model.parameters()).dtype == torch.float32
 
 
 def test_missing_model_package_says_what_to_install(tmp_path):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,48 +10,16 @@ import torch
 from iclgd.core import forward, models, prompts, training
 from iclgd.icl_vs_gd import finetune
 
-TEMPLATE = "Review: {text}\nSentiment:"
-SPEC = {
-    "template": TEMPLATE,
-    "verbalizer": {"negative": "negative", "positive": "positive"},
-    "classes": ["negative", "positive"],
-}
+# toy, prompt_set, model and one_thread: tests/icl_vs_gd/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")
 OPTIMIZERS = ("gd", "sgd", "adam")
-WORDS = ["dull", "great", "flat", "lovely", "tedious", "superb", "boring", "moving", "weak", "sharp"]
+#: runtime.batch_size / batch_tokens for the tiny model: small batches exercise the packing.
+BATCHING = {"batch_size": 2, "batch_tokens": 1024}
 
 
-def frame(uids, offset: int) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "uid": uids,
-            "label": ["positive" if i % 2 else "negative" for i in range(len(uids))],
-            "text": [f"a {WORDS[(i + offset) % len(WORDS)]} film, take {i}" for i in range(len(uids))],
-        }
-    )
-
-
-TRAIN = frame(list(range(100, 130)), 0)
-TEST = frame(list(range(900, 906)), 3)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def model(tiny):
-    """A private copy: training must not leak into the session-wide tiny model other tests use."""
-    return copy.deepcopy(tiny[0])
-
-
-@pytest.fixture(scope="module")
-def prompt_set():
-    (ps,) = prompts.build_prompt_sets("toy", SPEC, TRAIN, TEST, [4], [0])
-    return ps
+def grid(default_config, **overrides) -> finetune.GridConfig:
+    """The default config's grid with test-sized overrides."""
+    return finetune.GridConfig.from_dict(default_config["finetune"] | overrides)
 
 
 def reordered(ps: dict) -> dict:
@@ -100,10 +66,10 @@ def test_micro_batching_keeps_the_mean_loss_gradient(model, tiny, prompt_set):
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
-def test_demo_queries_are_the_zero_shot_prompts(prompt_set):
-    rows = TRAIN.set_index("uid")
+def test_demo_queries_are_the_zero_shot_prompts(toy, prompt_set):
+    rows = toy.train.set_index("uid")
     for demo, query in zip(prompt_set["demos"], training.demo_queries(prompt_set)):
-        assert query["query"] == prompts.render_query(TEMPLATE, rows.loc[demo["uid"]].to_dict())
+        assert query["query"] == prompts.render_query(toy.template, rows.loc[demo["uid"]].to_dict())
         assert demo["text"] == query["query"] + " " + demo["label"]
 
 
@@ -132,11 +98,11 @@ def test_subsets_select_intended_parameters(tiny):
 
 def test_lr_zero_reproduces_zero_shot_scores(model, tiny, prompt_set):
     tok = tiny[1]
-    zero_shot = forward.score_prompt_set(model, tok, {**prompt_set, "prefix": ""})
+    zero_shot = forward.score_prompt_set(model, tok, {**prompt_set, "prefix": ""}, **BATCHING)
     label_ids = forward.label_token_ids(tok, prompt_set["label_words"])
     for optimizer in OPTIMIZERS:
         fit(model, tok, prompt_set, optimizer, lr=0.0, epochs=2)
-        got = finetune.evaluate(model, tok, prompt_set, prompt_set["queries"], label_ids, {})
+        got = finetune.evaluate(model, tok, prompt_set, prompt_set["queries"], label_ids, {}, **BATCHING)
         np.testing.assert_array_equal(np.stack(got["label_logprobs"]), np.stack(zero_shot["label_logprobs"]))
         np.testing.assert_array_equal(np.stack(got["top10_ids"]), np.stack(zero_shot["top10_ids"]))
 
@@ -277,15 +243,16 @@ def test_tied_embeddings_train_together_under_all(model, tiny, prompt_set):
     assert model.lm_head.weight is embed and not torch.equal(embed, before)
 
 
-def test_grid_restores_base_weights_and_scores_only_converged_runs(model, tiny, prompt_set):
+def test_grid_restores_base_weights_and_scores_only_converged_runs(model, tiny, toy, prompt_set, default_config):
     tok = tiny[1]
     before = state(model)
     zero = {**prompt_set, "k": 0, "seed": 0, "demos": [], "prefix": ""}
-    grid = finetune.GridConfig(optimizers=("gd", "adam"), subsets=("all", "v_deep"), lrs=(1e-3, 0.05, 50.0),
-                               max_epochs=40, target_loss=0.1)
+    cfg = grid(default_config, optimizers=["gd", "adam"], subsets=["all", "v_deep"], lrs=[1e-3, 0.05, 50.0],
+               max_epochs=40, target_loss=0.1)
     used = [d["uid"] for d in prompt_set["demos"]] + [q["uid"] for q in prompt_set["queries"]]
-    dev = finetune.dev_examples(TRAIN, TEMPLATE, used, size=6, seed=0, dataset="toy")
-    result = finetune.run_grid(model, tok, [zero, prompt_set], grid, dev, tags={"model": "tiny"}, progress=False)
+    dev = finetune.dev_examples(toy.train, toy.template, used, size=6, seed=0, dataset="toy")
+    result = finetune.run_grid(model, tok, [zero, prompt_set], cfg, dev, tags={"model": "tiny"}, progress=False,
+                               **BATCHING)
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
     runs = result.runs
     assert list(runs.columns) == finetune.RUN_COLUMNS and len(runs) == 2 * 2 * 3  # the k = 0 set is skipped
@@ -325,18 +292,20 @@ def test_convergence_table_on_constructed_runs():
     assert not table.loc[8, "converged"] and np.isnan(table.loc[8, "lr"])
 
 
-def test_dev_split_avoids_demonstrations_and_test_queries(model, tiny, prompt_set):
+def test_dev_split_avoids_demonstrations_and_test_queries(model, tiny, toy, prompt_set, default_config):
     used = [d["uid"] for d in prompt_set["demos"]] + [q["uid"] for q in prompt_set["queries"]]
-    dev = finetune.dev_examples(TRAIN, TEMPLATE, used, size=10, seed=0, dataset="toy")
+    dev = finetune.dev_examples(toy.train, toy.template, used, size=10, seed=0, dataset="toy")
     assert len(dev) == 10 and not {d["uid"] for d in dev} & set(used)
-    assert dev == finetune.dev_examples(TRAIN, TEMPLATE, used, size=10, seed=0, dataset="toy")
+    assert dev == finetune.dev_examples(toy.train, toy.template, used, size=10, seed=0, dataset="toy")
+    assert dev != finetune.dev_examples(toy.train, toy.template, used, size=10, seed=1, dataset="toy")  # seeded
     with pytest.raises(training.FinetuneError, match="exceeds"):
-        finetune.dev_examples(TRAIN, TEMPLATE, used, size=len(TRAIN), seed=0)
-    grid = finetune.GridConfig(optimizers=("gd",), subsets=("all",), lrs=(0.05,), max_epochs=100)
+        finetune.dev_examples(toy.train, toy.template, used, size=len(toy.train), seed=0)
+    cfg = grid(default_config, optimizers=["gd"], subsets=["all"], lrs=[0.05], max_epochs=100, target_loss=0.1)
     leaky = dev + training.demo_queries(prompt_set)[:1]
     with pytest.raises(training.FinetuneError, match="overlap"):
-        finetune.run_grid(model, tiny[1], [prompt_set], grid, dev=leaky, progress=False)
-    result = finetune.run_grid(model, tiny[1], [prompt_set], grid, dev=dev, tags={"model": "tiny"}, progress=False)
+        finetune.run_grid(model, tiny[1], [prompt_set], cfg, dev=leaky, progress=False, **BATCHING)
+    result = finetune.run_grid(model, tiny[1], [prompt_set], cfg, dev=dev, tags={"model": "tiny"}, progress=False,
+                               **BATCHING)
     assert set(result.dev_records["uid"]) == {d["uid"] for d in dev}
     assert not set(result.dev_records["uid"]) & set(used)
     table = finetune.dev_accuracy(result.dev_records)
@@ -373,17 +342,23 @@ def test_dev_accuracy_counts_non_finite_scores_as_wrong():
     assert table["accuracy"].tolist() == [0.5] and table["full_accuracy"].tolist() == [0.5]
 
 
-def test_grid_config_from_dict_checks_keys_and_values():
-    spec = {"optimizers": ["sgd"], "lrs": ["1e-3", 0.01], "max_epochs": 10, "target_loss": "0.2"}  # YAML: 1e-3 is a str
-    grid = finetune.GridConfig.from_dict(spec)
-    assert grid.optimizers == ("sgd",) and grid.lrs == (1e-3, 0.01) and grid.max_epochs == 10 and grid.target_loss == 0.2
-    with pytest.raises(training.FinetuneError, match="unknown keys"):
-        finetune.GridConfig.from_dict({"epochs": 3})
-    with pytest.raises(training.FinetuneError, match="optimizers"):
-        finetune.GridConfig.from_dict({"optimizers": ["rmsprop"]})
-    with pytest.raises(training.FinetuneError, match="target_loss"):
-        finetune.GridConfig.from_dict({"target_loss": 0})
+def test_grid_config_reads_the_validated_block(default_config):
+    """The grid takes its settings from the config block (pipeline keys ignored) and stores numbers as the
+    runs table shows them: a rate YAML reads as the int 1 is the float 1.0."""
+    block = default_config["finetune"]
+    cfg = finetune.GridConfig.from_dict(block)
+    assert cfg.lrs == tuple(float(lr) for lr in block["lrs"]) and cfg.max_epochs == block["max_epochs"]
+    assert cfg.optimizers == tuple(block["optimizers"]) and cfg.batch_tokens == block["batch_tokens"]
+    coerced = finetune.GridConfig.from_dict(block | {"lrs": [1, 0.5], "target_loss": 1})
+    assert coerced.lrs == (1.0, 0.5) and all(type(lr) is float for lr in coerced.lrs)
+    assert type(coerced.target_loss) is float
+    with pytest.raises(KeyError, match="dev_size"):  # no second set of defaults behind the schema's
+        finetune.GridConfig.from_dict({k: v for k, v in block.items() if k != "dev_size"})
 
 
-def test_peak_memory_reports_rss():
-    assert finetune.peak_memory()["peak_rss_mb"] > 0
+def test_peak_memory_is_this_process_peak_rss():
+    """ru_maxrss is KiB on Linux: the MiB reported must match the kernel's VmHWM (also KiB)."""
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+    out = finetune.peak_memory("cpu")
+    assert out["peak_rss_mb"] == pytest.approx(int(status["VmHWM"].split()[0]) / 1024, rel=0.05)
+    assert "cuda_max_allocated_mb" not in out  # a CPU job reports no GPU memory, even on a GPU machine

@@ -13,14 +13,22 @@ import torch
 from iclgd.icl_vs_gd import order
 from iclgd.core import forward, prompts
 
-# Shared with the fine-tuning tests: the toy data, one torch thread, a private copy of the tiny model
-# and the k = 4 prompt set (fixtures are found by name once imported).
-from test_finetune import SPEC, TEST, TRAIN, model, one_thread, prompt_set  # noqa: F401
+# prompt_set (k = 4), model and one_thread: tests/icl_vs_gd/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")
+#: runtime.batch_size / batch_tokens for the tiny model
+BATCHING = {"batch_size": 2, "batch_tokens": 1024}
 
 
-def config(**kw) -> order.OrderConfig:
-    base = dict(k=4, orderings=3, epochs=2, n_queries=3, lrs={"gd": 0.05, "sgd": 0.05, "adam": 0.01})
-    return order.OrderConfig(**(base | kw))
+@pytest.fixture(scope="module")
+def block(default_config) -> dict:
+    """The default `order` block, sized for the tiny model and its k = 4 prompt set."""
+    return default_config["order"] | {"n_demos": 4, "orderings": 3, "epochs": 2, "n_queries": 3, "subset": "all",
+                                      "optimizers": ["gd", "sgd", "adam"], "lrs": {"gd": 0.05, "sgd": 0.05, "adam": 0.01}}
+
+
+@pytest.fixture(scope="module")
+def boot(default_config) -> dict:
+    return {"n_boot": 50, "ci": default_config["metrics"]["ci"], "seed": default_config["metrics"]["seed"]}
 
 
 def spreads(result: order.OrderResult, method: str, optimizer: str) -> pd.DataFrame:
@@ -58,7 +66,7 @@ def test_welford_identical_updates_spread_exactly_zero():
     assert (single.summary()["vocab"] == 0).all()
 
 
-def test_spread_table_label_hand_case():
+def test_spread_table_label_hand_case(boot):
     """Two orderings of one query: label probs (0.5, 0.5) vs (0.75, 0.25) -> sd 0.125 per class."""
     base = dict(model="m", dataset="d", k=2, seed=0, optimizer="sgd", subset="all", lr=0.1, epoch=1, uid=7)
     records = pd.DataFrame([
@@ -77,7 +85,7 @@ def test_spread_table_label_hand_case():
     assert row["vocab_label"] == pytest.approx((0.025 + 0.075) / 2)
     assert row["top1"] == pytest.approx(0.025)
     assert row["vocab"] == pytest.approx((0.025 + 0.075 + 0.05) / 3)
-    table = order.spread_table(per_query, n_boot=50).set_index("statistic")
+    table = order.spread_table(per_query, **boot).set_index("statistic")
     assert table.loc["label", "spread"] == pytest.approx(0.125)
     assert table.loc["label", "lo"] == table.loc["label", "hi"] == pytest.approx(0.125)  # one query
     assert set(table.index) == set(order.PER_QUERY)
@@ -103,16 +111,18 @@ def test_reorder_identity_is_the_stored_prompt(prompt_set):
         order.reorder({**prompt_set, "prefix": "tampered"}, range(4), 0)
 
 
-def test_config_errors_name_the_key():
-    with pytest.raises(order.OrderError, match="order.lrs.adam"):
-        order.OrderConfig.from_dict({"optimizers": ["adam"], "lrs": {"sgd": 0.1}})
-    with pytest.raises(order.OrderError, match="order: unknown"):
-        order.OrderConfig.from_dict({"epoch": 3})
-    with pytest.raises(order.OrderError, match="order.orderings"):
-        order.OrderConfig.from_dict({"k": 2, "orderings": 3})
-    cfg = order.OrderConfig.from_dict({"models": ["x"], "datasets": ["y"], "lrs": {"gd": "1e-4", "sgd": 1, "adam": 0}})
-    assert cfg.lrs["gd"] == 1e-4
-    assert order.OrderConfig(epochs=7, eval_every=3).checkpoints() == [3, 6, 7]
+def test_config_reads_the_block_and_checks_what_the_schema_cannot(default_config):
+    block = default_config["order"]
+    cfg = order.OrderConfig.from_dict(block)  # the pipeline keys (models, datasets) are not the experiment's
+    assert (cfg.n_demos, cfg.demo_seed, cfg.epochs) == (block["n_demos"], block["demo_seed"], block["epochs"])
+    assert cfg.lrs == {o: float(lr) for o, lr in block["lrs"].items()}
+    assert all(type(lr) is float for lr in order.OrderConfig.from_dict(block | {"lrs": {"gd": 1, "sgd": 0, "adam": 1}}).lrs.values())
+    with pytest.raises(order.OrderError, match="order.lrs.adam"):  # cross-key: a rate for every optimizer run
+        order.OrderConfig.from_dict(block | {"optimizers": ["adam"], "lrs": {"sgd": 0.1}})
+    with pytest.raises(order.OrderError, match="order.orderings"):  # only 2! = 2 orderings of 2 demonstrations
+        order.OrderConfig.from_dict(block | {"n_demos": 2, "orderings": 3})
+    assert order.OrderConfig.from_dict(block | {"n_demos": 2, "orderings": 2}).orderings == 2
+    assert order.OrderConfig.from_dict(block | {"epochs": 7, "eval_every": 3}).checkpoints() == [3, 6, 7]
 
 
 def test_full_probs_match_the_label_logprobs(tiny, prompt_set):
@@ -129,10 +139,11 @@ def test_full_probs_match_the_label_logprobs(tiny, prompt_set):
 
 
 @pytest.fixture(scope="module")
-def result(tiny, prompt_set):
+def result(tiny, prompt_set, block):
     model = copy.deepcopy(tiny[0])
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    out = order.run_order(model, tiny[1], prompt_set, config(), tags={"model": "tiny"}, batch_size=2, progress=False)
+    cfg = order.OrderConfig.from_dict(block)
+    out = order.run_order(model, tiny[1], prompt_set, cfg, tags={"model": "tiny"}, progress=False, **BATCHING)
     after = dict(model.named_parameters())
     assert all(torch.equal(before[n], after[n]) for n in before), "base weights not restored"
     return out
@@ -155,20 +166,20 @@ def test_sgd_and_icl_are_order_sensitive(result):
         assert (sub["label"] > 0).any() and (sub["vocab"] > 0).all(), (method, opt)
 
 
-def test_records_and_table_shapes(result):
+def test_records_and_table_shapes(result, boot):
     # 3 orderings x 3 queries x (ICL + 3 optimizers x 2 epochs)
     assert len(result.records) == 3 * 3 * (1 + 3 * 2)
     assert set(result.records["order"]) == {0, 1, 2}
-    table = order.spread_table(result.per_query, n_boot=50)
+    table = order.spread_table(result.per_query, **boot)
     assert len(table) == (1 + 3 * 2) * len(order.PER_QUERY)
     assert (table["lo"] <= table["spread"] + 1e-12).all() and (table["spread"] <= table["hi"] + 1e-12).all()
     assert len(result.runs) == 3 * 3
 
 
-def test_lr_zero_leaves_every_ordering_at_zero_shot(tiny, prompt_set, model):
+def test_lr_zero_leaves_every_ordering_at_zero_shot(tiny, prompt_set, model, block):
     tok = tiny[1]
-    cfg = config(epochs=1, lrs={"gd": 0.0, "sgd": 0.0, "adam": 0.0})
-    out = order.run_order(model, tok, prompt_set, cfg, batch_size=2, progress=False)
+    cfg = order.OrderConfig.from_dict(block | {"epochs": 1, "lrs": {"gd": 0.0, "sgd": 0.0, "adam": 0.0}})
+    out = order.run_order(model, tok, prompt_set, cfg, progress=False, **BATCHING)
     ft = out.per_query[out.per_query["method"] == "finetune"]
     for stat in order.PER_QUERY:
         assert (ft[stat] == 0.0).all(), stat
@@ -207,16 +218,17 @@ def test_icl_above_and_last_epoch():
     assert set(last[last["method"] == "finetune"]["epoch"]) == {2} and (last["method"] == "icl").sum() == 2
 
 
-def test_macros_and_summary_carry_the_numbers(tmp_path):
+def test_macros_and_summary_carry_the_numbers(tmp_path, default_config):
     from iclgd.icl_vs_gd import order_report
 
-    cfg = {"k": 8, "orderings": 5, "epochs": 2, "subset": "v_deep", "optimizers": ["gd", "sgd"],
-           "lrs": {"gd": 1.0, "sgd": 0.125, "adam": 1e-3}}
+    cfg = default_config["order"] | {"n_demos": 8, "orderings": 5, "epochs": 2, "subset": "v_deep",
+                                     "optimizers": ["gd", "sgd"], "lrs": {"gd": 1.0, "sgd": 0.125, "adam": 1e-3}}
     macros = order_report.order_macros(toy_table(), cfg)
     assert macros["OrderMAgnewsIclLabel"] == "0.200" and macros["OrderMAgnewsSgdLabel"] == "0.100"
     assert macros["OrderMAgnewsGdLabel"] == "0" and macros["OrderMAgnewsIclVocab"] == "$1.0\\times 10^{-5}$"
     assert macros["OrderSubset"] == "v\\_deep" and macros["OrderLrSgd"] == "0.125" and macros["OrderLrAdam"] == "--"
     assert macros["OrderIclAboveLabel"] == "1" and macros["OrderIclAboveVocab"] == "0"
+    assert macros["OrderK"] == "8" and macros["OrderOrderings"] == "5" and macros["OrderEpochs"] == "2"
     text = order_report.order_summary(toy_table())
     assert "ICL spreads by 0.200" in text and "SGD 0.100" in text and "GD 0," in text and "not above" in text
     order_report.plot_spread(toy_table(), tmp_path / "f.pdf", tmp_path / "f.png")

@@ -34,9 +34,11 @@ def test_constructed_sparsity_llama_size():
 
 def test_sparsity_table_hand_computed():
     w = np.array([[0.0, 5e-7, -5e-6], [2e-4, -0.5, 0.0], [3e-3, 1.0, -2e-2], [0.0, 0.0, 7.0]])  # 12 entries
-    df = sparsity_table({"w": w, "t": torch.tensor(w, dtype=torch.float32)}).set_index(["name", "threshold"])
     # |w| < t counts: zeros (4) + 5e-7 | 5e-6 | 2e-4 | 3e-3
     expected = {1e-6: 5, 1e-5: 6, 1e-4: 6, 1e-3: 7, 1e-2: 8}
+    tensors = {"w": w, "t": torch.tensor(w, dtype=torch.float32)}
+    df = sparsity_table(tensors, list(expected)).set_index(["name", "threshold"])
+    assert len(df) == 2 * len(expected)
     for name in ("w", "t"):
         for thr, count in expected.items():
             assert df.loc[(name, thr), "fraction_below"] == pytest.approx(count / 12)

@@ -79,10 +79,10 @@ def test_position_metrics_on_hand_computed_logprobs():
     assert three["correct"].tolist() == [False] and three["agree_presented"].tolist() == [True]
 
 
-def test_run_curves_table(tiny):
+def test_run_curves_table(tiny, curves_block):
     model, tok = tiny
     train = pd.DataFrame([{"uid": i, **r} for i, r in enumerate(ROWS)])
-    cfg = {"n_demos": 5, "repetitions": 3, "batch_size": 2, "replacement_words": [["A", "B"]]}
+    cfg = {**curves_block, "n_demos": 5, "repetitions": 3, "batch_size": 2, "replacement_words": [["A", "B"]]}
     table = curves.run_curves(model, tok, train, SPEC, cfg, model_name="tiny")
     assert list(table.columns) == curves.CURVE_COLUMNS
     names = [c.name for c in labels.build_conditions(cfg, 2)]
@@ -116,7 +116,7 @@ def synthetic_table(n=5, reps=4):
 
 def test_aggregate_and_bootstrap():
     table = synthetic_table()
-    agg = curves.aggregate(table, n_boot=200)
+    agg = curves.aggregate(table, n_boot=200, ci=0.95, seed=0)
     assert len(agg) == 6 * 5 and set(agg["n"]) == {4}
     default = agg[agg["condition"] == "default"]
     assert (default["correct"] == 1).all() and (default["correct_lo"] == 1).all()
@@ -125,11 +125,11 @@ def test_aggregate_and_bootstrap():
     assert mean.tolist() == [0.5, 1] and lo[0] < 0.5 < hi[0] and lo[1] == hi[1] == 1
 
 
-def test_claims():
+def test_claims(curves_block):
     table = synthetic_table()
     pos, counts = curves.recency_position(table)
     assert pos == 5 and counts == {c: (2, 2) for c in curves.RECENCY}  # seen 2 default + 2 flipped
-    out = curves.claims(table, {"skip_first": 1, "last_window": 2}, n_boot=200)
+    out = curves.claims(table, {**curves_block, "skip_first": 1, "last_window": 2}, n_boot=200, ci=0.95, seed=0)
     out = out.set_index(["claim", "condition", "contrast", "metric"])
     gap = out.loc[("labels_matter", "random", "default - random", "correct")]
     assert gap["value"] == 1 and gap["positions"] == "2-5"

@@ -12,6 +12,10 @@ from iclgd.label_relationships.labels import Condition
 BINARY = np.array([0, 1, 1, 0, 1, 0])
 TERNARY = np.array([0, 1, 2, 2, 1, 0])
 
+#: The paper's replacement words (config/paper.yaml); `words` keeps the lists that match the class count.
+PAPER_WORDS = [["A", "B"], ["B", "A"], ["green", "blue"], ["blue", "green"], ["sea", "chair"], ["chair", "sea"],
+               ["A", "B", "C"], ["no", "ok", "yes"], ["blue", "green", "yellow"], ["A", "B", "C", "D"]]
+
 EXPECTED = {
     # condition: (binary, 3-class) presented sequences for the fixed true sequences above
     Condition("default", "default"): ([0, 1, 1, 0, 1, 0], [0, 1, 2, 2, 1, 0]),
@@ -63,8 +67,8 @@ def test_flip_instruction_says_which_word_means_which():
     assert labels.instruction(Condition("flipped", "flipped"), ["x", "y"]) == ""
 
 
-def test_build_conditions_expands_families_per_class_count():
-    cfg = {"n_demos": 9, "block_size": 2}
+def test_build_conditions_expands_families_per_class_count(curves_block):
+    cfg = {**curves_block, "n_demos": 9, "block_size": 2, "change_point": None, "replacement_words": PAPER_WORDS}
     binary = labels.build_conditions(cfg, 2)
     assert [c.name for c in binary] == [
         "default", "random", "flipped", "words:A/B", "words:B/A", "words:green/blue", "words:blue/green",
@@ -73,11 +77,11 @@ def test_build_conditions_expands_families_per_class_count():
     ]
     halfway = {c.name: c for c in binary}
     assert halfway["default_to_flipped"].change_point == 4 and halfway["alternating"].block_size == 2
-    ternary = [c.name for c in labels.build_conditions({"conditions": ["words"]}, 3)]
+    ternary = [c.name for c in labels.build_conditions({**cfg, "conditions": ["words"]}, 3)]
     assert ternary == ["words:A/B/C", "words:no/ok/yes", "words:blue/green/yellow"]
-    assert labels.build_conditions({"conditions": ["flip_halfway"], "change_point": 2}, 2)[0].change_point == 2
+    assert labels.build_conditions({**cfg, "conditions": ["flip_halfway"], "change_point": 2}, 2)[0].change_point == 2
     with pytest.raises(labels.LabelError, match="unknown condition"):
-        labels.build_conditions({"conditions": ["upside_down"]}, 2)
+        labels.build_conditions({**cfg, "conditions": ["upside_down"]}, 2)
 
 
 def test_condition_words():
@@ -88,17 +92,18 @@ def test_condition_words():
 
 def test_sample_context_with_replacement_is_seeded():
     train = pd.DataFrame({"uid": range(5), "label": ["a", "b"] * 2 + ["a"], "text": list("vwxyz")})
-    first = labels.sample_context(train, 12, labels.demo_rng("toy", 12, 0, 0))
-    again = labels.sample_context(train, 12, labels.demo_rng("toy", 12, 0, 0))
+    first = labels.sample_context(train, 12, labels.demo_rng("toy", 12, 0, 0), replace=True)
+    again = labels.sample_context(train, 12, labels.demo_rng("toy", 12, 0, 0), replace=True)
     assert len(first) == 12 and first["uid"].tolist() == again["uid"].tolist()
     assert labels.label_indices(first, ["a", "b"]).tolist() == [int(x == "b") for x in first["label"]]
     with pytest.raises(labels.LabelError):
         labels.sample_context(train, 6, np.random.default_rng(0), replace=False)
 
 
-def test_novel_task_labels_inputs_by_source():
+def test_novel_task_labels_inputs_by_source(curves_block):
     registry = {"sst2": {"fields": ["text"]}, "rte": {"fields": ["premise", "hypothesis"]}}
-    spec = labels.novel_spec({"sources": ["sst2", "rte"], "words": ["foo", "bar"], "max_chars": 12}, registry)
+    novel = {**curves_block["novel"], "sources": ["sst2", "rte"], "words": ["foo", "bar"], "max_chars": 12}
+    spec = labels.novel_spec(novel, registry)
     assert spec["classes"] == ["sst2", "rte"] and spec["verbalizer"] == {"sst2": "foo", "rte": "bar"}
     frames = {
         "sst2": pd.DataFrame({"uid": [1, 2, 3], "label": "positive", "text": ["A  Gem .", "Dull", "fine"]}),
@@ -111,4 +116,6 @@ def test_novel_task_labels_inputs_by_source():
     assert pool[pool["label"] == "rte"]["text"].tolist() == ["it rains wet", "x y"]
     assert set(pool[pool["label"] == "sst2"]["text"]) <= {"a gem .", "dull", "fine"}
     with pytest.raises(labels.LabelError, match="not in the dataset registry"):
-        labels.novel_spec({"sources": ["sst2", "agnews"]}, registry)
+        labels.novel_spec({**novel, "sources": ["sst2", "agnews"]}, registry)
+    with pytest.raises(labels.LabelError, match="one word per source"):
+        labels.novel_spec({**novel, "words": ["foo"]}, registry)

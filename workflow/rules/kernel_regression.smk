@@ -1,25 +1,13 @@
 """Study: ICL as kernel regression (Han et al. 2023; package iclgd.kernel_regression).
 
-Last-token attention over the demonstrations as kernel weights -> figure and paper numbers."""
+Last-token attention over the demonstrations as kernel weights -> figure and paper numbers.
+"""
 
-
-def kernel_models():
-    """Models the kernel stage runs: `kernel.models` ([] = every used model)."""
-    chosen = config["kernel"].get("models") or MODELS
-    return [m for m in MODELS if m in chosen]
-
-
-def kernel_summaries():
-    return expand(
-        "results/kernel/{model}/{dataset}/summary.csv",
-        model=kernel_models(),
-        dataset=config["kernel"]["datasets"],
-    )
-
-
-def kernel_spec(wildcards):
-    return {"name": wildcards.dataset, **REGISTRY[wildcards.dataset]}
-
+KERNEL_SUMMARIES = expand(
+    "results/kernel/{model}/{dataset}/summary.csv",
+    model=RUN.kernel.models,
+    dataset=RUN.kernel.datasets,
+)
 
 
 rule kernel_regression:
@@ -42,8 +30,8 @@ rule kernel_regression:
     resources:
         mem_mb=8000,
     params:
-        spec=kernel_spec,
-        kernel=config["kernel"],
+        spec=named_spec,
+        kernel=RUN.blocks["kernel"],
         runtime=config["runtime"],
     script:
         "../scripts/kernel_regression/run_kernel.py"
@@ -51,9 +39,9 @@ rule kernel_regression:
 
 rule figure_kernel:
     input:
-        summaries=kernel_summaries(),
-        heads=[p.replace("summary.csv", "heads.parquet") for p in kernel_summaries()],
-        code=lib("kernel_regression.kernel", "kernel_regression.kernel_report", "core.paper"),
+        summaries=KERNEL_SUMMARIES,
+        heads=[p.replace("summary.csv", "heads.parquet") for p in KERNEL_SUMMARIES],
+        code=lib("kernel_regression.report", "core.figures"),
     output:
         pdf="figures/kernel_heads.pdf",
         png=report(
@@ -71,8 +59,8 @@ rule figure_kernel:
 
 rule kernel_paper_numbers:
     input:
-        summaries=kernel_summaries(),
-        code=lib("kernel_regression.kernel", "kernel_regression.kernel_report", "core.paper"),
+        summaries=KERNEL_SUMMARIES,
+        code=lib("kernel_regression.report", "core.paper"),
     output:
         csv="results/metrics/kernel_summary.csv",
         macros="results/paper/macros/kernel.json",
@@ -83,7 +71,7 @@ rule kernel_paper_numbers:
     conda:
         "../../environment.yml"
     params:
-        kernel=config["kernel"],
+        kernel=RUN.blocks["kernel"],
     script:
         "../scripts/kernel_regression/kernel_paper_numbers.py"
 
@@ -94,8 +82,8 @@ contribute(
     figures=["figures/kernel_heads.pdf"],
     benchmarks=expand(
         "benchmarks/kernel_regression/{model}/{dataset}.tsv",
-        model=kernel_models(),
-        dataset=config["kernel"]["datasets"],
+        model=RUN.kernel.models,
+        dataset=RUN.kernel.datasets,
     ),
-    benchmarked=kernel_summaries(),
+    benchmarked=KERNEL_SUMMARIES,
 )

@@ -5,46 +5,24 @@ Learning curves under label conditions -> figure and paper numbers."""
 
 from iclgd.label_relationships import labels
 
-
-
-def curves_models():
-    chosen = config["curves"].get("models") or MODELS
-    return [m for m in MODELS if m in chosen]
-
-
-def novel_name():
-    return (
-        config["curves"].get("novel", {}).get("name", labels.DEFAULTS["novel"]["name"])
-    )
-
-
-def curves_spec(wildcards):
-    """The dataset's registry entry, or the novel source-identification task built from its sources."""
-    if wildcards.dataset == novel_name():
-        return labels.novel_spec(config["curves"].get("novel", {}), REGISTRY)
-    return {"name": wildcards.dataset, **REGISTRY[wildcards.dataset]}
-
-
-def curves_train(wildcards):
-    """Training split(s) the contexts are drawn from (the novel task: each source's, in order)."""
-    if wildcards.dataset == novel_name():
-        sources = labels.settings(config["curves"])["novel"]["sources"]
-        return expand("results/data/{dataset}/train.parquet", dataset=sources)
-    return f"results/data/{wildcards.dataset}/train.parquet"
-
-
-def curves_claims():
-    return expand(
-        "results/label_curves/{model}/{dataset}/claims.csv",
-        model=curves_models(),
-        dataset=config["curves"]["datasets"],
-    )
-
+CURVES_CLAIMS = expand(
+    "results/label_curves/{model}/{dataset}/claims.csv",
+    model=RUN.curves.models,
+    dataset=RUN.curves.datasets,
+)
 
 
 rule label_curves:
     input:
-        train=curves_train,
+        # the novel task's contexts come from each source's training split, in order
+        train=lambda w: (
+            expand(
+                "results/data/{d}/train.parquet",
+                d=config["curves"]["novel"]["sources"],
+            )
+            if w.dataset == RUN.novel
+            else f"results/data/{w.dataset}/train.parquet"
+        ),
         model="resources/models/{model}",
     output:
         table="results/label_curves/{model}/{dataset}/table.parquet",
@@ -60,8 +38,13 @@ rule label_curves:
     resources:
         mem_mb=8000,
     params:
-        spec=curves_spec,
-        curves=config["curves"],
+        # a registry dataset, or the novel source-identification task built from its sources
+        spec=lambda w: (
+            labels.novel_spec(config["curves"]["novel"], REGISTRY)
+            if w.dataset == RUN.novel
+            else named_spec(w)
+        ),
+        curves=RUN.blocks["curves"],
         metrics=config["metrics"],
         runtime=config["runtime"],
     script:
@@ -70,7 +53,7 @@ rule label_curves:
 
 rule figure_label_curves:
     input:
-        curves=[p.replace("claims.csv", "curves.parquet") for p in curves_claims()],
+        curves=[p.replace("claims.csv", "curves.parquet") for p in CURVES_CLAIMS],
         code=lib("label_relationships.curves_report", "core.figures"),
     output:
         pdf="figures/label_curves.pdf",
@@ -89,8 +72,12 @@ rule figure_label_curves:
 
 rule label_paper_numbers:
     input:
-        claims=curves_claims(),
-        code=lib("label_relationships.curves_report", "label_relationships.labels", "core.paper"),
+        claims=CURVES_CLAIMS,
+        code=lib(
+            "label_relationships.curves_report",
+            "label_relationships.labels",
+            "core.paper",
+        ),
     output:
         csv="results/metrics/label_claims.csv",
         macros="results/paper/macros/curves.json",
@@ -101,7 +88,7 @@ rule label_paper_numbers:
     conda:
         "../../environment.yml"
     params:
-        curves=config["curves"],
+        curves=RUN.blocks["curves"],
     script:
         "../scripts/label_relationships/label_paper_numbers.py"
 
@@ -115,8 +102,8 @@ contribute(
     figures=["figures/label_curves.pdf"],
     benchmarks=expand(
         "benchmarks/label_curves/{model}/{dataset}.tsv",
-        model=curves_models(),
-        dataset=config["curves"]["datasets"],
+        model=RUN.curves.models,
+        dataset=RUN.curves.datasets,
     ),
-    benchmarked=[p.replace("claims.csv", "table.parquet") for p in curves_claims()],
+    benchmarked=[p.replace("claims.csv", "table.parquet") for p in CURVES_CLAIMS],
 )

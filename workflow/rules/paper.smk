@@ -1,6 +1,5 @@
 """Shared core, the paper: numbers -> macros.json -> macros.tex; tables -> generated .tex; latexmk last."""
 
-
 contribute(
     macros=["results/paper/macros/models.json", "results/paper/macros/provenance.json"],
     tables=[
@@ -44,10 +43,10 @@ rule run_scale:
         "../../environment.yml"
     params:
         models=MODELS,
-        finetune=config["finetune"],
-        curves=config["curves"],
-        curves_models=curves_models(),
-        finetune_models=finetune_models(),
+        finetune=RUN.blocks["finetune"],
+        curves=RUN.blocks["curves"],
+        curves_models=list(RUN.curves.models),
+        finetune_models=list(RUN.finetune.models),
     script:
         "../scripts/core/run_scale.py"
 

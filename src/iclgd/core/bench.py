@@ -24,9 +24,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-import yaml
 
 from iclgd.core import forward, models
+from iclgd.core.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 REVIEWS = [
@@ -114,19 +114,25 @@ def bench_finetune(model_dir: Path, k: int = 8, epochs: int = 10, runs: int = 2)
     names = training.select_parameters(model, "all")
     base = training.snapshot(model, names)
 
-    def in_memory() -> None:
-        training.train(model, examples(tok), "gd", 1e-4, epochs, training.freeze_except(model, names))
-        training.restore(model, base, names)
+    def in_memory(keep: bool = False) -> dict[str, torch.Tensor] | None:
+        with training.trainable(model, names, base) as params:
+            training.train(model, examples(tok), "gd", 1e-4, epochs, params)
+            return training.snapshot(model, names) if keep else None
 
-    def reload() -> None:
+    def reload(keep: bool = False) -> dict[str, torch.Tensor] | None:
         fresh, fresh_tok = models.load_model(model_dir, "cpu", "float32")
-        params = training.freeze_except(fresh, training.select_parameters(fresh, "all"))
+        params = training.freeze_except(fresh, names)
         training.train(fresh, examples(fresh_tok), "gd", 1e-4, epochs, params)
+        return training.snapshot(fresh, names) if keep else None
 
-    in_memory()  # warm-up: the first backward pass allocates, which neither side should pay for
+    # warm-up (the first backward pass allocates, which neither side should pay for), and the check that
+    # both ways train the same weights: restoring in memory is only a speed-up if it loses nothing
+    diff = _max_abs_diff(in_memory(keep=True), reload(keep=True))
     t_memory = sum(timed(in_memory) for _ in range(runs)) / runs
     t_reload = sum(timed(reload) for _ in range(runs)) / runs
-    return {"restore_s": t_memory, "reload_s": t_reload, "ratio": t_reload / t_memory}
+    restored = _max_abs_diff(base, training.snapshot(model, names))
+    return {"restore_s": t_memory, "reload_s": t_reload, "ratio": t_reload / t_memory, "max_abs_diff": diff,
+            "restored_diff": restored}
 
 
 def bench_packing(model_dir: Path, k: int = 8, epochs: int = 3, budget: int = 256) -> dict[str, float]:
@@ -146,15 +152,21 @@ def bench_packing(model_dir: Path, k: int = 8, epochs: int = 3, budget: int = 25
     names = training.select_parameters(model, "all")
     base = training.snapshot(model, names)
 
-    def run(tokens: int) -> None:
-        training.train(model, examples, "gd", 1e-4, epochs, training.freeze_except(model, names), batch_tokens=tokens)
-        training.restore(model, base, names)
+    def run(tokens: int, keep: bool = False) -> dict[str, torch.Tensor] | None:
+        with training.trainable(model, names, base) as params:
+            training.train(model, examples, "gd", 1e-4, epochs, params, batch_tokens=tokens)
+            return training.snapshot(model, names) if keep else None
 
-    run(budget)  # warm-up
+    diff = _max_abs_diff(run(budget, keep=True), run(10**9, keep=True))  # warm-up, and the weights agree
     t_packed, t_padded = timed(lambda: run(budget)), timed(lambda: run(10**9))
     lengths = [len(ex.ids) for ex in examples]
-    return {"packed_s": t_packed, "padded_s": t_padded, "ratio": t_padded / t_packed,
+    return {"packed_s": t_packed, "padded_s": t_padded, "ratio": t_padded / t_packed, "max_abs_diff": diff,
             "padding": 1 - sum(lengths) / (len(lengths) * max(lengths))}
+
+
+def _max_abs_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """Largest elementwise difference between two sets of the same named weights."""
+    return max(float((a[name] - b[name]).abs().max()) for name in a)
 
 
 def bench_head(model_dir: Path, n_queries: int = 32, batch_size: int = 16) -> dict[str, float]:
@@ -170,7 +182,7 @@ def bench_head(model_dir: Path, n_queries: int = 32, batch_size: int = 16) -> di
     pad = tok.pad_token_id or 0
     batches = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
 
-    def forward(batch, gather: bool) -> torch.Tensor:
+    def head_logprobs(batch, gather: bool) -> torch.Tensor:
         inp = torch.full((len(batch), width), pad, dtype=torch.long)
         for row, x in enumerate(batch):
             inp[row, : len(x)] = torch.tensor(x)
@@ -186,7 +198,7 @@ def bench_head(model_dir: Path, n_queries: int = 32, batch_size: int = 16) -> di
         return torch.log_softmax(logits.float(), -1)[:, label_ids]
 
     def run(gather: bool) -> torch.Tensor:
-        return torch.cat([forward(b, gather) for b in batches])
+        return torch.cat([head_logprobs(b, gather) for b in batches])
 
     diff = float((run(True) - run(False)).abs().max())
     t_gather, t_keep = timed(lambda: run(True)), timed(lambda: run(False))
@@ -208,11 +220,8 @@ def bench_training(model_dir: Path, threads: int, k: int = 8, steps: int = 2) ->
     demos = [{"uid": i, "label": "pos" if i % 2 == 0 else "neg", "query": q} for i, q in enumerate(queries)]
     batch = training.canonical(training.encode_examples(tok, demos, ["pos", "neg"], labels))
     names = training.select_parameters(model, "all")
-    base = training.snapshot(model, names)
-    params = training.freeze_except(model, names)
-    opt = training.make_optimizer("gd", params, 0.0)  # lr 0: every step sees the same weights
 
-    def run(factored: bool) -> float:
+    def run(opt, factored: bool) -> float:
         vocab = training.FactoredVocab(model)
         vocab.active = vocab.active and factored
         with vocab:
@@ -223,10 +232,11 @@ def bench_training(model_dir: Path, threads: int, k: int = 8, steps: int = 2) ->
             step()  # warm-up
             return timed(step, steps)
 
-    t_factored = run(True)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the dense path's buffers
-    t_dense = run(False)
-    training.restore(model, base, names)
+    with training.trainable(model, names) as params:  # the snapshot is held, as in a job
+        opt = training.make_optimizer("gd", params, 0.0)  # lr 0: every step sees the same weights
+        t_factored = run(opt, True)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the dense path's buffers
+        t_dense = run(opt, False)
     tokens = sum(len(ex.ids) for ex in batch)
     return {"tokens": tokens, "factored_s": t_factored, "dense_s": t_dense, "ratio": t_dense / t_factored,
             "peak_rss_mb": rss, "flops": 3 * forward_flops_per_token(model) * tokens / t_factored, "peak": matmul_flops()}
@@ -299,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="models whose training / evaluation throughput and peak RSS are measured")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = load_config(REPO)  # config.yaml with the schema's defaults (finetune.batch_tokens)
     registry, runtime = config["models"], config["runtime"]
 
     peak = matmul_flops()
@@ -318,11 +328,11 @@ def main(argv: list[str] | None = None) -> None:
             f = bench_finetune(model_dir, args.k, args.ft_epochs)
             print(f"fine-tuning run (k={args.k}, {args.ft_epochs} epochs, full-batch GD on all parameters): "
                   f"in-memory restore {f['restore_s']:.1f} s vs reload from disk {f['reload_s']:.1f} s "
-                  f"({f['ratio']:.2f}x)")
+                  f"({f['ratio']:.2f}x; max |diff| of the trained weights {f['max_abs_diff']:.1e})")
             b = bench_packing(model_dir, args.k, epochs=3, budget=config["finetune"]["batch_tokens"])
             print(f"full-batch GD, k={args.k}, 3 epochs: length-packed micro-batches ({config['finetune']['batch_tokens']} "
                   f"tokens) {b['packed_s']:.1f} s vs one padded batch {b['padded_s']:.1f} s ({b['ratio']:.2f}x; "
-                  f"{b['padding']:.0%} of the padded batch is padding)")
+                  f"{b['padding']:.0%} of the padded batch is padding; max |diff| of the weights {b['max_abs_diff']:.1e})")
         for name in args.ft_models:
             ft_dir = REPO / "resources" / "models" / name
             if not (ft_dir / models.PROVENANCE).exists():

@@ -1,257 +1,29 @@
-"""The seed papers' headline claims as tested statements: paired tests, Holm families, power, verdicts.
+"""The claims table: every study's tested statements, Holm within each family, power, verdicts, LaTeX.
 
-Every comparison is paired (same test examples, same random contexts), so the tests are paired too:
-
-* ``shen_icl_vs_gd`` (family per accuracy metric): McNemar of ICL vs the fine-tuned model (dev-selected
-  lr among converged runs) on the same test examples, one test per (model, dataset, k, GD variant);
-* ``shen_inconsistency``: Shen et al.'s "the trends are inconsistent across datasets and N" as the
-  interaction terms method x dataset / model / k of a type-II ANOVA of per-example correctness (effect:
-  the strongest term's partial Cohen's f^2);
-* ``shen_pooled``: the pooled ICL-GD accuracy gap, a GEE that clusters the repeated measurements of
-  each test example (it appears once per k) instead of pooling them as independent draws;
-* ``shen_permuted``: "ICL agrees more with its own permuted-order version than with GD": per model, the
-  top-10 overlap of ICL with ICL reordered minus with GD, averaged within each test example (over N, seeds
-  and variants) so examples are the independent units, one-sample Wilcoxon over examples;
-* ``kossen_<claim>_<metric>_<contrast>`` (one family per headline contrast, over models and datasets):
-  one-sample Wilcoxon over random contexts of each per-context gap of Kossen et
-  al. (default - random, flipped late - first, default - flipped, D->F - F->D);
-* ``han_kernel``: the best head's held-out agreement with ICL above a constant vote (exact binomial);
-* ``construction``: exact computations (no sampling error), checked against a stated criterion.
-
-Holm runs within each family. Every tested row then gets its power (`iclgd.core.power`): the minimum
-detectable effect of its own test at its N and Holm level, the reference effect (the seed's, or a declared
-SESOI; config `claims.references`) and the N that would detect it; `stats.verdict` turns p, CI, MDE and
-reference into reproduced / contradicted / absent at adequate power / underpowered.
+Each study builds its own rows (`iclgd.icl_vs_gd.claims`, `iclgd.label_relationships.claims`,
+`iclgd.kernel_regression.claims`). Holm runs within each family. Every tested row then gets its power
+(`iclgd.core.power`): the minimum detectable effect of its own test at its N and Holm level, the
+reference effect (the seed's, or a declared SESOI; config `claims.references`) and the N that would
+detect it; `stats.verdict` turns p, CI, MDE and reference into reproduced / contradicted / absent at
+adequate power / underpowered.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
-from iclgd.icl_vs_gd import compare_report, finetune_report
-from iclgd.label_relationships import curves
 from iclgd.core import power, stats
-from iclgd.core.paper import booktabs_table, fmt, latex_escape, latex_text, macro_name, sci
+from iclgd.core.paper import booktabs_table, fmt, fmt_ci, fmt_p, latex_escape, latex_text, macro_name, sci
 
 log = logging.getLogger(__name__)
-ALPHA = 0.05
-PAIR_KEYS = ["model", "dataset", "k", "seed", "uid"]
+
+
 #: A ragged-right paragraph column (needs the array package): justified narrow cells leave holes.
 RAGGED = ">{{\\raggedright\\arraybackslash}}p{{{}cm}}"
-
-#: Kossen et al. headline contrasts: (claim, contrast, metric, condition or None, expected sign, text).
-KOSSEN = [
-    ("labels_matter", "default - random", "loglik", None, +1,
-     "Predictions depend on the in-context labels: log-lik.\\ of the true label, default $-$ random labels"),
-    ("flip_learned", "last - position 1", "agree_presented", "flipped", +1,
-     "Flipped labels are learned: agreement with flipped labels, late $-$ first position"),
-    ("flip_learned", "default correct - flipped", "agree_presented", "flipped", +1,
-     "Pretraining preference not fully overcome: default accuracy $-$ flipped agreement (late)"),
-    ("recency", "D->F - F->D", "correct", "default_to_flipped", -1,
-     "Recency: at equal label counts, agreement with the default labels D$\\to$F $-$ F$\\to$D"),
-]
-
-
-# --------------------------------------------------------------------------- ICL vs GD (Shen et al.)
-
-
-def paired_icl_gd(icl: pd.DataFrame, ft: pd.DataFrame, ft_dev: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, dataset, k, seed, uid, GD variant): ICL's and the fine-tuned model's correctness.
-
-    The fine-tuned side is the dev-selected lr among the runs that learned their demonstrations, as in
-    the accuracy table; settings where no lr converged are not compared.
-    """
-    chosen = finetune_report.selected_records(ft, ft_dev)
-    chosen = chosen.assign(variant=chosen["optimizer"] + "/" + chosen["subset"])
-    side = lambda frame: frame.assign(  # noqa: E731 - a two-column projection
-        correct=(frame["pred_index"] == frame["label_index"]).astype(int),
-        full=frame["full_correct"].astype(int),
-    )
-    left = side(icl[(icl["method"] == "icl") & (icl["k"] > 0)])[PAIR_KEYS + ["correct", "full"]]
-    right = side(chosen)[PAIR_KEYS + ["variant", "correct", "full"]]
-    paired = left.merge(right, on=PAIR_KEYS, suffixes=("_icl", "_gd"), validate="one_to_many")
-    if paired.empty:
-        raise ValueError(f"no ICL and fine-tuning records share the keys {PAIR_KEYS}")
-    return paired.sort_values(PAIR_KEYS + ["variant"], ignore_index=True)
-
-
-def icl_vs_gd_tests(paired: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """McNemar of ICL vs GD per (model, dataset, k, variant), for label-restricted and full-vocab accuracy.
-
-    effect = acc(ICL) - acc(GD), a fraction; Holm within each metric's family.
-    """
-    rows = []
-    for key, group in paired.groupby(["model", "dataset", "k", "variant"], sort=True):
-        for metric in ("correct", "full"):
-            test = stats.mcnemar(group[f"{metric}_icl"], group[f"{metric}_gd"], n_boot=n_boot, seed=seed)
-            family = "shen_icl_vs_gd_" + ("label" if metric == "correct" else "full_vocab")
-            rows.append({**dict(zip(["model", "dataset", "k", "variant"], key)), "family": family, **test})
-    out = pd.DataFrame(rows)
-    out["p_holm"] = out.groupby("family")["p"].transform(lambda p: stats.holm(p.to_numpy()))
-    return out
-
-
-def long_format(paired: pd.DataFrame, metric: str = "correct") -> pd.DataFrame:
-    """ICL and GD rows stacked (method column) for models of the method effect and its interactions."""
-    common = PAIR_KEYS + ["variant"]
-    icl = paired[common].assign(method="icl", outcome=paired[f"{metric}_icl"])
-    gd = paired[common].assign(method="gd", outcome=paired[f"{metric}_gd"])
-    out = pd.concat([icl, gd], ignore_index=True)
-    out["is_gd"] = (out["method"] == "gd").astype(int)
-    out["cluster"] = out["model"] + "|" + out["dataset"] + "|" + out["uid"].astype(str)
-    out["k"] = out["k"].astype(str)
-    return out
-
-
-def inconsistency_anova(paired: pd.DataFrame, metric: str = "correct") -> pd.DataFrame:
-    """Type-II ANOVA of correctness on method x (dataset + model + k); Holm over the interaction terms."""
-    table = stats.interaction_anova(long_format(paired, metric), "outcome", ["dataset", "model", "k"])
-    interactions = table["term"].str.startswith("method:")
-    table["p_holm"] = np.nan
-    table.loc[interactions, "p_holm"] = stats.holm(table.loc[interactions, "p"].to_numpy())
-    table["dropped"] = ", ".join(table.attrs.get("dropped", [])) or ""
-    return table
-
-
-def pooled_gap(paired: pd.DataFrame, metric: str = "correct", n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """ICL - GD accuracy over all settings: GEE p-value (clusters = test examples), bootstrap CI of the gap."""
-    try:
-        gee = stats.gee_effect(long_format(paired, metric), "outcome", "is_gd", "cluster", covariates=["dataset", "model", "k"])
-    except ValueError as err:  # e.g. a constant outcome: no test is possible, say so instead of guessing
-        log.warning("pooled ICL-GD GEE not fitted: %s", err)
-        gee = {"p": np.nan, "effect": np.nan, "n_groups": 0}
-    # Resample test examples (clusters), not rows: each example appears once per k and variant.
-    diff = (paired[f"{metric}_icl"] - paired[f"{metric}_gd"]).groupby(
-        [paired["model"], paired["dataset"], paired["uid"]]).mean()
-    effect, lo, hi = stats.bootstrap_ci(diff.to_numpy(), n_boot, 0.95, seed)
-    return {"effect": effect, "effect_lo": lo, "effect_hi": hi, "p": gee["p"], "gee_log_odds_gd": gee["effect"],
-            "n": int(len(diff)), "n_rows": int(len(paired)), "n_groups": gee["n_groups"],
-            "sd": float(diff.std(ddof=1)) if len(diff) > 1 else np.nan}
-
-
-# --------------------------------------------------------------------------- Kossen et al.
-
-
-def kossen_family(claim: str, metric: str, contrast: str) -> str:
-    """One Holm family per headline contrast: two contrasts of one claim key are different hypotheses."""
-    return f"kossen_{claim}_{metric}_{re.sub(r'[^a-z0-9]+', '_', contrast.lower()).strip('_')}"
-
-
-def kossen_tests(table: pd.DataFrame, cfg: dict[str, Any] | None = None, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """One-sample Wilcoxon (vs 0) over random contexts of each headline gap, per (model, dataset)."""
-    samples = curves.claim_samples(table, cfg, n_boot=n_boot, seed=seed)
-    rows = []
-    for claim, contrast, metric, condition, sign, text in KOSSEN:
-        sel = (samples["claim"] == claim) & (samples["contrast"] == contrast) & (samples["metric"] == metric)
-        if condition is not None:
-            sel &= samples["condition"] == condition
-        for _, row in samples[sel].iterrows():
-            values = np.asarray(row["samples"], dtype=float)
-            test = stats.wilcoxon(values, np.zeros_like(values), n_boot=n_boot, seed=seed)
-            rows.append({"paper": "Kossen et al.", "family": kossen_family(claim, metric, contrast), "claim": text,
-                         "model": row["model"], "dataset": row["dataset"], "expected_sign": sign,
-                         "evidence": "Fig.~\\ref{fig:curves}, Tab.~\\ref{tab:label_claims}",
-                         "target": "label_paper_numbers", "test": "wilcoxon", "unit": "contexts", "samples": values,
-                         **{k: test[k] for k in ("effect", "effect_lo", "effect_hi", "p", "n")}})
-    return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- exact (construction) claims
-
-
-def construction_claims(headline: dict[str, float], sparsity: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Deterministic claims: a stated criterion on an exact computation (no p-value, no CI)."""
-    at = sparsity[np.isclose(sparsity["threshold"], threshold)]
-    qk = at[at["proj"].isin(["q_proj", "k_proj"])]
-    gap = float((qk["constructed"] - qk["measured"]).min()) if len(qk) else np.nan
-    rows = [
-        ("Trained on the ICL objective, linear self-attention implements one GD step: prediction cosine",
-         headline["final_pred_cosine"], headline["final_pred_cosine"] > 0.99, "> 0.99", "lsa_study"),
-        ("Full-batch GD (and the construction) is order-invariant: std over orderings",
-         headline["order_std_constructed"], headline["order_std_constructed"] < 1e-12, "< 1e-12", "lsa_study"),
-        (f"Constructed $W_Q, W_K$ are far sparser than real ones: smallest gap in fraction $|w| < {threshold:g}$",
-         gap, bool(gap > 0.5), "> 0.5", "construction_paper_numbers"),
-    ]
-    return pd.DataFrame(
-        [{"paper": "Shen et al.", "family": "construction", "claim": text, "model": "", "dataset": "",
-          "effect": value, "effect_lo": np.nan, "effect_hi": np.nan, "p": np.nan, "n": np.nan, "expected_sign": 1,
-          "criterion": crit, "verdict": "reproduced" if ok else "not reproduced", "target": target,
-          "evidence": "Fig.~\\ref{fig:lsa}, Tab.~\\ref{tab:sparsity}"}
-         for text, value, ok, crit, target in rows]
-    )
-
-
-# --------------------------------------------------------------------------- the claims table
-
-
-def shen_claims(paired: pd.DataFrame, anova: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Shen et al.'s accuracy claims: ICL and GD differ, inconsistently across datasets / models / N."""
-    pooled = pooled_gap(paired, "full", n_boot, seed)
-    inter = anova[anova["term"].str.startswith("method:")]
-    best = inter.sort_values("p_holm").iloc[0] if len(inter) else None
-    resid = anova[anova["term"] == "Residual"]
-    df_denom = float(resid["df"].iloc[0]) if len(resid) else np.nan
-    n_obs = df_denom + float(anova.loc[anova["term"] != "Residual", "df"].sum()) + 1  # + intercept
-    rows = [{
-        "paper": "Shen et al.", "family": "shen_pooled", "claim": "ICL and GD on the same demonstrations differ "
-        "(full-vocab.\\ accuracy, ICL $-$ GD, pooled)", "model": "all", "dataset": "all", "expected_sign": 0,
-        "evidence": "Tab.~\\ref{tab:icl_vs_ft}", "target": "claims", "test": "t", "unit": "test examples",
-        **{k: pooled[k] for k in ("effect", "effect_lo", "effect_hi", "p", "n", "sd")},
-    }]
-    if best is not None:
-        rows.append({
-            "paper": "Shen et al.", "family": "shen_inconsistency", "claim": "The ICL--GD gap is inconsistent across "
-            f"settings: strongest interaction {latex_escape(best['term'])} (partial Cohen's $f^2$)", "model": "all",
-            "dataset": "all", "expected_sign": 0, "effect": float(best["F"]) * float(best["df"]) / df_denom,
-            "effect_lo": np.nan, "effect_hi": np.nan, "p": float(best["p"]), "p_holm": float(best["p_holm"]),
-            "n": n_obs, "evidence": "Tab.~\\ref{tab:anova}", "target": "claims", "test": "F", "unit": "answers",
-            "df_num": float(best["df"]), "df_denom": df_denom, "holm_m": len(inter),
-        })
-    return pd.DataFrame(rows)
-
-
-def permutation_claims(examples: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Shen et al.'s reference claim per model, from `compare_report.icl_gd_examples` (with permuted records)."""
-    gap = compare_report.permutation_gap(examples)
-    rows = []
-    for model, g in gap.groupby("model", sort=True):
-        per_example = g.groupby(["dataset", "uid"], sort=True)["gap"].mean().to_numpy()
-        test = stats.wilcoxon(per_example, np.zeros_like(per_example), n_boot=n_boot, seed=seed)
-        rows.append({
-            "paper": "Shen et al.", "family": "shen_permuted", "model": model, "dataset": "all", "expected_sign": 1,
-            "claim": "ICL agrees more with itself in another demonstration order than with GD: top-10 overlap, "
-                     "permuted $-$ GD ($N \\ge 2$)",
-            "evidence": "Tab.~\\ref{tab:compare}", "target": "compare_icl_gd", "test": "wilcoxon",
-            "unit": "test examples", "samples": per_example,
-            **{k: test[k] for k in ("effect", "effect_lo", "effect_hi", "p", "n")},
-        })
-    return pd.DataFrame(rows)
-
-
-def kernel_claims(summary: pd.DataFrame) -> pd.DataFrame:
-    """Han et al.'s reconstruction claim per (model, dataset): the best head (chosen on the selection part)
-    reproduces ICL's prediction on the held-out queries more often than a constant vote (one-sided exact
-    binomial, from the kernel stage). effect = held-out agreement - that baseline."""
-    rows = []
-    if summary.empty:
-        return pd.DataFrame(rows)
-    for r in summary.sort_values(["model", "dataset"]).itertuples():
-        base = float(r.eval_const_agreement)
-        rows.append({
-            "paper": "Han et al.", "family": "han_kernel", "model": r.model, "dataset": r.dataset, "expected_sign": 1,
-            "claim": "A kernel-regression head reproduces ICL's prediction on held-out queries: agreement $-$ "
-                     "constant-vote baseline",
-            "effect": float(r.eval_agreement) - base, "effect_lo": float(r.eval_agreement_lo) - base,
-            "effect_hi": float(r.eval_agreement_hi) - base, "p": float(r.eval_agreement_p), "n": int(r.n_eval),
-            "evidence": "Tab.~\\ref{tab:kernel}", "target": "kernel_regression", "test": "binomial",
-            "unit": "held-out queries", "baseline": base,
-        })
-    return pd.DataFrame(rows)
 
 
 def reference_effect(row: pd.Series, references: dict[str, dict[str, Any]]) -> tuple[float, float, str, str]:
@@ -334,11 +106,11 @@ def _knob(row, cfg: dict[str, Any]) -> tuple[str, float, float]:
     if row.family.startswith("kossen_"):
         return "curves.repetitions", cfg["curves"]["repetitions"], 1.0
     if row.family == "shen_permuted":
-        queries = icl["permuted_queries"] or data["n_test"]
-        return "icl.permuted_queries", queries, row.n / queries
+        queries = icl["permuted"]["n_queries"] or data["n_test"]
+        return "icl.permuted.n_queries", queries, row.n / queries
     if row.family == "han_kernel":  # held-out queries = (test + extra training queries) x (1 - select_fraction)
         extra = kernel["n_train_queries"]
-        return "kernel.n_train_queries", extra, row.n / ((kernel["n_test"] or data["n_test"]) + extra)
+        return "kernel.n_train_queries", extra, row.n / ((kernel["n_queries"] or data["n_test"]) + extra)
     return "data.n_test", data["n_test"], row.n / data["n_test"]  # shen_pooled, shen_inconsistency
 
 
@@ -354,7 +126,7 @@ def sizing(table: pd.DataFrame, cfg: dict[str, Any]) -> pd.DataFrame:
         key, current, per_unit = _knob(r, cfg)
         units = r.n_needed / per_unit if per_unit > 0 else np.nan
         if key == "kernel.n_train_queries" and np.isfinite(units):
-            units = units - (cfg["kernel"]["n_test"] or cfg["data"]["n_test"])
+            units = units - (cfg["kernel"]["n_queries"] or cfg["data"]["n_test"])
         needed = float(max(0, int(np.ceil(units - 1e-9)))) if np.isfinite(units) else units
         measured_on = cfg.get("references", {}).get(r.family, {}).get("datasets")
         target = r.reference_kind == "seed" and (not measured_on or r.dataset in measured_on)
@@ -380,14 +152,7 @@ def sizing_summary(rows: pd.DataFrame) -> pd.DataFrame:
 def _cell(row) -> str:
     if np.isnan(row.effect_lo):
         return sci(row.effect, 2) if abs(row.effect) < 1e-3 and row.effect != 0 else fmt(row.effect, 3)
-    return f"{fmt(row.effect, 3)} [{fmt(row.effect_lo, 3)}, {fmt(row.effect_hi, 3)}]"
-
-
-def _p(value: float, exact: bool = False) -> str:
-    """Adjusted p for the tables: "exact" for deterministic claims, "--" where no test was possible."""
-    if np.isnan(value):
-        return "exact" if exact else "--"
-    return sci(value, 1) if value < 1e-3 else fmt(value, 3)
+    return fmt_ci(row.effect, row.effect_lo, row.effect_hi, 3)
 
 
 def _num(value: float, digits: int = 3) -> str:
@@ -428,7 +193,7 @@ def claims_tex(table: pd.DataFrame) -> str:
             rows.append([f"\\multicolumn{{8}}{{{RAGGED.format(15.6)}}}{{\\textit{{{text}}}}}"] + [""] * 7)
         rows.append([
             latex_escape(f"{r.model} / {r.dataset}") if r.model else "--", _cell(r),
-            _p(r.p_holm, r.family == "construction"), _n(r.n), _num(r.mde), _reference(r), _n(r.n_needed), r.verdict])
+            fmt_p(r.p_holm, r.family == "construction"), _n(r.n), _num(r.mde), _reference(r), _n(r.n_needed), r.verdict])
     shown = pd.DataFrame(rows, columns=["scope", "measured [95\\% CI]", "$p_\\mathrm{Holm}$", "$n$", "MDE", "ref.",
                                         "$n_{80\\%}$", "verdict"])
     return booktabs_table(
@@ -460,21 +225,6 @@ def references_tex(table: pd.DataFrame) -> str:
         label="tab:claim_references", align=RAGGED.format(5.2) + "lr" + RAGGED.format(8.2), escape=False)
 
 
-def anova_tex(anova: pd.DataFrame) -> str:
-    shown = pd.DataFrame({
-        "term": [latex_escape(t) for t in anova["term"]],
-        "df": [fmt(v, 0) for v in anova["df"]],
-        "F": [fmt(v, 2) for v in anova["F"]],
-        "$p$": [_p(v) for v in anova["p"]],
-        "$p_\\mathrm{Holm}$ (interactions)": [_p(v) for v in anova["p_holm"]],
-    })
-    tex = booktabs_table(shown, caption=(
-        "Type-II ANOVA of per-example full-vocabulary correctness on method (ICL vs GD) $\\times$ (dataset + model + $N$). "
-        "Significant interactions mean the ICL--GD gap changes with the setting. Rule: \\texttt{claims}."),
-        label="tab:anova", align="lrrrr", escape=False)
-    return tex
-
-
 def claims_macros(table: pd.DataFrame) -> dict[str, str]:
     """Verdict counts, and per tested row its verdict, MDE, reference and N for 80 % power."""
     counts = table["verdict"].value_counts()
@@ -494,15 +244,3 @@ def claims_macros(table: pd.DataFrame) -> dict[str, str]:
 
 def families(frames: Iterable[pd.DataFrame]) -> list[str]:
     return sorted({f for frame in frames for f in frame["family"].unique()})
-
-
-def mcnemar_macros(tests: pd.DataFrame, alpha: float = ALPHA) -> dict[str, str]:
-    """How many per-setting ICL-vs-GD McNemar tests survive Holm, and in which direction."""
-    out = {}
-    for family, group in tests.groupby("family", sort=True):
-        name = "".join(part.capitalize() for part in family.split("_"))
-        sig = group[group["p_holm"] < alpha]
-        out |= {f"{name}N": str(len(group)), f"{name}Sig": str(len(sig)),
-                f"{name}IclBetter": str(int((sig["effect"] > 0).sum())),
-                f"{name}GdBetter": str(int((sig["effect"] < 0).sum()))}
-    return out

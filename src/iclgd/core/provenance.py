@@ -31,7 +31,7 @@ def setup_macros(records: list[dict], datasets: list[str], icl: dict, n_test: in
         "NModels": str(len(records)),
         "NDatasets": str(len(datasets)),
         "DatasetList": ", ".join(d.replace("_", r"\_") for d in datasets),
-        "KGrid": ", ".join(str(k) for k in icl["k"]),
+        "KGrid": ", ".join(str(k) for k in icl["n_demos"]),
         "NTestConfig": str(n_test),
     }
     for rec in records:
@@ -65,7 +65,7 @@ def _names(items) -> str:
 
 def scale_paragraph(models: list[str], finetune: dict, curves: dict, curves_models: list[str], ft_models: list[str]) -> str:
     """What ran at which scale, written from the config itself so the limitations never go stale."""
-    seeds = finetune.get("seeds") or "all"
+    seeds = finetune.get("demo_seeds") or "all"
     by_model = finetune.get("lrs_by_model") or {}
     lrs = "; ".join(
         f"{latex_escape(m)}: {_names(by_model[m])}" if m in by_model else f"{latex_escape(m)}: {_names(finetune['lrs'])}"

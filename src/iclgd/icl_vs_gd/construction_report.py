@@ -79,7 +79,7 @@ def lsa_macros(headline: Mapping[str, float]) -> dict[str, str]:
     }
 
 
-def sparsity_macros(summary: pd.DataFrame, threshold: float = 1e-3) -> dict[str, str]:
+def sparsity_macros(summary: pd.DataFrame, threshold: float) -> dict[str, str]:
     """At one threshold: measured % below it per model x projection, and the construction's % zeros."""
     at = summary[summary["threshold"] == threshold]
     macros = {"SparsityThreshold": f"10^{{{round(math.log10(threshold))}}}"}

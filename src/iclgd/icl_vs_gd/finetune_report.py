@@ -14,7 +14,7 @@ import pandas as pd
 from iclgd.core import training
 from iclgd.icl_vs_gd import finetune
 from iclgd.core.metrics import accuracy_table
-from iclgd.core.paper import booktabs_table, fmt, latex_escape, macro_name
+from iclgd.core.paper import booktabs_table, fmt, fmt_ci, latex_escape, macro_name
 
 
 def selected_records(records: pd.DataFrame, dev_records: pd.DataFrame) -> pd.DataFrame:
@@ -70,7 +70,7 @@ def comparison_table(table: pd.DataFrame) -> str:
             "dataset": table["dataset"],
             "k": table["k"].astype(str),
             "zero-shot": [fmt(v) for v in table["zero_shot"]],
-            "ICL": [f"{fmt(a)} [{fmt(lo)}, {fmt(hi)}]" for a, lo, hi in zip(table["icl"], table["icl_lo"], table["icl_hi"])],
+            "ICL": [fmt_ci(a, lo, hi, 1) for a, lo, hi in zip(table["icl"], table["icl_lo"], table["icl_hi"])],
             **{f"FT {v}": [fmt(x) if x == x else "n.c." for x in table[v]] for v in variants},
         }
     )

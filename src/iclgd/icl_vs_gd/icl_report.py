@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from iclgd.core.paper import booktabs_table, fmt, latex_escape, macro_name
+from iclgd.core.paper import booktabs_table, fmt, fmt_ci, latex_escape, macro_name
 
 
 def icl_macros(acc: pd.DataFrame) -> dict[str, str]:
@@ -30,7 +30,7 @@ def icl_macros(acc: pd.DataFrame) -> dict[str, str]:
 def icl_table(acc: pd.DataFrame) -> str:
     """Accuracy (label-restricted, with 95% CI) per model x dataset x k."""
     icl = acc[acc["method"] == "icl"].copy()
-    icl["cell"] = [f"{fmt(a)} [{fmt(lo)}, {fmt(hi)}]" for a, lo, hi in zip(icl["acc"], icl["acc_lo"], icl["acc_hi"])]
+    icl["cell"] = [fmt_ci(a, lo, hi, 1) for a, lo, hi in zip(icl["acc"], icl["acc_lo"], icl["acc_hi"])]
     wide = icl.pivot_table(index=["model", "dataset"], columns="k", values="cell", aggfunc="first").reset_index()
     wide.columns = ["model", "dataset"] + [f"k={k}" for k in wide.columns[2:]]
     return booktabs_table(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -111,30 +111,27 @@ def gd_step_prediction(x_ctx: Tensor, y_ctx: Tensor, x_q: Tensor, lr: float | Te
 
 @dataclass
 class LSAConfig:
-    """Defaults train in well under 2 minutes on 2 CPU cores (von Oswald et al.'s setting: d=10, N=20)."""
+    """The validated `construction.lsa` config block (config/schema.yaml holds the defaults: von Oswald
+    et al.'s setting, d = 10 and N = 20, trained in well under 2 minutes on 2 CPU cores)."""
 
-    d: int = 10
-    n_ctx: int = 20
-    steps: int = 2000
-    batch_size: int = 2048
-    adam_lr: float = 1e-3
-    init_std: float = 0.02
-    eval_every: int = 100
-    n_eval: int = 4096
-    n_lr_search: int = 16384
-    order_tasks: int = 256
-    order_perms: int = 10
-    seed: int = 0
+    d: int
+    n_demos: int
+    steps: int
+    batch_size: int
+    adam_lr: float
+    init_std: float
+    eval_every: int
+    n_eval: int
+    n_lr_search: int
+    order_tasks: int
+    order_perms: int
+    seed: int
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any] | LSAConfig | None) -> LSAConfig:
+    def from_mapping(cls, cfg: Mapping[str, Any] | LSAConfig) -> LSAConfig:
         if isinstance(cfg, LSAConfig):
             return cfg
-        cfg = dict(cfg or {})
-        unknown = set(cfg) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown LSA config keys: {sorted(unknown)}")
-        return cls(**cfg)
+        return cls(**{f.name: cfg[f.name] for f in fields(cls)})
 
 
 @dataclass
@@ -233,14 +230,14 @@ class LSAFit:
     seconds: float = 0.0
 
 
-def fit_lsa(cfg: Mapping[str, Any] | LSAConfig | None = None) -> LSAFit:
+def fit_lsa(cfg: Mapping[str, Any] | LSAConfig) -> LSAFit:
     """Train one LSA layer with Adam on fresh prompts each step; evaluate against one-step GD every eval_every."""
     cfg = LSAConfig.from_mapping(cfg)
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     gen_init, gen_train, gen_eval, gen_lr = (torch.Generator().manual_seed(cfg.seed * 4 + k) for k in range(4))
-    eval_tasks = sample_tasks(cfg.n_eval, cfg.d, cfg.n_ctx, gen_eval)
-    gd_lr = best_gd_lr(sample_tasks(cfg.n_lr_search, cfg.d, cfg.n_ctx, gen_lr))
+    eval_tasks = sample_tasks(cfg.n_eval, cfg.d, cfg.n_demos, gen_eval)
+    gd_lr = best_gd_lr(sample_tasks(cfg.n_lr_search, cfg.d, cfg.n_demos, gen_lr))
     model = LinearSelfAttention(cfg.d + 1, cfg.init_std, gen_init)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.adam_lr)
     # Cosine decay: at a constant rate Adam's noise keeps the layer ~0.05 away from GD (plateau after ~500 steps).
@@ -252,7 +249,7 @@ def fit_lsa(cfg: Mapping[str, Any] | LSAConfig | None = None) -> LSAFit:
             rows += [(step, name, value) for name, value in metrics.items()]
         if step == cfg.steps:
             break
-        batch = sample_tasks(cfg.batch_size, cfg.d, cfg.n_ctx, gen_train)
+        batch = sample_tasks(cfg.batch_size, cfg.d, cfg.n_demos, gen_train)
         loss = regression_loss(model(batch.tokens()), batch.y_q)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -262,7 +259,7 @@ def fit_lsa(cfg: Mapping[str, Any] | LSAConfig | None = None) -> LSAFit:
     return LSAFit(model, history, gd_lr, eval_tasks, time.perf_counter() - start)
 
 
-def train_lsa(cfg: Mapping[str, Any] | LSAConfig | None = None) -> pd.DataFrame:
+def train_lsa(cfg: Mapping[str, Any] | LSAConfig) -> pd.DataFrame:
     """Tidy (step, metric, value) history of LSA-vs-GD alignment during training on the ICL objective."""
     return fit_lsa(cfg).history
 
@@ -272,11 +269,11 @@ def train_lsa(cfg: Mapping[str, Any] | LSAConfig | None = None) -> pd.DataFrame:
 
 def order_sensitivity_lsa(
     layers: Mapping[str, Mapping[str, Tensor]],
-    d: int = 10,
-    n_ctx: int = 20,
-    n_tasks: int = 256,
-    n_perms: int = 10,
-    seed: int = 0,
+    d: int,
+    n_ctx: int,
+    n_tasks: int,
+    n_perms: int,
+    seed: int,
     dtype: torch.dtype = torch.float64,
 ) -> pd.DataFrame:
     """Per task and layer: std and max-abs spread of the prediction over K random context orderings.
@@ -308,13 +305,16 @@ def order_sensitivity_lsa(
 # --------------------------------------------------------------------------------------------- study + plot
 
 
-def lsa_study(cfg: Mapping[str, Any] | None = None) -> tuple[dict[str, pd.DataFrame], dict[str, float]]:
-    """Train on the ICL objective, compare to GD, measure order sensitivity; return tables and headline numbers."""
+def lsa_study(
+    cfg: Mapping[str, Any] | LSAConfig, thresholds: Sequence[float]
+) -> tuple[dict[str, pd.DataFrame], dict[str, float]]:
+    """Train on the ICL objective, compare to GD, measure order sensitivity and the weights' sparsity below
+    `thresholds` (construction.thresholds); return tables and headline numbers."""
     cfg = LSAConfig.from_mapping(cfg)
     fit = fit_lsa(cfg)
-    constructed = constructed_weights(cfg.d, 1, fit.gd_lr, cfg.n_ctx)
+    constructed = constructed_weights(cfg.d, 1, fit.gd_lr, cfg.n_demos)
     layers = {"constructed": constructed, "trained": fit.model.weights()}
-    order = order_sensitivity_lsa(layers, cfg.d, cfg.n_ctx, cfg.order_tasks, cfg.order_perms, cfg.seed + 1)
+    order = order_sensitivity_lsa(layers, cfg.d, cfg.n_demos, cfg.order_tasks, cfg.order_perms, cfg.seed + 1)
     final = fit.history[fit.history.step == fit.history.step.max()].set_index("metric")["value"]
     by_layer = order.groupby("layer")
     headline = {
@@ -338,7 +338,7 @@ def lsa_study(cfg: Mapping[str, Any] | None = None) -> tuple[dict[str, pd.DataFr
     tables = {
         "convergence": fit.history,
         "order_sensitivity": order,
-        "weight_sparsity": sparsity_table(weights_np),
+        "weight_sparsity": sparsity_table(weights_np, thresholds),
         "config": pd.DataFrame([asdict(cfg)]),
     }
     return tables, {k: float(v) for k, v in headline.items()}

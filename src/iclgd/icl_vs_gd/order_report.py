@@ -101,7 +101,7 @@ def _value(stat: str, x: float) -> str:
 def order_macros(table: pd.DataFrame, cfg: dict[str, Any]) -> dict[str, str]:
     """Settings (Order<Key>) plus per run Order<Model><Dataset><Method><Statistic> at the last epoch."""
     out = {
-        "OrderK": str(int(cfg["k"])),
+        "OrderK": str(int(cfg["n_demos"])),
         "OrderOrderings": str(int(cfg["orderings"])),
         "OrderEpochs": str(int(cfg["epochs"])),
         "OrderNQueries": str(int(table["n_queries"].max())),

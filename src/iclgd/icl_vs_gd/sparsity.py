@@ -4,7 +4,8 @@ Shen et al. 2023 ("Do pretrained Transformers learn in-context by gradient desce
 the von Oswald et al. 2023 construction (W_Q = W_K = [[I,0],[0,0]], W_V = [[0,0],[W_0,-I]]) is far sparser than
 anything found in pretrained LMs: at N_x = N_y = 4096 (LLaMa-7B) W_K and W_Q have 4096 nonzeros out of 8192^2
 (>99.99% sparse) and W_V about 75%. `constructed_sparsity` gives those counts analytically; `sparsity_table` and
-`model_attention_sparsity` measure the fraction of |w| below thresholds 1e-2 ... 1e-6 in actual weights.
+`model_attention_sparsity` measure the fraction of |w| below thresholds (construction.thresholds; Shen et al.:
+1e-2 ... 1e-6) in actual weights.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-THRESHOLDS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 PROJECTIONS = ("q_proj", "k_proj", "v_proj")
 _LAYER_INDEX = re.compile(r"(?:^|\.)(\d+)\.")
 
@@ -44,7 +44,7 @@ def _rows(name: str, w: torch.Tensor | np.ndarray, thresholds: Sequence[float]) 
 
 
 def sparsity_table(
-    weights: Mapping[str, torch.Tensor | np.ndarray], thresholds: Sequence[float] = THRESHOLDS
+    weights: Mapping[str, torch.Tensor | np.ndarray], thresholds: Sequence[float]
 ) -> pd.DataFrame:
     """One row per (weight, threshold): fraction of entries with |w| < threshold, exact zeros, size."""
     rows = [row for name, w in weights.items() for row in _rows(name, w, thresholds)]
@@ -90,7 +90,7 @@ def attention_projections(model: nn.Module, exclude: Sequence[str] = ("vision",)
 
 @torch.no_grad()
 def model_attention_sparsity(
-    model: nn.Module, thresholds: Sequence[float] = THRESHOLDS, exclude: Sequence[str] = ("vision",)
+    model: nn.Module, thresholds: Sequence[float], exclude: Sequence[str] = ("vision",)
 ) -> pd.DataFrame:
     """Per layer, q_proj/k_proj/v_proj weight sparsity of a Hugging Face causal LM (LLaMa, Gemma 3, GPT-J...)."""
     rows = []

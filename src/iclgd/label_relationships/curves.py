@@ -83,7 +83,7 @@ def render_context(template: str, rows: Sequence[dict[str, Any]], words: Sequenc
 
 @torch.inference_mode()
 def all_position_logprobs(
-    model, contexts: Sequence[Context], label_ids: Sequence[int], batch_size: int = 8, pad_id: int = 0,
+    model, contexts: Sequence[Context], label_ids: Sequence[int], batch_size: int, pad_id: int = 0,
     progress: bool = False,
 ) -> np.ndarray:
     """(contexts, N, classes) label log-probs, renormalised over the label tokens, at every answer position.
@@ -158,14 +158,14 @@ def curve_frame(
 
 
 def run_curves(
-    model, tokenizer, train: pd.DataFrame, spec: dict[str, Any], cfg: dict[str, Any] | None,
+    model, tokenizer, train: pd.DataFrame, spec: dict[str, Any], cfg: dict[str, Any],
     model_name: str = "", progress: bool = False,
 ) -> pd.DataFrame:
-    """Every configured condition on `repetitions` random contexts of one dataset: the per-position table.
+    """Every configured condition (`cfg`: the `curves` block) on `repetitions` random contexts of one dataset:
+    the per-position table.
 
     Repetition r draws the same demonstrations under every condition (paired comparisons).
     """
-    cfg = labels.settings(cfg)
     name, classes, template = spec["name"], list(spec["classes"]), spec["template"]
     n, seed = int(cfg["n_demos"]), int(cfg["seed"])
     reps = list(range(int(cfg["repetitions"])))
@@ -200,7 +200,7 @@ def _by_repetition(group: pd.DataFrame, metric: str) -> pd.DataFrame:
     return group.pivot(index="repetition", columns="position", values=metric).astype(float)
 
 
-def aggregate(table: pd.DataFrame, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def aggregate(table: pd.DataFrame, n_boot: int, ci: float, seed: int) -> pd.DataFrame:
     """Per (model, dataset, condition, position): mean and CI over repetitions of every metric."""
     rows = []
     for key, group in table.groupby(KEYS, sort=True):
@@ -248,10 +248,8 @@ def recency_position(table: pd.DataFrame) -> tuple[int, dict[str, tuple[int, int
     return pos, {c: (int(d[pos - 1]), int(f[pos - 1])) for c, (d, f) in seen.items()}
 
 
-def claim_samples(table: pd.DataFrame, cfg: dict[str, Any] | None = None, n_boot: int = 2000, ci: float = 0.95,
-                  seed: int = 0) -> pd.DataFrame:
+def claim_samples(table: pd.DataFrame, cfg: dict[str, Any], n_boot: int, ci: float, seed: int) -> pd.DataFrame:
     """`claims` plus a `samples` column: the per-repetition values behind each row, for paired tests."""
-    cfg = labels.settings(cfg)
     boot = (n_boot, ci, seed)
     rows: list[dict[str, Any]] = []
     for key, group in table.groupby(["model", "dataset"], sort=True):
@@ -264,9 +262,9 @@ def claim_samples(table: pd.DataFrame, cfg: dict[str, Any] | None = None, n_boot
     return pd.DataFrame(rows)
 
 
-def claims(table: pd.DataFrame, cfg: dict[str, Any] | None = None, n_boot: int = 2000, ci: float = 0.95,
-           seed: int = 0) -> pd.DataFrame:
-    """Per (model, dataset): the summary numbers behind the paper's three claims, with CIs over repetitions.
+def claims(table: pd.DataFrame, cfg: dict[str, Any], n_boot: int, ci: float, seed: int) -> pd.DataFrame:
+    """Per (model, dataset): the summary numbers behind the paper's three claims, with CIs over repetitions
+    (`cfg`: the `curves` block, for `skip_first` and `last_window`).
 
     - labels_matter: default minus random, averaged over positions > skip_first (paired by repetition).
     - flip_learned: agreement with (and log-lik of) the presented labels over the last `last_window`

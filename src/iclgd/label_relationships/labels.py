@@ -14,17 +14,17 @@ Conditions (names as they appear in result tables):
 - ``words:A/B`` etc.: presented = true, but class i is shown with the i-th replacement word;
   a reversed list (``words:B/A``) is the same words with the mapping swapped.
 - ``default_to_flipped`` / ``flipped_to_default``: the first `change_point` demonstrations use one
-  mapping, the rest the other (paper: "flip halfway"); `change_point` defaults to N // 2.
+  mapping, the rest the other (paper: "flip halfway"); a null `change_point` means N // 2.
 - ``alternating``: blocks of `block_size` demonstrations, default first, then flipped, and so on.
 - ``instructed_flipped``: flipped labels behind an instruction that says so
   ("In the following, 'negative' means 'positive' and 'positive' means 'negative'.").
 
 Novel task. The paper's author-identification data are private; the stand-in must have a label
 relationship that exists only in context. `novel_pool` takes the training inputs of two (or more)
-unrelated source datasets (default SST-2 movie-review snippets and AG News headlines), lower-cases,
+unrelated source datasets (e.g. SST-2 movie-review snippets and AG News headlines), lower-cases,
 whitespace-normalises and truncates them to `max_chars` (the paper cuts messages to 200
 characters), draws the same number from each source, and labels each input by its *source* with
-arbitrary words (default "foo"/"bar"). Which word a source gets is fixed by the config order, so
+arbitrary words (e.g. "foo"/"bar"). Which word a source gets is fixed by the config order, so
 nothing in pretraining says which of "foo"/"bar" means "movie review"; zero-shot accuracy is
 chance and anything above it is learned from the context.
 
@@ -43,25 +43,6 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-#: Config keys of the `curves` block and their defaults.
-DEFAULTS: dict[str, Any] = {
-    "n_demos": 33,  # odd, so that the last position has seen equal default/flipped counts (recency)
-    "repetitions": 100,
-    "seed": 0,
-    "batch_size": 8,
-    "replace": True,  # demonstrations drawn with replacement, as in the paper's code
-    "conditions": ["default", "random", "flipped", "words", "flip_halfway", "alternating", "instructed_flipped"],
-    "change_point": None,  # None: n_demos // 2
-    "block_size": 1,
-    "replacement_words": [
-        ["A", "B"], ["B", "A"], ["green", "blue"], ["blue", "green"], ["sea", "chair"], ["chair", "sea"],
-        ["A", "B", "C"], ["no", "ok", "yes"], ["blue", "green", "yellow"], ["A", "B", "C", "D"],
-    ],
-    "skip_first": 4,  # default-vs-random gaps average positions > skip_first
-    "last_window": 5,  # "flipped learned" compares the last this-many positions with position 1
-    "novel": {"name": "novel", "sources": ["sst2", "agnews"], "words": ["foo", "bar"], "max_chars": 200},
-}
-
 #: Condition families accepted in `conditions`; some expand to several named conditions.
 FAMILIES = ["default", "random", "flipped", "words", "flip_halfway", "alternating", "instructed_flipped"]
 
@@ -79,13 +60,6 @@ class Condition:
     words: tuple[str, ...] | None = None  # replacement words by class index; None: the verbalizer
     change_point: int = 0
     block_size: int = 1
-
-
-def settings(cfg: dict[str, Any] | None) -> dict[str, Any]:
-    """The `curves` config block with every missing key filled from DEFAULTS."""
-    merged = {**DEFAULTS, **(cfg or {})}
-    merged["novel"] = {**DEFAULTS["novel"], **((cfg or {}).get("novel") or {})}
-    return merged
 
 
 def curve_rng(*keys: str | int) -> np.random.Generator:
@@ -149,8 +123,8 @@ def presented_labels(
 
 
 def build_conditions(cfg: dict[str, Any], n_classes: int) -> list[Condition]:
-    """Expand the configured families into named conditions for a task with `n_classes` classes."""
-    cfg = settings(cfg)
+    """Expand the configured families (the `curves` block) into named conditions for a task with `n_classes`
+    classes."""
     change = cfg["change_point"] if cfg["change_point"] is not None else cfg["n_demos"] // 2
     out: list[Condition] = []
     for family in cfg["conditions"]:
@@ -195,8 +169,8 @@ def instruction(condition: Condition, words: Sequence[str]) -> str:
 # --------------------------------------------------------------------------- contexts
 
 
-def sample_context(train: pd.DataFrame, n_demos: int, rng: np.random.Generator, replace: bool = True) -> pd.DataFrame:
-    """N demonstrations drawn uniformly (with replacement by default, as the paper's code does)."""
+def sample_context(train: pd.DataFrame, n_demos: int, rng: np.random.Generator, replace: bool) -> pd.DataFrame:
+    """N demonstrations drawn uniformly (`curves.replace`: with replacement, as the paper's code does, or without)."""
     if not replace and n_demos > len(train):
         raise LabelError(f"cannot draw {n_demos} demonstrations without replacement from {len(train)} rows")
     return train.iloc[rng.choice(len(train), size=n_demos, replace=replace)]
@@ -214,8 +188,7 @@ def label_indices(rows: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
 
 
 def novel_spec(novel: dict[str, Any], registry: dict[str, dict]) -> dict[str, Any]:
-    """A registry-like spec for the source-identification task (see the module docstring)."""
-    novel = {**DEFAULTS["novel"], **novel}
+    """A registry-like spec for the source-identification task (`curves.novel`; see the module docstring)."""
     sources, words = list(novel["sources"]), list(novel["words"])
     if len(sources) < 2 or len(words) != len(sources):
         raise LabelError(f"curves.novel: need >= 2 sources and one word per source (got {sources}, {words})")
@@ -237,7 +210,7 @@ def _clean(text: str, max_chars: int) -> str:
     return " ".join(str(text).lower().split())[:max_chars].rstrip()
 
 
-def novel_pool(frames: dict[str, pd.DataFrame], spec: dict[str, Any], seed: int = 0) -> pd.DataFrame:
+def novel_pool(frames: dict[str, pd.DataFrame], spec: dict[str, Any], seed: int) -> pd.DataFrame:
     """Training rows of every source, equally many each, labelled by source (class = source name)."""
     n = min(len(frames[s]) for s in spec["sources"])
     parts = []

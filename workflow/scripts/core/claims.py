@@ -6,23 +6,26 @@ from pathlib import Path
 import pandas as pd
 
 from iclgd.core import claims, logs, paper
+from iclgd.icl_vs_gd import claims as shen_claims
+from iclgd.kernel_regression import claims as kernel_claims
+from iclgd.label_relationships import claims as kossen_claims
 
 log = logs.to_file(snakemake.log[0])
 read = lambda paths: pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)  # noqa: E731
 read_csv = lambda paths: pd.concat([pd.read_csv(p) for p in paths], ignore_index=True) if paths else pd.DataFrame()  # noqa: E731
 boot = {"n_boot": snakemake.params.metrics["n_boot"], "seed": snakemake.params.metrics["seed"]}
 
-paired = claims.paired_icl_gd(read(snakemake.input.icl), read(snakemake.input.finetune), read(snakemake.input.finetune_dev))
-tests = claims.icl_vs_gd_tests(paired, **boot)
-anova = claims.inconsistency_anova(paired, "full")
-kossen = claims.kossen_tests(read(snakemake.input.curves), snakemake.params.curves, **boot)
+paired = shen_claims.paired_icl_gd(read(snakemake.input.icl), read(snakemake.input.finetune), read(snakemake.input.finetune_dev))
+tests = shen_claims.icl_vs_gd_tests(paired, **boot)
+anova = shen_claims.inconsistency_anova(paired, "full")
+kossen = kossen_claims.kossen_tests(read(snakemake.input.curves), snakemake.params.curves, **boot)
 headline = json.loads(Path(snakemake.input.lsa).read_text())
 sparsity = pd.read_csv(snakemake.input.sparsity)
-construction = claims.construction_claims(headline, sparsity, snakemake.params.threshold)
+construction = shen_claims.construction_claims(headline, sparsity, snakemake.params.threshold)
 compared = pd.read_parquet(snakemake.input.compare)
-permuted = claims.permutation_claims(compared[compared["model"].isin(snakemake.params.models)], **boot)
-shen = pd.concat([claims.shen_claims(paired, anova, **boot), permuted], ignore_index=True)
-kernel = claims.kernel_claims(read_csv(snakemake.input.kernel))
+permuted = shen_claims.permutation_claims(compared[compared["model"].isin(snakemake.params.models)], **boot)
+shen = pd.concat([shen_claims.shen_claims(paired, anova, **boot), permuted], ignore_index=True)
+kernel = kernel_claims.kernel_claims(read_csv(snakemake.input.kernel))
 table = claims.claims_table([shen, kossen, kernel], construction, snakemake.params.claims)
 
 tests.to_csv(snakemake.output.tests, index=False)
@@ -32,9 +35,9 @@ sizing = claims.sizing(table, snakemake.params.sizing | {"references": snakemake
 sizing.to_csv(snakemake.output.sizing, index=False)
 log.info("sizing (config key: value that powers every seed-quantified claim):\n%s",
          claims.sizing_summary(sizing).to_string(index=False))
-macros = claims.claims_macros(table) | claims.mcnemar_macros(tests)
+macros = claims.claims_macros(table) | shen_claims.mcnemar_macros(tests, snakemake.params.claims["alpha"])
 paper.write_json(macros, snakemake.output.macros)
 Path(snakemake.output.table).write_text(claims.claims_tex(table))
 Path(snakemake.output.references).write_text(claims.references_tex(table))
-Path(snakemake.output.anova_table).write_text(claims.anova_tex(anova))
+Path(snakemake.output.anova_table).write_text(shen_claims.anova_tex(anova))
 log.info("%d paired rows, %d tests, %d claims: %s", len(paired), len(tests), len(table), macros)

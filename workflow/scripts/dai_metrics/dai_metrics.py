@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iclgd.dai_metrics import dai_report
+from iclgd.dai_metrics import report as dai_report
 from iclgd.core import logs
 
 log = logs.to_file(snakemake.log[0])

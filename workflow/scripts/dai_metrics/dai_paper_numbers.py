@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from iclgd.dai_metrics import dai_report
+from iclgd.dai_metrics import report as dai_report
 from iclgd.core import logs, paper
 
 logs.to_file(snakemake.log[0])

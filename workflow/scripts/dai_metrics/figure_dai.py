@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from iclgd.dai_metrics import dai_report
+from iclgd.dai_metrics import report as dai_report
 from iclgd.core import logs
 
 logs.to_file(snakemake.log[0])

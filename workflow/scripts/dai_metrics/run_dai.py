@@ -1,7 +1,7 @@
 """Rule dai_capture: Dai et al.'s zero-shot / ICL / fine-tuned captures of one model on one dataset.
 
-One job = one (model, dataset): zero-shot is captured once, then for every prompt set of `dai.k` (and
-`dai.seeds`) ICL is captured, a copy of the base weights is fine-tuned Dai's way (SGD on k_proj/v_proj,
+One job = one (model, dataset): zero-shot is captured once, then for every prompt set of `dai.n_demos`
+(and `dai.demo_seeds`, as the run resolves them) ICL is captured, a copy of the base weights is fine-tuned Dai's way (SGD on k_proj/v_proj,
 batch 1, prompt order) and captured zero-shot, and the base weights are restored.
 """
 
@@ -10,19 +10,19 @@ import json
 import numpy as np
 import torch
 
-from iclgd.dai_metrics import dai
+from iclgd.dai_metrics.run import DaiConfig, run_dai
 from iclgd.core import logs, models, prompts
 from iclgd.icl_vs_gd import finetune
 
 log = logs.to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 runtime = snakemake.params.runtime
-cfg = dai.DaiConfig.from_dict(dict(snakemake.params.dai))
+cfg = DaiConfig.from_dict(dict(snakemake.params.dai))
 sets = prompts.read_prompt_sets(snakemake.input.prompts)
 log.info("%s / %s: %d prompt sets in the file, settings %s", snakemake.wildcards.model,
          snakemake.wildcards.dataset, len(sets), cfg)
 model, tok = models.load_model(snakemake.input.model, runtime["device"], runtime["dtype"])
-arrays, correct, runs = dai.run(model, tok, sets, cfg)
+arrays, correct, runs = run_dai(model, tok, sets, cfg)
 np.savez_compressed(snakemake.output.captures, **arrays)
 correct.to_parquet(snakemake.output.correct, index=False)
 summary = {"config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "runs": runs.to_dict("records"),

@@ -6,7 +6,7 @@ from iclgd.core import logs
 from iclgd.icl_vs_gd import lsa
 
 log = logs.to_file(snakemake.log[0])
-tables, headline = lsa.lsa_study(snakemake.params.lsa)
+tables, headline = lsa.lsa_study(snakemake.params.lsa, snakemake.params.thresholds)
 for name, table in tables.items():
     table.to_csv(snakemake.output[name], index=False, float_format="%.10g")
 seconds = headline.pop("train_seconds")  # wall time lives in the benchmark file, not in results

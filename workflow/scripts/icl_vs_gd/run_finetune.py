@@ -2,9 +2,10 @@
 and score the converged runs zero-shot.
 
 One job = one (model, dataset): the model is loaded once and the whole grid (prompt sets with
-k >= 1 x optimizers x subsets x lrs) runs from in-memory restores of its base weights. The dev
-split for learning-rate selection comes from the demonstration pool, minus every demonstration
-and test query of the dataset's prompt sets.
+k >= 1 of icl.n_demos and of finetune's demonstration seeds x optimizers x subsets x lrs) runs from
+in-memory restores of its base weights. The dev split for learning-rate selection comes from the
+demonstration pool, minus every demonstration (of those seeds, any k in the file) and test query of
+the dataset's prompt sets.
 """
 
 import json
@@ -21,11 +22,10 @@ runtime = snakemake.params.runtime
 grid = finetune.GridConfig.from_dict(dict(snakemake.params.finetune))
 dataset, model_name = snakemake.wildcards.dataset, snakemake.wildcards.model
 
-seeds = set(snakemake.params.seeds)  # empty: every ICL seed
-sets = [
-    ps for ps in prompts.read_prompt_sets(snakemake.input.prompts) if ps["k"] >= 1 and (not seeds or ps["seed"] in seeds)
-]
+seeds, n_demos = set(snakemake.params.demo_seeds), set(snakemake.params.n_demos)
+sets = [ps for ps in prompts.read_prompt_sets(snakemake.input.prompts) if ps["k"] >= 1 and ps["seed"] in seeds]
 used = {d["uid"] for ps in sets for d in ps["demos"]} | {q["uid"] for ps in sets for q in ps["queries"]}
+sets = [ps for ps in sets if ps["k"] in n_demos]  # those of icl.n_demos: the ICL runs they are compared with
 train = pd.read_parquet(snakemake.input.train)
 dev = finetune.dev_examples(train, snakemake.params.spec["template"], used, grid.dev_size, grid.seed, dataset)
 log.info("%d prompt sets, %d dev examples, grid %s", len(sets), len(dev), grid)

@@ -17,7 +17,7 @@ torch.set_num_threads(snakemake.threads)
 runtime, boot = snakemake.params.runtime, snakemake.params.metrics
 cfg = order.OrderConfig.from_dict(dict(snakemake.params.order))
 model_name, dataset = snakemake.wildcards.model, snakemake.wildcards.dataset
-ps = order.pick_prompt_set(prompts.read_prompt_sets(snakemake.input.prompts), cfg.k, cfg.prompt_seed)
+ps = order.pick_prompt_set(prompts.read_prompt_sets(snakemake.input.prompts), cfg.n_demos, cfg.demo_seed)
 log.info("%s / %s: %s", model_name, dataset, cfg)
 
 started = time.perf_counter()

@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from iclgd.kernel_regression import kernel_report
+from iclgd.kernel_regression import report
 from iclgd.core import logs
 
 logs.to_file(snakemake.log[0])
 summary = pd.concat([pd.read_csv(p) for p in snakemake.input.summaries], ignore_index=True)
 heads = pd.concat([pd.read_parquet(p) for p in snakemake.input.heads], ignore_index=True)
-kernel_report.plot_heads(heads, summary, snakemake.output.pdf, snakemake.output.png)
+report.plot_heads(heads, summary, snakemake.output.pdf, snakemake.output.png)

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from iclgd.kernel_regression import kernel_report
+from iclgd.kernel_regression import report
 from iclgd.core import logs, paper
 
 logs.to_file(snakemake.log[0])
 summary = pd.concat([pd.read_csv(p) for p in snakemake.input.summaries], ignore_index=True)
 summary.to_csv(snakemake.output.csv, index=False)
-paper.write_json(kernel_report.kernel_macros(summary, snakemake.params.kernel), snakemake.output.macros)
-Path(snakemake.output.table).write_text(kernel_report.kernel_table_tex(summary))
-Path(snakemake.output.summary).write_text(kernel_report.kernel_summary(summary))
+paper.write_json(report.kernel_macros(summary, snakemake.params.kernel), snakemake.output.macros)
+Path(snakemake.output.table).write_text(report.kernel_table_tex(summary))
+Path(snakemake.output.summary).write_text(report.kernel_summary(summary))

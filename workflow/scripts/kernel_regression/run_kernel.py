@@ -8,18 +8,18 @@ ridge-probe accuracies of keys and values.
 import pandas as pd
 import torch
 
-from iclgd.kernel_regression import kernel_report
+from iclgd.kernel_regression.run import run_kernel
 from iclgd.core import logs, models
 
 log = logs.to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 runtime, spec = snakemake.params.runtime, dict(snakemake.params.spec)
-cfg = kernel_report.settings(snakemake.params.kernel)
+cfg = snakemake.params.kernel
 train = pd.read_parquet(snakemake.input.train)
 test = pd.read_parquet(snakemake.input.test)
 log.info("%s: %d training rows, %d test rows, settings %s", spec["name"], len(train), len(test), cfg)
 model, tok = models.load_model(snakemake.input.model, runtime["device"], runtime["dtype"])
-out = kernel_report.run_kernel(model, tok, train, test, spec, cfg, model_name=snakemake.wildcards.model)
+out = run_kernel(model, tok, train, test, spec, cfg, model_name=snakemake.wildcards.model)
 out["summary"].to_csv(snakemake.output.summary, index=False)
 out["heads"].to_parquet(snakemake.output.heads, index=False)
 out["profile"].to_parquet(snakemake.output.profile, index=False)

@@ -14,7 +14,7 @@ from iclgd.core import logs, models
 
 log = logs.to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-runtime, spec, cfg = snakemake.params.runtime, dict(snakemake.params.spec), labels.settings(snakemake.params.curves)
+runtime, spec, cfg = snakemake.params.runtime, dict(snakemake.params.spec), snakemake.params.curves
 if "sources" in spec:
     paths = [snakemake.input.train] if isinstance(snakemake.input.train, str) else list(snakemake.input.train)
     frames = {source: pd.read_parquet(path) for source, path in zip(spec["sources"], paths, strict=True)}

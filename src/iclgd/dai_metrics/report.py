@@ -19,11 +19,13 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from iclgd.icl_vs_gd import compare
-from iclgd.dai_metrics import dai
 from iclgd.core.figures import save
-from iclgd.core.paper import booktabs_table, fmt, latex_escape, macro_name
+from iclgd.core.paper import booktabs_table, fmt, fmt_ci, latex_escape, macro_name
 from iclgd.core.stats import bootstrap_ci
+from iclgd.dai_metrics import similarity
+from iclgd.dai_metrics.capture import DaiError, capture_from
+from iclgd.dai_metrics.run import DaiConfig
+from iclgd.icl_vs_gd import compare
 
 METRICS = ("simaou", "random_simaou", "simam", "zsl_simam")
 #: Paired differences whose CIs say whether a metric beats its baseline.
@@ -39,11 +41,11 @@ def metric_seed(seed: int, model: str, dataset: str, k: int, demo_seed: int) -> 
 def query_layer_frame(arrays: Any, correct: pd.DataFrame, model: str, dataset: str, seed: int) -> pd.DataFrame:
     """One row per (k, seed, query, layer): the four metrics, plus each run's correctness on the query."""
     frames = []
-    zs = dai.capture_from(arrays, "zs")
+    zs = capture_from(arrays, "zs")
     uids = np.asarray(arrays["uid"])
     for i, (k, demo_seed) in enumerate(zip(arrays["k"].tolist(), arrays["seed"].tolist())):
-        metrics = dai.query_metrics(zs, dai.capture_from(arrays, "icl", i), dai.capture_from(arrays, "ft", i),
-                                    metric_seed(seed, model, dataset, k, demo_seed))
+        metrics = similarity.query_metrics(zs, capture_from(arrays, "icl", i), capture_from(arrays, "ft", i),
+                                           metric_seed(seed, model, dataset, k, demo_seed))
         n_q, n_layers = metrics["simaou"].shape
         frame = pd.DataFrame({
             "model": model, "dataset": dataset, "k": k, "seed": demo_seed,
@@ -56,7 +58,7 @@ def query_layer_frame(arrays: Any, correct: pd.DataFrame, model: str, dataset: s
     merged = out.merge(flags.assign(uid=flags["uid"].astype(np.uint64)), on=["k", "seed", "uid"], how="left",
                        validate="many_to_one")
     if merged["zs_correct"].isna().any():
-        raise dai.DaiError(f"{model}/{dataset}: captured queries without correctness records")
+        raise DaiError(f"{model}/{dataset}: captured queries without correctness records")
     return merged
 
 
@@ -160,13 +162,6 @@ def _tt(text: str) -> str:
     return f"\\texttt{{{latex_escape(text)}}}"
 
 
-def fmt_ci(value: float, lo: float, hi: float, digits: int = 2, scale: float = 1.0) -> str:
-    """'0.12 [0.05, 0.19]'; a dash when undefined."""
-    if pd.isna(value):
-        return "--"
-    return f"{fmt(scale * value, digits)} [{fmt(scale * lo, digits)}, {fmt(scale * hi, digits)}]"
-
-
 def pooled(summary: pd.DataFrame) -> pd.DataFrame:
     """The rows the paper shows: each (model, dataset) over k, and each model over everything."""
     keep = summary[summary["k"] == ALL].copy()
@@ -186,7 +181,7 @@ def dai_table_tex(summary: pd.DataFrame) -> str:
         "ZS / ICL / FT acc.": [f"{fmt(a, 2)} / {fmt(b, 2)} / {fmt(c, 2)}"
                                for a, b, c in rows[["zs_acc", "icl_acc", "ft_acc"]].to_numpy()],
         "Rec2FTP (\\%)": [
-            f"{fmt_ci(r, lo, hi, 0, 100)} ({int(n)})" if n else "undefined (0)"
+            f"{fmt_ci(r, lo, hi, 0, scale=100)} ({int(n)})" if n else "undefined (0)"
             for r, lo, hi, n in rows[["rec2ftp", "rec2ftp_lo", "rec2ftp_hi", "rec2ftp_n"]].to_numpy()
         ],
         "ICL fixes (\\%)": [fmt(100 * v, 0) for v in rows["icl_fix_rate"]],
@@ -250,13 +245,13 @@ def dai_summary(summary: pd.DataFrame) -> str:
 
 def dai_macros(summary: pd.DataFrame, cfg: dict[str, Any]) -> dict[str, str]:
     """Settings and the pooled numbers (Dai<Model>[<Dataset>]<Quantity>)."""
-    settings = dai.DaiConfig.from_dict(cfg)
+    settings = DaiConfig.from_dict(cfg)
     out = {
         "DaiLr": f"{settings.lr:g}",
         "DaiEpochs": str(settings.epochs),
-        "DaiK": ", ".join(str(k) for k in settings.k),
+        "DaiK": ", ".join(str(k) for k in settings.n_demos),
         "DaiNQueries": str(settings.n_queries) if settings.n_queries is not None else "all",
-        "DaiDatasets": ", ".join(_tt(d) for d in cfg.get("datasets", [])),
+        "DaiDatasets": ", ".join(_tt(d) for d in cfg["datasets"]),
         "DaiNRuns": str(int((summary["k"] == ALL).sum() - (summary["dataset"] == ALL).sum())),
     }
     for r in pooled(summary).to_dict("records"):

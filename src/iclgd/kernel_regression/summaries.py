@@ -1,0 +1,95 @@
+"""One run's captures reduced to what it reports: the per-head table, the mean attention profile,
+the probe table, and the held-out statistics (bootstrap CI, constant-vote baseline, McNemar).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binomtest
+
+from iclgd.core.stats import bootstrap_ci, mcnemar
+from iclgd.kernel_regression.attention import MASS_PARTS
+from iclgd.kernel_regression.heads import head_scores
+from iclgd.kernel_regression.probes import probe_heads
+
+#: Bootstrap of the held-out agreement's CI. Literal, not `metrics.n_boot` / `metrics.ci`: the
+#: kernel rules are not handed the metrics block (passing it would change the smoke numbers).
+HELD_OUT_N_BOOT = 2000
+HELD_OUT_CI = 0.95
+
+
+def mean_profile(profile: np.ndarray) -> pd.DataFrame:
+    """(Q, L, H, n, P) resampled attention -> tidy (layer, head, position, attention) means."""
+    mean = np.asarray(profile, dtype=np.float64).mean(axis=(0, 3))  # (L, H, P)
+    L, H, P = mean.shape
+    layer, head, pos = np.meshgrid(np.arange(L), np.arange(H), np.arange(P), indexing="ij")
+    return pd.DataFrame({"layer": layer.ravel(), "head": head.ravel(), "position": pos.ravel(),
+                         "attention": mean.ravel()})
+
+
+def head_table(a, demo_labels, pred, gold, n_classes, sel, ev, mass, sim_r) -> pd.DataFrame:
+    """One row per (layer, head): selection / evaluation agreement and accuracy, mass split, sim r."""
+    on_sel = head_scores(a[sel], demo_labels[sel], pred[sel], gold[sel], n_classes)
+    on_ev = head_scores(a[ev], demo_labels[ev], pred[ev], gold[ev], n_classes)
+    L, H = on_sel["agreement"].shape
+    layer, head = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
+    frame = pd.DataFrame({
+        "layer": layer.ravel(), "head": head.ravel(),
+        "select_agreement": on_sel["agreement"].ravel(), "select_accuracy": on_sel["accuracy"].ravel(),
+        "eval_agreement": on_ev["agreement"].ravel(), "eval_accuracy": on_ev["accuracy"].ravel(),
+        "sim_r": np.asarray(sim_r).ravel(),
+    })
+    mean_mass = np.asarray(mass, dtype=np.float64).mean(axis=0)  # (L, H, parts)
+    for j, part in enumerate(MASS_PARTS):
+        frame[f"mass_{part}"] = mean_mass[..., j].ravel()
+    return frame
+
+
+def probe_table(keys: np.ndarray, values: np.ndarray, key_target, value_target, offsets, lam, seed) -> pd.DataFrame:
+    """Ridge probes per (offset, kv head): keys -> zero-shot prediction, values -> demo label."""
+    rows = []
+    for target, feats, y in (("key->prediction", keys, key_target), ("value->label", values, value_target)):
+        res = probe_heads(feats, np.asarray(y, dtype=np.int64), lam, seed=seed)
+        for o, offset in enumerate(offsets):
+            for h in range(feats.shape[2]):
+                rows.append({"target": target, "offset": int(offset), "kv_head": h,
+                             "train_accuracy": res["train_accuracy"][o, h], "test_accuracy": res["test_accuracy"][o, h],
+                             "n_train": int(res["n_train"][o, h]), "n_test": int(res["n_test"][o, h])})
+    return pd.DataFrame(rows)
+
+
+def accuracy(pred, gold, idx=None) -> float:
+    """Fraction of `pred` equal to `gold` (on `idx` when given); NaN on no rows."""
+    pred, gold = np.asarray(pred), np.asarray(gold)
+    if idx is not None:
+        pred, gold = pred[idx], gold[idx]
+    return float((pred == gold).mean()) if len(pred) else float("nan")
+
+
+def eval_agreement_stats(agree: np.ndarray, pred_ev: np.ndarray, pred_sel: np.ndarray, seed: int) -> dict[str, float]:
+    """Held-out agreement with a bootstrap CI, against the agreement of a constant 'head' that always
+    votes the class ICL predicts most on the selection part, with a one-sided exact binomial p-value
+    of the agreement exceeding that baseline: tells a real head from chance on few held-out queries."""
+    agree = np.asarray(agree, dtype=float)
+    _, lo, hi = bootstrap_ci(agree, HELD_OUT_N_BOOT, HELD_OUT_CI, seed)
+    majority = np.bincount(np.asarray(pred_sel, dtype=np.int64)).argmax()
+    const = float((np.asarray(pred_ev) == majority).mean())
+    if const >= 1:  # ICL itself is constant on the held-out part: no head can beat the baseline
+        p = 1.0
+    else:
+        p = float(binomtest(int(agree.sum()), len(agree), max(const, 1e-12), alternative="greater").pvalue)
+    return {"eval_agreement_lo": lo, "eval_agreement_hi": hi, "eval_const_agreement": const, "eval_agreement_p": p}
+
+
+def paired_test(a_correct: np.ndarray, b_correct: np.ndarray, seed: int, prefix: str) -> dict[str, float]:
+    """McNemar (iclgd.core.stats) of two ways of prompting on the same queries: effect = acc(a) - acc(b)."""
+    res = mcnemar(a_correct, b_correct, seed=seed)
+    return {f"{prefix}_diff": res["effect"], f"{prefix}_diff_lo": res["effect_lo"],
+            f"{prefix}_diff_hi": res["effect_hi"], f"{prefix}_p": res["p"]}
+
+
+def head_eval(a, demo_labels, pred, gold, n_classes, layer: int, head: int) -> tuple[float, float]:
+    """(agreement with ICL, accuracy) of one head's reconstruction on the given queries."""
+    res = head_scores(a[:, layer : layer + 1, head : head + 1], demo_labels, pred, gold, n_classes)
+    return float(res["agreement"][0, 0]), float(res["accuracy"][0, 0])
