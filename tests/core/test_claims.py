@@ -53,7 +53,7 @@ def test_pairing_uses_the_dev_selected_lr_and_skips_zero_shot(paired):
 
 
 def test_mcnemar_per_setting_is_exact_and_holm_adjusted(paired):
-    tests = shen_claims.icl_vs_gd_tests(paired, n_boot=200)
+    tests = shen_claims.icl_vs_gd_tests(paired, n_boot=200, ci=0.95, seed=0)
     row = tests[tests["family"] == "shen_icl_vs_gd_label"].iloc[0]
     # 7 discordant pairs, all ICL-only: exact two-sided binomial p = 2 * 0.5**7 = 0.015625
     assert row["p"] == pytest.approx(2 * 0.5**7)
@@ -86,14 +86,14 @@ def kossen_table(gap: float, reps: int = 10, n: int = 9) -> pd.DataFrame:
 
 def test_kossen_labels_matter_detects_a_planted_gap_and_not_a_null(default_config):
     cfg = {**default_config["curves"], "skip_first": 2, "n_demos": 9, "conditions": ["default", "random"]}
-    planted = kossen_claims.kossen_tests(kossen_table(1.0), cfg, n_boot=200)
+    planted = kossen_claims.kossen_tests(kossen_table(1.0), cfg, n_boot=200, ci=0.95, seed=0)
     row = planted.iloc[0]
     assert row["family"] == "kossen_labels_matter_loglik_default_random" and row["effect"] > 0.1
     # the two flip_learned contrasts are different claims, so they never share a Holm family
     families = [kossen_claims.kossen_family(c, m, contrast) for c, contrast, m, *_ in kossen_claims.KOSSEN]
     assert len(set(families)) == len(kossen_claims.KOSSEN) == 4
     assert row["p"] == pytest.approx(2 / 2**10)  # all 10 differences positive: exact two-sided p = 2/2^10
-    null = kossen_claims.kossen_tests(kossen_table(0.0), cfg, n_boot=200).iloc[0]
+    null = kossen_claims.kossen_tests(kossen_table(0.0), cfg, n_boot=200, ci=0.95, seed=0).iloc[0]
     assert null["p"] > 0.05
 
 
@@ -233,7 +233,7 @@ def test_permutation_claim_averages_within_examples_and_detects_a_planted_gap():
             rows.append(base | {"method": "finetune", "optimizer": "gd", "token_overlap": 0.4 + 0.05 * rng.standard_normal()})
             rows.append(base | {"method": "icl_permuted", "optimizer": "none", "subset": "none", "order": 1,
                                 "token_overlap": 0.7 + 0.05 * rng.standard_normal()})
-    out = shen_claims.permutation_claims(pd.DataFrame(rows), n_boot=200)
+    out = shen_claims.permutation_claims(pd.DataFrame(rows), n_boot=200, ci=0.95, seed=0)
     assert len(out) == 1 and out["n"].iloc[0] == 30  # 30 examples, not 60 (example, N) pairs
     assert out["effect"].iloc[0] == pytest.approx(0.3, abs=0.03) and out["p"].iloc[0] < 1e-4
     assert out["effect_lo"].iloc[0] > 0.25
@@ -241,4 +241,4 @@ def test_permutation_claim_averages_within_examples_and_detects_a_planted_gap():
     null = pd.DataFrame(rows)
     is_perm = null["method"] == "icl_permuted"
     null.loc[is_perm, "token_overlap"] = null.loc[~is_perm, "token_overlap"].to_numpy() + 0.01 * rng.standard_normal(is_perm.sum())
-    assert shen_claims.permutation_claims(null, n_boot=200)["p"].iloc[0] > 0.01
+    assert shen_claims.permutation_claims(null, n_boot=200, ci=0.95, seed=0)["p"].iloc[0] > 0.01

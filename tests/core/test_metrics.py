@@ -21,7 +21,7 @@ def test_accuracy_averages_seeds_within_examples():
     # uid 0: right under both seeds; uid 1: right under one of two; uid 2: never -> (1 + .5 + 0) / 3
     recs = records([(0, 0, 1, 1, True), (1, 0, 1, 1, False), (0, 1, 0, 0, False), (1, 1, 0, 1, False),
                     (0, 2, 1, 0, False), (1, 2, 1, 0, False)])
-    row = metrics.accuracy_table(recs, n_boot=200).iloc[0]
+    row = metrics.accuracy_table(recs, n_boot=200, ci=0.95, seed=0).iloc[0]
     assert row["acc"] == pytest.approx(50.0)
     assert row["acc_full"] == pytest.approx(100 / 6)
     assert row["n_examples"] == 3 and row["n_seeds"] == 2

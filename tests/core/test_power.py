@@ -57,8 +57,8 @@ def test_binomial_mde_is_the_smallest_effect_with_power():
 def test_wilcoxon_is_unreachable_where_the_exact_test_cannot_reject():
     # n = 5: the exact two-sided Wilcoxon's smallest p is 2/2^5 = 1/16 > 0.05, whatever the effect
     diffs = np.random.default_rng(0).normal(0.0, 1.0, 10)
-    assert power.wilcoxon_mde(diffs, n=5, alpha=0.05, n_sim=200) == math.inf
-    assert power.wilcoxon_power(diffs, 100.0, n=6, alpha=0.05, n_sim=200) == 1.0  # 2/2^6 = 0.031 < 0.05
+    assert power.wilcoxon_mde(diffs, n=5, alpha=0.05, n_sim=200, seed=0) == math.inf
+    assert power.wilcoxon_power(diffs, 100.0, n=6, alpha=0.05, n_sim=200, seed=0) == 1.0  # 2/2^6 = 0.031 < 0.05
 
 
 def test_wilcoxon_power_matches_a_direct_simulation_of_normal_data():
@@ -74,9 +74,9 @@ def test_wilcoxon_mde_follows_the_asymptotic_relative_efficiency():
     """For normal data the Wilcoxon needs pi/3 times the t test's N (ARE 3/pi): its MDE at n is the t test's
     at 3n/pi."""
     diffs = np.random.default_rng(4).normal(0.0, 1.0, 2000)
-    mde = power.wilcoxon_mde(diffs, n=60, alpha=0.05, n_sim=2000)
+    mde = power.wilcoxon_mde(diffs, n=60, alpha=0.05, n_sim=2000, seed=0)
     assert mde == pytest.approx(power.t_mde(diffs.std(ddof=1), round(60 * 3 / np.pi), 0.05), rel=0.08)
-    n = power.wilcoxon_n(diffs, mde, alpha=0.05, n_sim=2000)
+    n = power.wilcoxon_n(diffs, mde, alpha=0.05, n_sim=2000, seed=0)
     assert abs(n - 60) <= 4  # the inverse search lands back near the n it came from
 
 

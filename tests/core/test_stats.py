@@ -11,6 +11,9 @@ from scipy.stats import chi2
 
 from iclgd.core import stats
 
+#: (n_boot, seed, ci) of the config's `metrics` defaults, passed explicitly as the pipeline does.
+BOOT = (2000, 0, 0.95)
+
 
 def paired_outcomes(a_only: int, b_only: int, both: int, neither: int) -> tuple[np.ndarray, np.ndarray]:
     """Correct/incorrect arrays with the given 2x2 McNemar cell counts."""
@@ -26,7 +29,7 @@ def test_mcnemar_exact_hand_computed():
     # 7 discordant < 25 -> exact: p = 2 * P(Bin(7, 1/2) <= 1) = 2 * (C(7,0) + C(7,1)) / 2^7 = 2 * 8 / 128 = 0.125
     # acc(a) = (1 + 5) / 17, acc(b) = (6 + 5) / 17 -> effect = -5/17
     a, b = paired_outcomes(1, 6, 5, 5)
-    res = stats.mcnemar(a, b)
+    res = stats.mcnemar(a, b, *BOOT)
     assert res["exact"] is True
     assert (res["n"], res["n_a_only"], res["n_b_only"]) == (17, 1, 6)
     assert res["p"] == pytest.approx(2 * (math.comb(7, 0) + math.comb(7, 1)) / 2**7) == pytest.approx(0.125)
@@ -37,7 +40,7 @@ def test_mcnemar_exact_hand_computed():
 
 def test_mcnemar_swapping_arguments_flips_effect_not_p():
     a, b = paired_outcomes(1, 6, 5, 5)
-    forward, backward = stats.mcnemar(a, b), stats.mcnemar(b, a)
+    forward, backward = stats.mcnemar(a, b, *BOOT), stats.mcnemar(b, a, *BOOT)
     assert backward["effect"] == pytest.approx(5 / 17)
     assert backward["p"] == pytest.approx(forward["p"])
     assert (backward["n_a_only"], backward["n_b_only"]) == (6, 1)
@@ -47,7 +50,7 @@ def test_mcnemar_chi_square_branch_matches_formula():
     # 20 only-a, 8 only-b: 28 discordant >= 25 -> chi-square with continuity correction
     # statistic = (|20 - 8| - 1)^2 / (20 + 8) = 121 / 28 = 4.3214...; p = chi2(1).sf(121/28) ~ 0.0376
     a, b = paired_outcomes(20, 8, 30, 12)
-    res = stats.mcnemar(a, b)
+    res = stats.mcnemar(a, b, *BOOT)
     assert res["exact"] is False
     assert res["statistic"] == pytest.approx(121 / 28)
     assert res["p"] == pytest.approx(chi2.sf(121 / 28, df=1))
@@ -57,20 +60,20 @@ def test_mcnemar_chi_square_branch_matches_formula():
 
 def test_mcnemar_switches_to_chi_square_at_25_discordant():
     # 24 discordant is still exact, 25 is not
-    assert stats.mcnemar(*paired_outcomes(16, 8, 3, 3))["exact"] is True
-    assert stats.mcnemar(*paired_outcomes(17, 8, 3, 3))["exact"] is False
+    assert stats.mcnemar(*paired_outcomes(16, 8, 3, 3), *BOOT)["exact"] is True
+    assert stats.mcnemar(*paired_outcomes(17, 8, 3, 3), *BOOT)["exact"] is False
 
 
 def test_mcnemar_no_discordant_pairs_gives_p_one():
     a, b = paired_outcomes(0, 0, 4, 3)
-    res = stats.mcnemar(a, b)
+    res = stats.mcnemar(a, b, *BOOT)
     assert res["p"] == 1.0
     assert res["effect"] == res["effect_lo"] == res["effect_hi"] == 0.0
 
 
 def test_mcnemar_rejects_unequal_lengths():
     with pytest.raises(ValueError, match=r"5 and 4"):
-        stats.mcnemar([True] * 5, [True] * 4)
+        stats.mcnemar([True] * 5, [True] * 4, *BOOT)
 
 
 # --- Wilcoxon ------------------------------------------------------------------------------------
@@ -78,7 +81,7 @@ def test_mcnemar_rejects_unequal_lengths():
 def test_wilcoxon_hand_computed():
     # d = [1, -2, 3, 4, 5]: ranks of |d| are 1..5; W+ = 1+3+4+5 = 13, W- = 2 -> statistic min = 2.
     # Exact two-sided p: subsets of {1..5} with rank sum <= 2 are {}, {1}, {2} -> p = 2 * 3 / 2^5 = 0.1875
-    res = stats.wilcoxon([1, -2, 3, 4, 5], [0, 0, 0, 0, 0])
+    res = stats.wilcoxon([1, -2, 3, 4, 5], [0, 0, 0, 0, 0], *BOOT)
     assert res["statistic"] == pytest.approx(2.0)
     assert res["p"] == pytest.approx(0.1875)
     assert res["effect"] == pytest.approx(11 / 5)  # mean of d
@@ -88,7 +91,7 @@ def test_wilcoxon_hand_computed():
 
 def test_wilcoxon_drops_and_counts_nan_pairs():
     # the same differences as above, with two NaN pairs appended (one on each side)
-    res = stats.wilcoxon([2, -1, 4, 5, 6, np.nan, 1.0], [1, 1, 1, 1, 1, 0.0, np.nan])
+    res = stats.wilcoxon([2, -1, 4, 5, 6, np.nan, 1.0], [1, 1, 1, 1, 1, 0.0, np.nan], *BOOT)
     assert res["n"] == 5 and res["n_dropped"] == 2
     assert res["p"] == pytest.approx(0.1875)
 
@@ -96,7 +99,7 @@ def test_wilcoxon_drops_and_counts_nan_pairs():
 def test_wilcoxon_drops_zero_differences_before_ranking():
     # d = [0, 1, -2, 3, 4, 5]: zero_method "wilcox" drops the 0 -> the case above, statistic 2, p 0.1875
     # ("zsplit" would rank |d| 1..6 and split the zero's rank: W- = 0.5 + 3 = 3.5).
-    res = stats.wilcoxon([0, 1, -2, 3, 4, 5], [0, 0, 0, 0, 0, 0])
+    res = stats.wilcoxon([0, 1, -2, 3, 4, 5], [0, 0, 0, 0, 0, 0], *BOOT)
     assert res["statistic"] == pytest.approx(2.0)
     assert res["p"] == pytest.approx(0.1875)
     assert res["n"] == 6  # the zero still counts in n and in the mean difference
@@ -104,14 +107,14 @@ def test_wilcoxon_drops_zero_differences_before_ranking():
 
 
 def test_wilcoxon_all_zero_differences_gives_p_one():
-    res = stats.wilcoxon([0.3, 0.5, 0.7], [0.3, 0.5, 0.7])
+    res = stats.wilcoxon([0.3, 0.5, 0.7], [0.3, 0.5, 0.7], *BOOT)
     assert res["p"] == 1.0
     assert res["effect"] == 0.0 and res["median_diff"] == 0.0
 
 
 def test_wilcoxon_rejects_unequal_lengths():
     with pytest.raises(ValueError, match=r"3 and 2"):
-        stats.wilcoxon([1, 2, 3], [1, 2])
+        stats.wilcoxon([1, 2, 3], [1, 2], *BOOT)
 
 
 # --- bootstrap -----------------------------------------------------------------------------------

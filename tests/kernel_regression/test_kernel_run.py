@@ -91,12 +91,12 @@ def held_out_reference(model, tok, train, test, spec, cfg, layer: int, head: int
     return np.array(icl)[ev], np.array(vote)[ev], np.array(gold)[ev]
 
 
-def test_run_kernel_on_tiny_model(tiny, kernel_cfg):
+def test_run_kernel_on_tiny_model(tiny, kernel_cfg, default_config):
     model, tok = tiny
     spec, train, test = tiny_data(12)
     cfg = {**kernel_cfg, "n_demos": 4, "n_prompt_sets": 2, "probe_offsets": [-1, 0, 1], "n_queries": 8,
            "n_train_queries": 0, "knn": False, "symbols": []}
-    out = run_kernel(model, tok, train, test, spec, cfg, "tiny")
+    out = run_kernel(model, tok, train, test, spec, cfg, default_config["metrics"], "tiny")
     s = out["summary"].iloc[0]
     assert list(out["summary"].columns) == SUMMARY_COLUMNS
     assert (s["n_queries"], s["n_select"], s["n_eval"], s["n_layers"], s["n_heads"]) == (8, 6, 2, 2, 4)
@@ -113,13 +113,13 @@ def test_run_kernel_on_tiny_model(tiny, kernel_cfg):
     assert np.isnan(s["knn_acc"]) and np.isnan(s["sym_icl_acc"])  # extras off
 
 
-def test_run_kernel_extras_on_tiny_model(tiny, kernel_cfg):
+def test_run_kernel_extras_on_tiny_model(tiny, kernel_cfg, default_config):
     """Extra training queries, kNN demonstrations and symbols: consistent with an independent recomputation."""
     model, tok = tiny
     spec, train, test = tiny_data(24)
     cfg = {**kernel_cfg, "n_demos": 4, "n_prompt_sets": 2, "probe_offsets": [0], "n_queries": 4,
            "n_train_queries": 6, "knn": True, "knn_pool": 6, "symbols": ["^", "~", "|"], "extras_datasets": ["toy"]}
-    out = run_kernel(model, tok, train, test, spec, cfg, "tiny")
+    out = run_kernel(model, tok, train, test, spec, cfg, default_config["metrics"], "tiny")
     s = out["summary"].iloc[0]
     assert (s["n_queries"], s["n_test_queries"], s["n_train_queries"], s["n_eval"]) == (10, 4, 6, 3)
     assert s["knn_n"] == s["n_eval"] and 0 <= s["knn_acc"] <= 1
@@ -132,7 +132,7 @@ def test_run_kernel_extras_on_tiny_model(tiny, kernel_cfg):
     assert s["symbols"] == "^ ~" and s["sym_diff"] == pytest.approx(s["sym_icl_acc"] - s["icl_acc"])
     assert 0 <= s["sym_eval_agreement"] <= 1 and 0 <= s["word_head_sym_eval_agreement"] <= 1
     # extras restricted to another dataset: the same main numbers, no extras
-    off = run_kernel(model, tok, train, test, spec, {**cfg, "extras_datasets": ["other"]}, "tiny")
+    off = run_kernel(model, tok, train, test, spec, {**cfg, "extras_datasets": ["other"]}, default_config["metrics"], "tiny")
     o = off["summary"].iloc[0]
     assert np.isnan(o["knn_acc"]) and np.isnan(o["sym_icl_acc"])
     assert (o["best_layer"], o["best_head"], o["eval_agreement"]) == (s["best_layer"], s["best_head"], s["eval_agreement"])

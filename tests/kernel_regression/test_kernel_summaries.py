@@ -56,8 +56,8 @@ def test_eval_agreement_stats_hand_case():
     # ICL predicts class 1 on 3 of 4 selection queries -> constant vote 1; on the held-out part pred = 1 in 2 of 10
     pred_sel, pred_ev = np.array([1, 1, 0, 1]), np.array([1, 1] + [0] * 8)
     agree = np.array([1] * 9 + [0])
-    res = eval_agreement_stats(agree, pred_ev, pred_sel, 0)
+    res = eval_agreement_stats(agree, pred_ev, pred_sel, 0, 2000, 0.95)
     assert res["eval_const_agreement"] == pytest.approx(0.2)
     assert res["eval_agreement_p"] == pytest.approx(binom.sf(8, 10, 0.2))  # P(X >= 9)
     assert res["eval_agreement_lo"] <= 0.9 <= res["eval_agreement_hi"]
-    assert eval_agreement_stats(agree, np.ones(10, int), pred_sel, 0)["eval_agreement_p"] == 1.0
+    assert eval_agreement_stats(agree, np.ones(10, int), pred_sel, 0, 2000, 0.95)["eval_agreement_p"] == 1.0

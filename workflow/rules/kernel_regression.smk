@@ -32,6 +32,7 @@ rule kernel_regression:
     params:
         spec=named_spec,
         kernel=RUN.blocks["kernel"],
+        metrics=config["metrics"],
         runtime=config["runtime"],
     script:
         "../scripts/kernel_regression/run_kernel.py"

@@ -22,7 +22,7 @@ def add_correctness(records: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def accuracy_table(records: pd.DataFrame, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def accuracy_table(records: pd.DataFrame, n_boot: int, ci: float, seed: int) -> pd.DataFrame:
     """One row per setting: label-restricted and full-vocabulary accuracy (%) with CIs."""
     scored = add_correctness(records)
     rows = []

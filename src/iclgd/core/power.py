@@ -139,7 +139,7 @@ def smoothed_resamples(diffs: np.ndarray, n: int, n_sim: int, seed: int) -> np.n
     return draws
 
 
-def wilcoxon_power(diffs: np.ndarray, shift: float, n: int, alpha: float, n_sim: int = 2000, seed: int = 0) -> float:
+def wilcoxon_power(diffs: np.ndarray, shift: float, n: int, alpha: float, n_sim: int, seed: int) -> float:
     """Share of simulated runs of n units, differences shifted to mean `shift`, where the two-sided Wilcoxon
     rejects at `alpha` on the side of `shift` (common random numbers across shifts: same seed, same draws)."""
     draws = smoothed_resamples(diffs, n, n_sim, seed) + shift
@@ -150,8 +150,8 @@ def wilcoxon_power(diffs: np.ndarray, shift: float, n: int, alpha: float, n_sim:
     return float(np.mean((np.nan_to_num(p, nan=1.0) < alpha) & right_side))
 
 
-def wilcoxon_mde(diffs: np.ndarray, n: int, alpha: float, power: float = POWER, n_sim: int = 2000,
-                 seed: int = 0) -> float:
+def wilcoxon_mde(diffs: np.ndarray, n: int, alpha: float, power: float = POWER, *, n_sim: int,
+                 seed: int) -> float:
     """Smallest mean shift the Wilcoxon over n units detects with `power` (inf: unreachable at this n,
     e.g. n = 5 where the exact test's smallest two-sided p is 1/16)."""
     diffs = np.asarray(diffs, dtype=float)
@@ -170,8 +170,8 @@ def wilcoxon_mde(diffs: np.ndarray, n: int, alpha: float, power: float = POWER, 
     return hi
 
 
-def wilcoxon_n(diffs: np.ndarray, effect: float, alpha: float, power: float = POWER, n_sim: int = 2000,
-               seed: int = 0) -> float:
+def wilcoxon_n(diffs: np.ndarray, effect: float, alpha: float, power: float = POWER, *, n_sim: int,
+               seed: int) -> float:
     """Units the Wilcoxon needs to detect a mean shift `effect` with `power` (simulated)."""
     if not abs(effect) > 0 or np.sum(~np.isnan(np.asarray(diffs, dtype=float))) < 2:
         return math.nan

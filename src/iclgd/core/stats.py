@@ -60,7 +60,7 @@ def bootstrap_ci(values: Any, n_boot: int, ci: float, seed: int, axis: int | Non
     return mean, res.confidence_interval.low, res.confidence_interval.high
 
 
-def mcnemar(a: Any, b: Any, n_boot: int = 2000, seed: int = 0, ci: float = 0.95) -> dict[str, Any]:
+def mcnemar(a: Any, b: Any, n_boot: int, seed: int, ci: float) -> dict[str, Any]:
     """McNemar test of two classifiers' correct/incorrect on the same examples.
 
     Only discordant pairs carry information about which is better. With fewer than 25 of them the
@@ -84,7 +84,7 @@ def mcnemar(a: Any, b: Any, n_boot: int = 2000, seed: int = 0, ci: float = 0.95)
             "p": min(p, 1.0), "exact": exact, "effect": effect, "effect_lo": lo, "effect_hi": hi}
 
 
-def wilcoxon(x: Any, y: Any, n_boot: int = 2000, seed: int = 0, ci: float = 0.95) -> dict[str, Any]:
+def wilcoxon(x: Any, y: Any, n_boot: int, seed: int, ci: float) -> dict[str, Any]:
     """Wilcoxon signed-rank test of a paired continuous metric (e.g. per-example label log-prob).
 
     Two-sided, ``zero_method="wilcox"``: zero differences are dropped before ranking, as they say

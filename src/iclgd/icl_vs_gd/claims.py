@@ -52,7 +52,7 @@ def paired_icl_gd(icl: pd.DataFrame, ft: pd.DataFrame, ft_dev: pd.DataFrame) -> 
     return paired.sort_values(PAIR_KEYS + ["variant"], ignore_index=True)
 
 
-def icl_vs_gd_tests(paired: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+def icl_vs_gd_tests(paired: pd.DataFrame, n_boot: int, ci: float, seed: int) -> pd.DataFrame:
     """McNemar of ICL vs GD per (model, dataset, k, variant), for label-restricted and full-vocab accuracy.
 
     effect = acc(ICL) - acc(GD), a fraction; Holm within each metric's family.
@@ -60,7 +60,7 @@ def icl_vs_gd_tests(paired: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> 
     rows = []
     for key, group in paired.groupby(["model", "dataset", "k", "variant"], sort=True):
         for metric in ("correct", "full"):
-            test = stats.mcnemar(group[f"{metric}_icl"], group[f"{metric}_gd"], n_boot=n_boot, seed=seed)
+            test = stats.mcnemar(group[f"{metric}_icl"], group[f"{metric}_gd"], n_boot, seed, ci)
             family = "shen_icl_vs_gd_" + ("label" if metric == "correct" else "full_vocab")
             rows.append({**dict(zip(["model", "dataset", "k", "variant"], key)), "family": family, **test})
     out = pd.DataFrame(rows)
@@ -90,7 +90,7 @@ def inconsistency_anova(paired: pd.DataFrame, metric: str = "correct") -> pd.Dat
     return table
 
 
-def pooled_gap(paired: pd.DataFrame, metric: str = "correct", n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+def pooled_gap(paired: pd.DataFrame, metric: str, n_boot: int, ci: float, seed: int) -> dict[str, Any]:
     """ICL - GD accuracy over all settings: GEE p-value (clusters = test examples), bootstrap CI of the gap."""
     try:
         gee = stats.gee_effect(long_format(paired, metric), "outcome", "is_gd", "cluster", covariates=["dataset", "model", "k"])
@@ -100,7 +100,7 @@ def pooled_gap(paired: pd.DataFrame, metric: str = "correct", n_boot: int = 2000
     # Resample test examples (clusters), not rows: each example appears once per k and variant.
     diff = (paired[f"{metric}_icl"] - paired[f"{metric}_gd"]).groupby(
         [paired["model"], paired["dataset"], paired["uid"]]).mean()
-    effect, lo, hi = stats.bootstrap_ci(diff.to_numpy(), n_boot, 0.95, seed)
+    effect, lo, hi = stats.bootstrap_ci(diff.to_numpy(), n_boot, ci, seed)
     return {"effect": effect, "effect_lo": lo, "effect_hi": hi, "p": gee["p"], "gee_log_odds_gd": gee["effect"],
             "n": int(len(diff)), "n_rows": int(len(paired)), "n_groups": gee["n_groups"],
             "sd": float(diff.std(ddof=1)) if len(diff) > 1 else np.nan}
@@ -128,9 +128,9 @@ def construction_claims(headline: dict[str, float], sparsity: pd.DataFrame, thre
     )
 
 
-def shen_claims(paired: pd.DataFrame, anova: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+def shen_claims(paired: pd.DataFrame, anova: pd.DataFrame, n_boot: int, ci: float, seed: int) -> pd.DataFrame:
     """Shen et al.'s accuracy claims: ICL and GD differ, inconsistently across datasets / models / N."""
-    pooled = pooled_gap(paired, "full", n_boot, seed)
+    pooled = pooled_gap(paired, "full", n_boot, ci, seed)
     inter = anova[anova["term"].str.startswith("method:")]
     best = inter.sort_values("p_holm").iloc[0] if len(inter) else None
     resid = anova[anova["term"] == "Residual"]
@@ -154,13 +154,13 @@ def shen_claims(paired: pd.DataFrame, anova: pd.DataFrame, n_boot: int = 2000, s
     return pd.DataFrame(rows)
 
 
-def permutation_claims(examples: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+def permutation_claims(examples: pd.DataFrame, n_boot: int, ci: float, seed: int) -> pd.DataFrame:
     """Shen et al.'s reference claim per model, from `compare_report.icl_gd_examples` (with permuted records)."""
     gap = compare_report.permutation_gap(examples)
     rows = []
     for model, g in gap.groupby("model", sort=True):
         per_example = g.groupby(["dataset", "uid"], sort=True)["gap"].mean().to_numpy()
-        test = stats.wilcoxon(per_example, np.zeros_like(per_example), n_boot=n_boot, seed=seed)
+        test = stats.wilcoxon(per_example, np.zeros_like(per_example), n_boot, seed, ci)
         rows.append({
             "paper": "Shen et al.", "family": "shen_permuted", "model": model, "dataset": "all", "expected_sign": 1,
             "claim": "ICL agrees more with itself in another demonstration order than with GD: top-10 overlap, "

@@ -143,7 +143,7 @@ def knn_capture(model, tok, encoder, pool: pd.DataFrame, spec, queries, q_emb, k
 
 
 def knn_vs_random(model, tok, encoder, pool, spec, queries, q_emb, k: int, name: str, pred, gold, ev,
-                  best: HeadSelection, n_classes: int, seed: int) -> dict[str, float]:
+                  best: HeadSelection, n_classes: int, seed: int, boot: tuple[int, float]) -> dict[str, float]:
     """6a: ICL on the held-out queries with kNN-retrieved vs the random demonstrations, and the best
     head's agreement with ICL under both."""
     knn_cap = knn_capture(model, tok, encoder, pool, spec, [queries[j] for j in ev], q_emb[ev], k, name)
@@ -151,13 +151,13 @@ def knn_vs_random(model, tok, encoder, pool, spec, queries, q_emb, k: int, name:
     k_agree, k_acc = head_eval(knn_cap["a"], knn_cap["demo_labels"], knn_cap["pred"], gold[ev], n_classes,
                                best.layer, best.head)
     return {"knn_n": len(ev), "knn_acc": float(knn_correct.mean()), "random_acc": float(rand_correct.mean()),
-            **paired_test(knn_correct, rand_correct, seed, "knn"),
+            **paired_test(knn_correct, rand_correct, seed, "knn", *boot),
             "knn_head_agreement": k_agree, "knn_head_accuracy": k_acc,
             "random_head_agreement": best.eval_agreement, "random_head_accuracy": best.eval_accuracy}
 
 
 def symbols_vs_words(model, tok, sets, queries, which, symbols: list[str], pred, gold, ev, best: HeadSelection,
-                     n_classes: int, select_fraction: float, seed: int) -> dict[str, Any]:
+                     n_classes: int, select_fraction: float, seed: int, boot: tuple[int, float]) -> dict[str, Any]:
     """6b: the same demonstrations and queries with the label words replaced by `symbols`: ICL accuracy,
     the word-selected head's held-out agreement, and a head selected afresh under symbols."""
     C = n_classes
@@ -172,7 +172,7 @@ def symbols_vs_words(model, tok, sets, queries, which, symbols: list[str], pred,
     w_agree, w_acc = head_eval(sc["a"][ev], sc["demo_labels"][ev], sc["pred"][ev], gold[ev], C, best.layer,
                                best.head)
     return {"symbols": " ".join(symbols[:C]), "sym_icl_acc": accuracy(sc["pred"], gold),
-            **paired_test(sc["pred"] == gold, pred == gold, seed, "sym"),
+            **paired_test(sc["pred"] == gold, pred == gold, seed, "sym", *boot),
             "sym_icl_eval_acc": sym_best.icl_eval_accuracy, "sym_best_layer": sym_best.layer,
             "sym_best_head": sym_best.head, "sym_eval_agreement": sym_best.eval_agreement,
             "sym_eval_accuracy": sym_best.eval_accuracy,
@@ -180,12 +180,13 @@ def symbols_vs_words(model, tok, sets, queries, which, symbols: list[str], pred,
 
 
 def run_kernel(model, tok, train: pd.DataFrame, test: pd.DataFrame, spec: dict[str, Any], cfg: dict[str, Any],
-               model_name: str) -> dict[str, pd.DataFrame]:
+               metrics: dict[str, Any], model_name: str) -> dict[str, pd.DataFrame]:
     """Analyses 1-6 on one model x dataset; returns {summary, heads, profile, probes} frames (compact).
 
-    cfg: the validated `kernel` config block."""
+    cfg: the validated `kernel` config block; metrics: the `metrics` block (bootstrap size and level)."""
     name = spec["name"]
     seed = int(cfg["seed"])
+    boot = (int(metrics["n_boot"]), float(metrics["ci"]))
     if cfg["n_queries"] is not None:
         test = test.iloc[: int(cfg["n_queries"])]
     n_sets, k = int(cfg["n_prompt_sets"]), int(cfg["n_demos"])
@@ -214,7 +215,7 @@ def run_kernel(model, tok, train: pd.DataFrame, test: pd.DataFrame, spec: dict[s
     sel, ev = split_indices(len(queries), cfg["select_fraction"], seed)
     best = select_heads(a, demo_labels, pred, gold, C, cfg["select_fraction"], seed)
     rec = reconstruct(a[ev, best.layer, best.head], demo_labels[ev], C)
-    held = eval_agreement_stats(rec == pred[ev], pred[ev], pred[sel], seed)
+    held = eval_agreement_stats(rec == pred[ev], pred[ev], pred[sel], seed, *boot)
     log.info("%s/%s: best head %d.%d, eval agreement %.3f [%.3f, %.3f] (constant %.3f, p %.3g), accuracy %.3f "
              "(ICL %.3f)", model_name, name, best.layer, best.head, best.eval_agreement, held["eval_agreement_lo"],
              held["eval_agreement_hi"], held["eval_const_agreement"], held["eval_agreement_p"], best.eval_accuracy,
@@ -258,7 +259,7 @@ def run_kernel(model, tok, train: pd.DataFrame, test: pd.DataFrame, spec: dict[s
     knn = {c: nan for c in SUMMARY_COLUMNS if c.startswith(("knn_", "random_"))}
     if do_knn:
         knn.update(knn_vs_random(model, tok, encoder, pool, spec, queries, q_emb, k, name, pred, gold, ev, best, C,
-                                 seed))
+                                 seed, boot))
         log.info("%s/%s: kNN demos ICL acc %.3f vs random %.3f on %d held-out queries (p %.3g); head %d.%d "
                  "agreement %.3f vs %.3f", model_name, name, knn["knn_acc"], knn["random_acc"], len(ev), knn["knn_p"],
                  best.layer, best.head, knn["knn_head_agreement"], best.eval_agreement)
@@ -268,7 +269,7 @@ def run_kernel(model, tok, train: pd.DataFrame, test: pd.DataFrame, spec: dict[s
     sym["symbols"] = ""
     if symbols:
         sym.update(symbols_vs_words(model, tok, sets, queries, which, symbols, pred, gold, ev, best, C,
-                                    cfg["select_fraction"], seed))
+                                    cfg["select_fraction"], seed, boot))
         log.info("%s/%s: symbols %s ICL acc %.3f vs words %.3f (p %.3g); best head %d.%d agreement %.3f; word head "
                  "%d.%d agreement %.3f", model_name, name, sym["symbols"], sym["sym_icl_acc"], accuracy(pred, gold),
                  sym["sym_p"], sym["sym_best_layer"], sym["sym_best_head"], sym["sym_eval_agreement"], best.layer,

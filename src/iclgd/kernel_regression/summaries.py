@@ -13,12 +13,6 @@ from iclgd.kernel_regression.attention import MASS_PARTS
 from iclgd.kernel_regression.heads import head_scores
 from iclgd.kernel_regression.probes import probe_heads
 
-#: Bootstrap of the held-out agreement's CI. Literal, not `metrics.n_boot` / `metrics.ci`: the
-#: kernel rules are not handed the metrics block (passing it would change the smoke numbers).
-HELD_OUT_N_BOOT = 2000
-HELD_OUT_CI = 0.95
-
-
 def mean_profile(profile: np.ndarray) -> pd.DataFrame:
     """(Q, L, H, n, P) resampled attention -> tidy (layer, head, position, attention) means."""
     mean = np.asarray(profile, dtype=np.float64).mean(axis=(0, 3))  # (L, H, P)
@@ -67,12 +61,13 @@ def accuracy(pred, gold, idx=None) -> float:
     return float((pred == gold).mean()) if len(pred) else float("nan")
 
 
-def eval_agreement_stats(agree: np.ndarray, pred_ev: np.ndarray, pred_sel: np.ndarray, seed: int) -> dict[str, float]:
+def eval_agreement_stats(agree: np.ndarray, pred_ev: np.ndarray, pred_sel: np.ndarray, seed: int, n_boot: int,
+                         ci: float) -> dict[str, float]:
     """Held-out agreement with a bootstrap CI, against the agreement of a constant 'head' that always
     votes the class ICL predicts most on the selection part, with a one-sided exact binomial p-value
     of the agreement exceeding that baseline: tells a real head from chance on few held-out queries."""
     agree = np.asarray(agree, dtype=float)
-    _, lo, hi = bootstrap_ci(agree, HELD_OUT_N_BOOT, HELD_OUT_CI, seed)
+    _, lo, hi = bootstrap_ci(agree, n_boot, ci, seed)
     majority = np.bincount(np.asarray(pred_sel, dtype=np.int64)).argmax()
     const = float((np.asarray(pred_ev) == majority).mean())
     if const >= 1:  # ICL itself is constant on the held-out part: no head can beat the baseline
@@ -82,9 +77,10 @@ def eval_agreement_stats(agree: np.ndarray, pred_ev: np.ndarray, pred_sel: np.nd
     return {"eval_agreement_lo": lo, "eval_agreement_hi": hi, "eval_const_agreement": const, "eval_agreement_p": p}
 
 
-def paired_test(a_correct: np.ndarray, b_correct: np.ndarray, seed: int, prefix: str) -> dict[str, float]:
+def paired_test(a_correct: np.ndarray, b_correct: np.ndarray, seed: int, prefix: str, n_boot: int,
+                ci: float) -> dict[str, float]:
     """McNemar (iclgd.core.stats) of two ways of prompting on the same queries: effect = acc(a) - acc(b)."""
-    res = mcnemar(a_correct, b_correct, seed=seed)
+    res = mcnemar(a_correct, b_correct, n_boot, seed, ci)
     return {f"{prefix}_diff": res["effect"], f"{prefix}_diff_lo": res["effect_lo"],
             f"{prefix}_diff_hi": res["effect_hi"], f"{prefix}_p": res["p"]}
 

@@ -37,9 +37,9 @@ def kossen_family(claim: str, metric: str, contrast: str) -> str:
     return f"kossen_{claim}_{metric}_{re.sub(r'[^a-z0-9]+', '_', contrast.lower()).strip('_')}"
 
 
-def kossen_tests(table: pd.DataFrame, cfg: dict[str, Any] | None = None, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+def kossen_tests(table: pd.DataFrame, cfg: dict[str, Any], n_boot: int, ci: float, seed: int) -> pd.DataFrame:
     """One-sample Wilcoxon (vs 0) over random contexts of each headline gap, per (model, dataset)."""
-    samples = curves.claim_samples(table, cfg, n_boot=n_boot, ci=0.95, seed=seed)
+    samples = curves.claim_samples(table, cfg, n_boot=n_boot, ci=ci, seed=seed)
     rows = []
     for claim, contrast, metric, condition, sign, text in KOSSEN:
         sel = (samples["claim"] == claim) & (samples["contrast"] == contrast) & (samples["metric"] == metric)
@@ -47,7 +47,7 @@ def kossen_tests(table: pd.DataFrame, cfg: dict[str, Any] | None = None, n_boot:
             sel &= samples["condition"] == condition
         for _, row in samples[sel].iterrows():
             values = np.asarray(row["samples"], dtype=float)
-            test = stats.wilcoxon(values, np.zeros_like(values), n_boot=n_boot, seed=seed)
+            test = stats.wilcoxon(values, np.zeros_like(values), n_boot, seed, ci)
             rows.append({"paper": "Kossen et al.", "family": kossen_family(claim, metric, contrast), "claim": text,
                          "model": row["model"], "dataset": row["dataset"], "expected_sign": sign,
                          "evidence": "Fig.~\\ref{fig:curves}, Tab.~\\ref{tab:label_claims}",

@@ -13,7 +13,7 @@ from iclgd.label_relationships import claims as kossen_claims
 log = logs.to_file(snakemake.log[0])
 read = lambda paths: pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)  # noqa: E731
 read_csv = lambda paths: pd.concat([pd.read_csv(p) for p in paths], ignore_index=True) if paths else pd.DataFrame()  # noqa: E731
-boot = {"n_boot": snakemake.params.metrics["n_boot"], "seed": snakemake.params.metrics["seed"]}
+boot = {key: snakemake.params.metrics[key] for key in ("n_boot", "ci", "seed")}
 
 paired = shen_claims.paired_icl_gd(read(snakemake.input.icl), read(snakemake.input.finetune), read(snakemake.input.finetune_dev))
 tests = shen_claims.icl_vs_gd_tests(paired, **boot)
