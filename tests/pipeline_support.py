@@ -18,7 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 #: What a workflow copy holds: everything the DAG reads from the repository.
-WORKFLOW_FILES = ["Snakefile", "environment.yml", "workflow", "config", "paper/main.tex", "paper/refs.bib", "src/iclgd"]
+WORKFLOW_FILES = ["Snakefile", "environment.yml", "workflow", "config", "paper/main.tex", "paper/refs.bib", "paper/iclgd.sty", "src/iclgd"]
 
 
 POSITIVE = ["a gem", "great fun", "moving and wise", "a delight", "sharp and funny", "superb cast"]

@@ -35,6 +35,7 @@ rule claims:
         sizing="results/stats/sizing.csv",
         macros="results/paper/macros/claims.json",
         table="paper/generated/tab_claims.tex",
+        headline="paper/generated/tab_claims_headline.tex",
         references="paper/generated/tab_claim_references.tex",
         anova_table="paper/generated/tab_anova.tex",
     log:
@@ -63,6 +64,7 @@ contribute(
     macros=["results/paper/macros/claims.json"],
     tables=[
         "paper/generated/tab_claims.tex",
+        "paper/generated/tab_claims_headline.tex",
         "paper/generated/tab_claim_references.tex",
         "paper/generated/tab_anova.tex",
     ],

@@ -61,7 +61,7 @@ def untrained_like(wildcards):
 
 
 def final_outputs():
-    return ["paper/main.pdf", *PAPER["figures"]]
+    return ["paper/main.pdf", "results/paper/build_check.json", *PAPER["figures"]]
 
 
 def paper_source(name):

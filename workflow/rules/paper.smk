@@ -93,6 +93,7 @@ rule paper:
     input:
         tex=paper_source("main.tex"),
         bib=paper_source("refs.bib"),
+        sty=paper_source("iclgd.sty"),
         macros="paper/generated/macros.tex",
         tables=PAPER["tables"],
         figures=PAPER["figures"],
@@ -107,3 +108,19 @@ rule paper:
         "../../environment.yml"
     script:
         "../scripts/core/build_paper.py"
+
+
+rule check_paper:
+    """The paper as its reader sees it (src/iclgd/core/build_check.py): no float too large, no overfull box,
+    no undefined reference, every page renders, no float more than a page after its first reference."""
+    input:
+        pdf="paper/main.pdf",
+        code=lib("core.build_check"),
+    output:
+        "results/paper/build_check.json",
+    log:
+        "logs/paper/check_paper.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/core/check_paper.py"

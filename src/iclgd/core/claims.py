@@ -203,8 +203,28 @@ def claims_tex(table: pd.DataFrame) -> str:
             "or ($^\\dagger$) a declared one (Table~\\ref{tab:claim_references}); $n_{80\\%}$: units that detect "
             "ref.\\ with 80\\% power; exact: deterministic, checked against its criterion. Rule: \\texttt{claims}."),
         label="tab:claims", align=RAGGED.format(3.3) + "llrrrrl", escape=False,
-        size="\\footnotesize", colsep="4pt",
+        size="\\footnotesize", colsep="4pt", long=True,
     )
+
+
+def headline_tex(table: pd.DataFrame) -> str:
+    """The body's claims table: one row per seed-paper claim, with how its rows (one per model / dataset)
+    came out. The per-row evidence is the appendix's longtable (`claims_tex`)."""
+    rows = []
+    for (paper, claim), group in table.groupby(["paper", "claim"], sort=False):
+        counts = group["verdict"].value_counts()
+        verdicts = [v for v in (*stats.VERDICTS, "not reproduced") if counts.get(v, 0)]
+        rows.append({"seed paper": latex_escape(paper.replace(" et al.", "")),
+                     "claim": f"{group['claim'].iloc[0]} [{_criterion(group['criterion'].iloc[0])}]",
+                     "rows": str(len(group)),
+                     "verdicts": "; ".join(f"{int(counts[v])} {v}" for v in verdicts)})
+    return booktabs_table(pd.DataFrame(rows), caption=(
+        "The seed papers' headline claims and how this run's tests came out: one row per claim; \\emph{rows}: "
+        "models / datasets tested. Verdicts (Sec.~\\ref{sec:stats}): reproduced or contradicted (Holm $p < 0.05$, "
+        "CI on one side), absent at adequate power (not significant although the test could detect the seed's "
+        "effect), underpowered (it could not). Every row with its estimate, $p$ and power: "
+        "Table~\\ref{tab:claims}. Rule: \\texttt{claims}."),
+        label="tab:claims_headline", align="l" + RAGGED.format(7.4) + "r" + RAGGED.format(4.6), escape=False)
 
 
 def references_tex(table: pd.DataFrame) -> str:

@@ -22,8 +22,9 @@ def build(tex: Path, extra: list[Path], generated: list[Path], figures: list[Pat
         shutil.copy(src, build_dir / "generated" / src.name)
     for src in figures:
         shutil.copy(src, build_dir / "figures" / src.name)
-    # A fixed date makes pdflatex's output independent of when it ran.
-    env = os.environ | {"SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1"}
+    # A fixed date makes pdflatex's output independent of when it ran; unwrapped log lines let the build
+    # check (core.build_check) read every warning whole.
+    env = os.environ | {"SOURCE_DATE_EPOCH": "0", "FORCE_SOURCE_DATE": "1", "max_print_line": "10000"}
     cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", tex.name]
     with open(log, "a", encoding="utf-8") as out:
         result = subprocess.run(cmd, cwd=build_dir, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -108,26 +108,41 @@ def latex_text(text: str) -> str:
     return "".join(_TEXT_SPECIAL.get(ch, latex_escape(ch)) for ch in str(text))
 
 
+#: The sizes a generated table may use: never scaled, never below \footnotesize (9 pt in the 11 pt paper).
+TABLE_SIZES = ("\\normalsize", "\\small", "\\footnotesize")
+
+
 def booktabs_table(
     frame: pd.DataFrame, caption: str, label: str, align: str | None = None, escape: bool = True,
-    size: str = r"\small", colsep: str | None = None,
+    size: str = r"\small", colsep: str | None = None, long: bool = False,
 ) -> str:
-    """A complete booktabs `table` environment from a frame of already-formatted strings.
+    """A complete booktabs table from a frame of already-formatted strings, at its natural width.
 
-    With `escape=False` the cells are LaTeX already (the caller escapes names it inserts). `size` and
-    `colsep` (e.g. "4pt") let a long table stay on one page without shrinking below a readable size.
+    With `escape=False` the cells are LaTeX already (the caller escapes names it inserts). `size` is one of
+    TABLE_SIZES and `colsep` (e.g. "4pt") narrows the column gaps: a table is never scaled to fit, so one too
+    wide for the text shows up as an overfull box in the build check and must be split instead. `long=True`
+    makes a `longtable` that breaks across pages (the per-setting detail in the appendices), with its header
+    repeated on every page.
     """
+    if size not in TABLE_SIZES:
+        raise ValueError(f"table {label}: size {size!r} is not one of {TABLE_SIZES} (tables are never shrunk further)")
     align = align or "l" * frame.shape[1]
     esc = latex_escape if escape else str
     head = " & ".join(esc(c) for c in frame.columns) + r" \\"
     body = [(row[0] if row[0].startswith(r"\multicolumn") else " & ".join(esc(v) for v in row)) + r" \\"
             for row in frame.astype(str).to_numpy()]  # a spanning row carries all its text in the first cell
-    return "\n".join(
-        [
-            r"\begin{table}[t]", r"\centering", size, *([rf"\setlength{{\tabcolsep}}{{{colsep}}}"] if colsep else []),
-            rf"\caption{{{caption}}}", rf"\label{{{label}}}",
-            r"\begin{adjustbox}{max width=\linewidth}",  # wide grids shrink to fit, narrow ones stay
-            rf"\begin{{tabular}}{{{align}}}", r"\toprule", head, r"\midrule", *body,
-            r"\bottomrule", r"\end{tabular}", r"\end{adjustbox}", r"\end{table}", "",
-        ]
-    )
+    setup = [size, *([rf"\setlength{{\tabcolsep}}{{{colsep}}}"] if colsep else [])]
+    if long:
+        more = rf"\multicolumn{{{frame.shape[1]}}}{{r}}{{\textit{{continued on the next page}}}} \\"
+        return "\n".join([
+            r"\begingroup", *setup, rf"\begin{{longtable}}{{{align}}}",
+            rf"\caption{{{caption}}}\label{{{label}}} \\", r"\toprule", head, r"\midrule", r"\endfirsthead",
+            r"\caption[]{(continued)} \\", r"\toprule", head, r"\midrule", r"\endhead",
+            r"\midrule", more, r"\endfoot", r"\bottomrule", r"\endlastfoot", *body,
+            r"\end{longtable}", r"\endgroup", "",
+        ])
+    return "\n".join([
+        r"\begin{table}[tbp]", r"\centering", *setup, rf"\caption{{{caption}}}", rf"\label{{{label}}}",
+        rf"\begin{{tabular}}{{{align}}}", r"\toprule", head, r"\midrule", *body,
+        r"\bottomrule", r"\end{tabular}", r"\end{table}", "",
+    ])

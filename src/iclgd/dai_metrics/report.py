@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from iclgd.core.figures import save
+from iclgd.core.figures import COLOURS, grid, save
 from iclgd.core.paper import booktabs_table, fmt, fmt_ci, latex_escape, macro_name
 from iclgd.core.stats import bootstrap_ci
 from iclgd.dai_metrics import similarity
@@ -129,28 +129,33 @@ def layer_summary(layers: pd.DataFrame, metrics_cfg: dict[str, Any]) -> pd.DataF
 
 
 def plot_layers(layers: pd.DataFrame, pdf: Path, png: Path | None = None) -> None:
-    """Columns: models. Top: SimAOU vs the random-update baseline per layer; bottom: SimAM vs ZSL SimAM."""
-    import matplotlib.pyplot as plt
-
+    """Columns: models (three to a row). Top: SimAOU vs the random-update baseline per layer; bottom: SimAM vs
+    ZSL SimAM. Two banded series per panel."""
     models = list(dict.fromkeys(layers.sort_values("model")["model"]))
-    fig, axes = plt.subplots(2, len(models), figsize=(3.0 * len(models), 4.6), squeeze=False, sharey="row")
+    ncols = min(3, len(models))
+    blocks = -(-len(models) // ncols)
+    fig, axes = grid(2 * blocks, ncols, 1.6, extra_height=0.3, sharey="row")
     pairs = (("simaou", "SimAOU (ICL vs FT update)", "random_simaou", "random update"),
              ("simam", "SimAM (ICL vs FT)", "zsl_simam", "ZSL SimAM (ICL vs ZS)"))
-    for col, model in enumerate(models):
+    palette = {"main": COLOURS["icl"], "base": COLOURS["baseline"]}
+    for i, model in enumerate(models):
         part = layers[layers["model"] == model].sort_values("layer")
         for row, (main, main_label, base, base_label) in enumerate(pairs):
-            ax = axes[row, col]
-            for name, label, style in ((main, main_label, "-"), (base, base_label, "--")):
-                line = ax.plot(part["layer"], part[name], style, marker="o", ms=2.5, label=label)[0]
-                ax.fill_between(part["layer"], part[f"{name}_lo"], part[f"{name}_hi"], alpha=0.2,
-                                color=line.get_color())
+            ax = axes[2 * (i // ncols) + row, i % ncols]
+            for name, label, style, colour in ((main, main_label, "-", palette["main"]),
+                                               (base, base_label, "--", palette["base"])):
+                ax.plot(part["layer"], part[name], style, marker="o", color=colour, label=label)
+                ax.fill_between(part["layer"], part[f"{name}_lo"], part[f"{name}_hi"], alpha=0.2, color=colour, lw=0)
             ax.axhline(0.0, color="grey", lw=0.6)
             ax.set_xlabel("layer")
-            if row == 0:
-                ax.set_title(model, fontsize=8)
-            if col == 0:
+            ax.set_title(f"{model}: {'SimAOU' if row == 0 else 'SimAM'}")
+            if i % ncols == 0:
                 ax.set_ylabel("cosine")
-                ax.legend(fontsize=6, loc="best")
+            if i == 0:
+                ax.legend(loc="best", frameon=False)
+    for i in range(len(models), blocks * ncols):  # empty cells of the last block
+        for row in (0, 1):
+            axes[2 * (i // ncols) + row, i % ncols].set_visible(False)
     save(fig, pdf, png)
 
 
@@ -218,8 +223,8 @@ def dai_summary(summary: pd.DataFrame) -> str:
     overall = rows[rows["dataset"] == ALL]
     for r in overall.to_dict("records"):
         rec = (
-            f"Rec2FTP is {fmt(100 * r['rec2ftp'], 0)}\\% (95\\% CI {fmt(100 * r['rec2ftp_lo'], 0)}--"
-            f"{fmt(100 * r['rec2ftp_hi'], 0)}\\%, {int(r['rec2ftp_n'])} queries fixed by fine-tuning), against "
+            f"Rec2FTP is {fmt_ci(r['rec2ftp'], r['rec2ftp_lo'], r['rec2ftp_hi'], 0, scale=100)}\\% "
+            f"({int(r['rec2ftp_n'])} queries fixed by fine-tuning), against "
             f"{fmt(100 * r['icl_fix_rate'], 0)}\\% of all zero-shot-wrong queries fixed by ICL"
             if r["rec2ftp_n"] else "Rec2FTP is undefined (fine-tuning fixes no zero-shot-wrong query)"
         )

@@ -13,7 +13,6 @@ from typing import Mapping
 
 import pandas as pd
 
-from iclgd.core.figures import save
 from iclgd.core.paper import booktabs_table, fmt, latex_escape, macro_name, sci
 from iclgd.icl_vs_gd.sparsity import constructed_sparsity
 
@@ -98,22 +97,22 @@ def sparsity_macros(summary: pd.DataFrame, threshold: float) -> dict[str, str]:
 
 
 def plot_weight_sparsity(summary: pd.DataFrame, pdf: Path, png: Path | None = None) -> None:
-    """Fraction below threshold vs threshold, per projection: measured (lines) vs constructed (dashed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+    """Fraction below threshold vs threshold, per projection (two to a row): measured (lines, one colour per
+    model) vs constructed at the model's width (dashed, same colour)."""
+    from iclgd.core import figures
 
     projs = sorted(summary["proj"].unique())
-    fig, axes = plt.subplots(1, len(projs), figsize=(3.6 * len(projs), 3.0), sharey=True, constrained_layout=True)
+    fig, axes = figures.wrap(len(projs), 2, 1.9, extra_height=0.3, sharey=True)
+    palette = figures.colours(sorted(summary["model"].unique()))
     for ax, proj in zip(axes, projs):
         part = summary[summary["proj"] == proj]
-        sns.lineplot(data=part, x="threshold", y="measured", hue="model", marker="o", ax=ax, legend=ax is axes[0])
-        for model, group in part.groupby("model"):
-            ax.axhline(group["constructed"].iloc[0], ls="--", lw=0.8, color="grey")
-        ax.set(xscale="log", title=f"{proj} (dashed: construction)", xlabel="threshold", ylabel="fraction |w| < threshold")
+        for model, group in part.groupby("model", sort=True):
+            group = group.sort_values("threshold")
+            ax.plot(group["threshold"], group["measured"], marker="o", color=palette[model], label=model)
+            ax.axhline(group["constructed"].iloc[0], ls="--", lw=0.8, color=palette[model])
+        ax.set(xscale="log", title=f"{proj} (dashed: construction)", xlabel="threshold",
+               ylabel="fraction $|w|$ < threshold")
         ax.set_ylim(0, 1.02)
-    save(fig, pdf, png)
-    plt.close(fig)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=len(palette), frameon=False)
+    figures.save(fig, pdf, png)
 

@@ -353,21 +353,17 @@ _PANELS = {
 
 def plot_lsa_convergence(df: pd.DataFrame, path: str | Path, png: str | Path | None = None) -> Path:
     """Three panels (losses, distances, cosines) of a `train_lsa` history, written as a deterministic PDF."""
-    import matplotlib
+    from iclgd.core import figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    from iclgd.core.figures import save
-
-    fig, axes = plt.subplots(1, len(_PANELS), figsize=(4 * len(_PANELS), 3.2), constrained_layout=True)
-    for ax, (title, metrics) in zip(axes, _PANELS.items()):
-        sns.lineplot(data=df[df.metric.isin(metrics)], x="step", y="value", hue="metric", ax=ax)
+    fig, axes = figures.grid(1, len(_PANELS), 2.3)
+    for ax, (title, metrics) in zip(axes[0], _PANELS.items()):
+        for name, part in df[df.metric.isin(metrics)].groupby("metric", sort=False):
+            ax.plot(part["step"], part["value"], label=name.replace("_", " "))
         ax.set(title=title, xlabel="training step", ylabel="")
         if title.startswith("distance"):
             ax.set_yscale("log")
+        ax.legend(frameon=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save(fig, path, png)
+    figures.save(fig, path, png)
     return path

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import pandas as pd
-import seaborn as sns
 
 from iclgd.core import figures
 from iclgd.core.paper import fmt, latex_escape, macro_name, sci
@@ -55,35 +53,45 @@ def icl_above(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Runs (model x dataset) drawn on one page of the figure; further runs continue on the next page.
+RUNS_PER_PAGE = 4
+
+
 def plot_spread(table: pd.DataFrame, pdf, png=None) -> None:
     """Spread vs epoch per optimizer (bands: bootstrap CIs over queries), ICL as a horizontal band.
 
-    One row of panels per (model, dataset), one column per statistic in SHOWN.
+    One row of panels per (model, dataset), four to a page, one column per statistic in SHOWN. Full-batch
+    GD is exactly zero by construction, so it is drawn without a band: at most three banded series a panel.
     """
     runs = table[RUN].drop_duplicates().sort_values(RUN).to_records(index=False).tolist()
-    sns.set_theme(style="whitegrid", context="paper")
-    fig, axes = plt.subplots(len(runs), len(SHOWN), figsize=(3.4 * len(SHOWN), 2.5 * len(runs)), squeeze=False)
     optimizers = sorted(_ft(table)["optimizer"].unique())
-    palette = dict(zip(optimizers, sns.color_palette("colorblind", len(optimizers) + 1)[1:]))
-    icl_colour = sns.color_palette("colorblind")[0]
+    palette = figures.colours(["icl", *optimizers])
+    figures.save([_spread_page(table, page, optimizers, palette) for page in figures.chunks(runs, RUNS_PER_PAGE)],
+                 pdf, png)
+
+
+def _spread_page(table: pd.DataFrame, runs: list, optimizers: list[str], palette: dict):
+    fig, axes = figures.grid(len(runs), len(SHOWN), 1.7, extra_height=0.3)
     for row, (model, dataset) in zip(axes, runs):
         run = table[(table["model"] == model) & (table["dataset"] == dataset)]
         for ax, (stat, label) in zip(row, SHOWN.items()):
             sub = run[run["statistic"] == stat]
             icl = _icl(sub).iloc[0]
-            ax.axhspan(icl["lo"], icl["hi"], color=icl_colour, alpha=0.2, lw=0)
-            ax.axhline(icl["spread"], color=icl_colour, ls="--", label="ICL")
+            ax.axhspan(icl["lo"], icl["hi"], color=palette["icl"], alpha=0.2, lw=0)
+            ax.axhline(icl["spread"], color=palette["icl"], ls="--", label="ICL")
             for opt in optimizers:
                 line = _ft(sub)[_ft(sub)["optimizer"] == opt].sort_values("epoch")
-                ax.plot(line["epoch"], line["spread"], marker="o", ms=3, color=palette[opt], label=NAMES[opt])
-                ax.fill_between(line["epoch"], line["lo"], line["hi"], color=palette[opt], alpha=0.2, lw=0)
-            ax.set_title(f"{model} / {dataset}: {label}", fontsize=8, pad=12)
+                ax.plot(line["epoch"], line["spread"], marker="o", color=palette[opt], label=NAMES[opt])
+                if (line["hi"] > line["lo"]).any():
+                    ax.fill_between(line["epoch"], line["lo"], line["hi"], color=palette[opt], alpha=0.2, lw=0)
+            ax.set_title(f"{model} / {dataset}: {label}")
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
         row[0].set_ylabel("std across orderings")
-    axes[0][-1].legend(loc="best", fontsize=7)
-    figures.save(fig, pdf, png)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside upper center", ncols=1 + len(optimizers),
+               frameon=False)
+    return fig
 
 
 #: How optimizers are named in the text and the legend.
@@ -141,7 +149,7 @@ def order_summary(table: pd.DataFrame) -> str:
             verdict = "above" if above.loc[(model, dataset, stat), "icl_above_all"] else "not above"
             parts.append(
                 f"on the {label}, ICL spreads by {_value(stat, icl['spread'])} "
-                f"(95\\% CI {_value(stat, icl['lo'])}--{_value(stat, icl['hi'])}) against {others} after epoch {epoch}, "
+                f"[{_value(stat, icl['lo'])}, {_value(stat, icl['hi'])}] against {others} after epoch {epoch}, "
                 f"{verdict} every fine-tuning variant at every scored epoch"
             )
         sentences.append(f"For \\texttt{{{latex_escape(model)}}} on \\texttt{{{latex_escape(dataset)}}}, "

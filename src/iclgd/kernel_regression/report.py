@@ -10,39 +10,54 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iclgd.core.figures import save
+from iclgd.core import figures
 from iclgd.core.paper import booktabs_table, fmt, fmt_ci, fmt_p, latex_escape, latex_text, macro_name, p_math
 from iclgd.kernel_regression.attention import MASS_PARTS
 
 
+#: Runs (model x dataset) per row and rows per page of the head figure; further runs continue on the next page.
+RUNS_PER_ROW, ROWS_PER_PAGE = 2, 3
+_MASS_COLOURS = dict(zip(MASS_PARTS, ["tab:red", "tab:blue", "tab:gray", "tab:green", "tab:olive"]))
+
+
 def plot_heads(heads: pd.DataFrame, summary: pd.DataFrame, pdf: Path, png: Path | None = None) -> None:
-    """Per model x dataset: layer x head agreement with ICL on the evaluation part (best head boxed),
-    and the layer-averaged split of the last token's attention mass."""
-    import matplotlib.pyplot as plt
+    """Per model x dataset, side by side: layer x head agreement with ICL on the evaluation part (best head
+    boxed) and the layer-wise split of the last token's attention mass (mean over heads). Two runs to a row,
+    three rows to a page."""
+    runs = summary[["model", "dataset"]].drop_duplicates().sort_values(["model", "dataset"]).to_records(index=False)
+    pages = [_heads_page(heads, summary, page) for page in figures.chunks(list(runs), RUNS_PER_ROW * ROWS_PER_PAGE)]
+    figures.save(pages, pdf, png)
+
+
+def _heads_page(heads: pd.DataFrame, summary: pd.DataFrame, runs: list):
     from matplotlib.patches import Rectangle
 
-    runs = summary[["model", "dataset"]].drop_duplicates().sort_values(["model", "dataset"]).to_records(index=False)
-    fig, axes = plt.subplots(2, len(runs), figsize=(3.2 * len(runs), 6.0), squeeze=False)
-    colours = dict(zip(MASS_PARTS, ["tab:red", "tab:blue", "tab:gray", "tab:green", "tab:olive"]))
-    for col, (model, dataset) in enumerate(runs):
+    nrows = -(-len(runs) // RUNS_PER_ROW)
+    fig, axes = figures.grid(nrows, 2 * RUNS_PER_ROW, 1.9, extra_height=0.35)
+    image = None
+    for i, (model, dataset) in enumerate(runs):
+        heat, bars = axes[i // RUNS_PER_ROW, 2 * (i % RUNS_PER_ROW)], axes[i // RUNS_PER_ROW, 2 * (i % RUNS_PER_ROW) + 1]
         part = heads[(heads["model"] == model) & (heads["dataset"] == dataset)]
-        grid = part.pivot(index="layer", columns="head", values="eval_agreement").sort_index()
-        ax = axes[0, col]
-        im = ax.imshow(grid.to_numpy(), aspect="auto", origin="lower", vmin=0, vmax=1, cmap="viridis")
+        agreement = part.pivot(index="layer", columns="head", values="eval_agreement").sort_index()
+        image = heat.imshow(agreement.to_numpy(), aspect="auto", origin="lower", vmin=0, vmax=1, cmap="viridis")
         row = summary[(summary["model"] == model) & (summary["dataset"] == dataset)].iloc[0]
-        ax.add_patch(Rectangle((row["best_head"] - 0.5, row["best_layer"] - 0.5), 1, 1, fill=False, ec="red", lw=1.5))
-        ax.set(title=f"{model} / {dataset}", xlabel="head", ylabel="layer")
-        ax.title.set_fontsize(8)
-        fig.colorbar(im, ax=ax, fraction=0.046, label="agreement with ICL (eval part)")
-        ax = axes[1, col]
+        heat.add_patch(Rectangle((row["best_head"] - 0.5, row["best_layer"] - 0.5), 1, 1, fill=False, ec="red", lw=1.2))
+        heat.set(title=f"{model} / {dataset}", xlabel="head", ylabel="layer")
+        heat.grid(False)
         mass = part.groupby("layer")[[f"mass_{p}" for p in MASS_PARTS]].mean().sort_index()
-        bottom = np.zeros(len(mass))
+        left = np.zeros(len(mass))
         for p in MASS_PARTS:
-            ax.barh(mass.index, mass[f"mass_{p}"], left=bottom, color=colours[p], label=p, height=0.9)
-            bottom += mass[f"mass_{p}"].to_numpy()
-        ax.set(xlim=(0, 1), xlabel="last-token attention mass (mean over heads)", ylabel="layer")
-    axes[1, 0].legend(fontsize=6, loc="lower right")
-    save(fig, pdf, png)
+            bars.barh(mass.index, mass[f"mass_{p}"], left=left, color=_MASS_COLOURS[p], label=p, height=0.9)
+            left += mass[f"mass_{p}"].to_numpy()
+        bars.set(xlim=(0, 1), title="attention mass", xlabel="share (mean over heads)")
+        bars.tick_params(labelleft=False)
+    for ax in axes.flat[2 * len(runs):]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=axes[:, 0::2].ravel().tolist(), shrink=0.8, label="agreement with ICL (eval part)")
+    handles, labels = axes[0, 1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=len(labels), frameon=False,
+               title="last-token attention mass on:")
+    return fig
 
 
 def _tt(text: str) -> str:
@@ -136,9 +151,9 @@ def kernel_summary(summary: pd.DataFrame) -> str:
     for r in rows.to_dict("records"):
         sentences.append(
             f"For \\texttt{{{latex_escape(r['model'])}}} on \\texttt{{{latex_escape(r['dataset'])}}}, head "
-            f"{int(r['best_layer'])}.{int(r['best_head'])} reproduces the ICL prediction on {fmt(r['eval_agreement'], 3)} "
-            f"of the {int(r['n_eval'])} held-out queries (95\\% CI {fmt(r['eval_agreement_lo'], 2)}--"
-            f"{fmt(r['eval_agreement_hi'], 2)}; a constant vote agrees on {fmt(r['eval_const_agreement'], 3)}, "
+            f"{int(r['best_layer'])}.{int(r['best_head'])} reproduces the ICL prediction on "
+            f"{fmt_ci(r['eval_agreement'], r['eval_agreement_lo'], r['eval_agreement_hi'], 3)} "
+            f"of the {int(r['n_eval'])} held-out queries (a constant vote agrees on {fmt(r['eval_const_agreement'], 3)}, "
             f"binomial {p_math(r['eval_agreement_p'])}) and is correct on {fmt(r['eval_accuracy'], 3)}, against ICL "
             f"accuracy {fmt(r['icl_eval_acc'], 3)} and kernel regression accuracy {fmt(r['minilm_kr_eval_acc'], 3)} "
             f"(MiniLM) and {fmt(r['hidden_kr_eval_acc'], 3)} (hidden states); its last-token attention puts "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from iclgd.core.figures import save
+from iclgd.core import figures
 from iclgd.core.paper import booktabs_table, fmt_ci, latex_escape
 
 #: (claim, contrast, metric, condition or None) rows that make the claims table, with a readable name.
@@ -91,30 +91,46 @@ def claims_macros(claims: pd.DataFrame, n_demos: int, repetitions: int) -> dict[
             "CurvesNRuns": str(claims[["model", "dataset"]].drop_duplicates().shape[0])}
 
 
-#: Conditions drawn in the learning-curve figure (the rest stay in the tables).
-SHOWN = ["default", "random", "flipped", "default_to_flipped", "flipped_to_default", "instructed_flipped"]
+#: The learning-curve figure's columns: (title, conditions drawn, metric); at most three banded series each.
+#: `correct` is scored against the true labels, `agree_presented` against the labels shown in context.
+#: The other conditions (words, alternating) stay in the tables.
+COLUMNS = [
+    ("labels matter\n(accuracy, true labels)", ["default", "random"], "correct"),
+    ("flipped labels are learned\n(agreement with shown labels)", ["default", "flipped", "instructed_flipped"],
+     "agree_presented"),
+    ("flip halfway, recency\n(accuracy, true labels)", ["default_to_flipped", "flipped_to_default"], "correct"),
+]
+NAMES = {"default": "default", "random": "random", "flipped": "flipped", "instructed_flipped": "flipped + instruction",
+         "default_to_flipped": "D$\\to$F (flip halfway)", "flipped_to_default": "F$\\to$D"}
+#: Runs (model x dataset) drawn on one page; further runs continue on the next page.
+RUNS_PER_PAGE = 4
 
 
 def plot_learning_curves(curves: pd.DataFrame, pdf: Path, png: Path | None = None) -> None:
-    """Accuracy (vs true labels) and agreement with presented labels against position, per model x dataset."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="paper")
+    """One row per model x dataset, one column per claim (COLUMNS), against the position in the context;
+    bands: 95% bootstrap CIs over random contexts. Four runs to a page."""
     runs = curves[["model", "dataset"]].drop_duplicates().sort_values(["model", "dataset"]).to_records(index=False)
-    fig, axes = plt.subplots(2, len(runs), figsize=(3.2 * len(runs), 5.0), squeeze=False, sharex=True)
-    shown = curves[curves["condition"].isin(SHOWN)]
-    for col, (model, dataset) in enumerate(runs):
-        part = shown[(shown["model"] == model) & (shown["dataset"] == dataset)]
-        for row, metric in enumerate(["correct", "agree_presented"]):
-            ax = axes[row, col]
-            for cond in [c for c in SHOWN if c in set(part["condition"])]:
+    palette = figures.colours([c for _, conds, _ in COLUMNS for c in conds])
+    pages = [_curves_page(curves, page, palette) for page in figures.chunks(list(runs), RUNS_PER_PAGE)]
+    figures.save(pages, pdf, png)
+
+
+def _curves_page(curves: pd.DataFrame, runs: list, palette: dict):
+    fig, axes = figures.grid(len(runs), len(COLUMNS), 1.45, extra_height=0.55, sharex=True)
+    for row, (model, dataset) in zip(axes, runs):
+        part = curves[(curves["model"] == model) & (curves["dataset"] == dataset)]
+        for col, (ax, (title, conditions, metric)) in enumerate(zip(row, COLUMNS)):
+            for cond in [c for c in conditions if c in set(part["condition"])]:
                 line = part[part["condition"] == cond].sort_values("position")
-                ax.plot(line["position"], line[metric], label=cond)
-                ax.fill_between(line["position"], line[f"{metric}_lo"], line[f"{metric}_hi"], alpha=0.15)
-            ax.set(ylim=(0, 1), xlabel="position i (conditions on i-1 demonstrations)" if row else "",
-                   ylabel="accuracy (true labels)" if metric == "correct" else "agreement (presented labels)")
-            if row == 0:
-                ax.set_title(f"{model} / {dataset}", fontsize=8)
-    axes[0, 0].legend(fontsize=6)
-    save(fig, pdf, png)
+                ax.plot(line["position"], line[metric], color=palette[cond], label=NAMES[cond])
+                ax.fill_between(line["position"], line[f"{metric}_lo"], line[f"{metric}_hi"], color=palette[cond],
+                                alpha=0.2, lw=0)
+            ax.set_ylim(0, 1)
+            ax.set_ylabel(f"{model}\n{dataset}" if col == 0 else "")
+            if ax is axes[0][col]:
+                ax.set_title(title)
+            if ax is axes[-1][col]:
+                ax.set_xlabel("position $i$ (after $i-1$ demos)")
+    handles = {label: h for row in axes for ax in row for h, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), loc="outside upper center", ncols=min(6, len(handles)), frameon=False)
+    return fig

@@ -38,6 +38,7 @@ log.info("sizing (config key: value that powers every seed-quantified claim):\n%
 macros = claims.claims_macros(table) | shen_claims.mcnemar_macros(tests, snakemake.params.claims["alpha"])
 paper.write_json(macros, snakemake.output.macros)
 Path(snakemake.output.table).write_text(claims.claims_tex(table))
+Path(snakemake.output.headline).write_text(claims.headline_tex(table))
 Path(snakemake.output.references).write_text(claims.references_tex(table))
 Path(snakemake.output.anova_table).write_text(shen_claims.anova_tex(anova))
 log.info("%d paired rows, %d tests, %d claims: %s", len(paired), len(tests), len(table), macros)
