@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 CORES ?= 2
 CONFIG ?=
 SNAKEMAKE := $(BIN)/snakemake --profile config/profiles/default --cores $(CORES) $(if $(CONFIG),--configfile $(CONFIG),)
-TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended
+# poppler-utils: pdfinfo/pdftoppm for the paper's build check (rule check_paper)
+TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended poppler-utils
 CHROMIUM_PACKAGES := chromium
 REPORT ?= results/report.html
 
@@ -61,7 +62,7 @@ $(VENV)/.installed: requirements.txt requirements.lock requirements-models.txt p
 	touch $@
 
 tex:
-	@command -v latexmk >/dev/null || { \
+	@{ command -v latexmk && command -v pdftoppm; } >/dev/null || { \
 	  echo "installing TeX Live from Debian ($(TEX_PACKAGES))"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); }

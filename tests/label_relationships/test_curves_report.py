@@ -31,7 +31,9 @@ def test_headline_rows_pick_the_six_gaps_in_order():
 
 def test_table_and_sentence_carry_the_numbers():
     tex = curves_report.claims_table_tex(claims())
-    assert "0.250 [0.100, 0.400]" in tex and "m / sst2" in tex and "$-$" in tex
+    assert "0.250 \\\\ {}[0.100, 0.400]" in tex and "\\textit{\\texttt{m}}" in tex and "sst2 &" in tex
+    head = tex[tex.index("\\toprule"):]
+    assert head.index("log-lik.") < head.index("recency")  # the columns in HEADLINE order
     text = curves_report.claims_summary(claims())
     assert "by 0.250 [0.100, 0.400]" in text and "-0.400 [-0.500, -0.300]" in text
     assert curves_report.claims_macros(claims(), 17, 24) == {"CurvesNDemos": "17", "CurvesRepetitions": "24", "CurvesNRuns": "1"}

@@ -41,13 +41,27 @@ class BuildReport:
         return not self.problems
 
 
+_OPENED = re.compile(r"\((\./[^\s()]+\.tex)")
+
+
+def _source(log: str, pos: int) -> str:
+    """The input file a log message at `pos` comes from: the last `(./file.tex` still open there (TeX logs
+    an opened file as "(name" and its end as ")"), else the main file."""
+    for opened in reversed(list(_OPENED.finditer(log, 0, pos))):
+        between = log[opened.end():pos]
+        if between.count(")") <= between.count("("):
+            return opened.group(1)[2:]
+    return "main.tex"
+
+
 def log_problems(log: str, tolerance_pt: float = OVERFULL_TOLERANCE_PT) -> list[str]:
-    """Float-too-large, overfull boxes beyond the tolerance and undefined references/citations in a LaTeX
-    log (written with `max_print_line` large enough that no message is wrapped)."""
+    """Float-too-large, overfull boxes beyond the tolerance (with the input file they come from) and undefined
+    references/citations in a LaTeX log (written with `max_print_line` large enough that no message is wrapped)."""
     problems = [f"Float too large for page by {pt} pt (input line {line})" for pt, line in _FLOAT_TOO_LARGE.findall(log)]
-    for kind, pt, where in _OVERFULL.findall(log):
+    for found in _OVERFULL.finditer(log):
+        kind, pt, where = found.groups()
         if float(pt) > tolerance_pt:
-            problems.append(f"Overfull \\{kind}box by {pt} pt {where.strip()}")
+            problems.append(f"Overfull \\{kind}box by {pt} pt {where.strip()} ({_source(log, found.start())})")
     problems += [f"{kind} '{key}' undefined (page {page})" for kind, key, page in _UNDEFINED.findall(log)]
     if "There were undefined references" in log and not _UNDEFINED.search(log):
         problems.append("undefined references (see the log)")
@@ -66,9 +80,12 @@ def float_pages(aux: str) -> dict[str, dict[str, int | None]]:
 
 
 def placement_problems(floats: dict[str, dict[str, int | None]], max_distance: int = MAX_FLOAT_DISTANCE) -> list[str]:
-    """A float never cited, or placed more than `max_distance` pages after its first citation."""
+    """A float never cited, or a figure placed more than `max_distance` pages after its first citation (a table
+    may be cited from the body and printed in an appendix, where the detail belongs)."""
     problems = []
     for key, where in sorted(floats.items()):
+        if where["first_ref"] is not None and not key.startswith("fig:"):
+            continue
         if where["first_ref"] is None:
             problems.append(f"{key} (page {where['page']}) is never referenced")
         elif where["page"] - where["first_ref"] > max_distance:

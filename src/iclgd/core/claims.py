@@ -242,7 +242,7 @@ def references_tex(table: pd.DataFrame) -> str:
         "figure or table; Han et al.'s is an agreement level: its chance-corrected share (kappa against the stated "
         "baseline) of the room above each row's own constant-vote baseline is the row's reference. "
         "Config: \\texttt{claims.references}. Rule: \\texttt{claims}."),
-        label="tab:claim_references", align=RAGGED.format(5.2) + "lr" + RAGGED.format(8.2), escape=False)
+        label="tab:claim_references", align=RAGGED.format(4.8) + "lr" + RAGGED.format(7.6), escape=False)
 
 
 def claims_macros(table: pd.DataFrame) -> dict[str, str]:

@@ -45,13 +45,15 @@ def sci(value: float, digits: int = 1) -> str:
     return f"${mantissa}\\times 10^{{{int(exponent)}}}$"
 
 
-def fmt_ci(value: float, lo: float, hi: float, digits: int = 2, signed: bool = False, scale: float = 1.0) -> str:
+def fmt_ci(value: float, lo: float, hi: float, digits: int = 2, signed: bool = False, scale: float = 1.0,
+           stack: bool = False) -> str:
     """An estimate with its interval, '0.12 [0.05, 0.19]' ('+0.12 [...]' when signed); a dash when
-    undefined. `scale` converts units first (fractions -> percentage points)."""
+    undefined. `scale` converts units first (fractions -> percentage points); `stack` puts the interval on
+    a second line of a table cell (`stacked`)."""
     if pd.isna(value):
         return "--"
     head = f"{scale * value:+.{digits}f}" if signed else fmt(scale * value, digits)
-    return f"{head} [{fmt(scale * lo, digits)}, {fmt(scale * hi, digits)}]"
+    return f"{head}{chr(10) if stack else ' '}[{fmt(scale * lo, digits)}, {fmt(scale * hi, digits)}]"
 
 
 def fmt_p(p: float, exact: bool = False) -> str:
@@ -110,29 +112,57 @@ def latex_text(text: str) -> str:
 
 #: The sizes a generated table may use: never scaled, never below \footnotesize (9 pt in the 11 pt paper).
 TABLE_SIZES = ("\\normalsize", "\\small", "\\footnotesize")
+#: A table with more body rows than this is a longtable that breaks across pages (a float cannot).
+LONG_ROWS = 36
+
+
+def _letters(align: str) -> list[str]:
+    """The horizontal alignment of each column of a tabular spec (paragraph columns read as 'l')."""
+    return ["l" if tok.startswith((">", "p")) else tok for tok in re.findall(r">\{[^{}]*\}p\{[^}]*\}|p\{[^}]*\}|[lrc]", align)]
+
+
+def stacked(text: str, align: str = "c", valign: str = "t") -> str:
+    """A cell whose lines ("\n"-separated) stack inside it, so a long header or an estimate with its CI
+    ('0.12\n[0.05, 0.19]') takes two short lines instead of one wide one ("{}" keeps a line that starts
+    with "[" from being read as the length argument of the line break)."""
+    if "\n" not in text:
+        return text
+    return rf"\begin{{tabular}}[{valign}]{{@{{}}{align}@{{}}}}" + r" \\ {}".join(text.split("\n")) + r"\end{tabular}"
 
 
 def booktabs_table(
     frame: pd.DataFrame, caption: str, label: str, align: str | None = None, escape: bool = True,
-    size: str = r"\small", colsep: str | None = None, long: bool = False,
+    size: str = r"\small", colsep: str | None = None, long: bool | None = None, group: str | None = None,
 ) -> str:
     """A complete booktabs table from a frame of already-formatted strings, at its natural width.
 
-    With `escape=False` the cells are LaTeX already (the caller escapes names it inserts). `size` is one of
-    TABLE_SIZES and `colsep` (e.g. "4pt") narrows the column gaps: a table is never scaled to fit, so one too
-    wide for the text shows up as an overfull box in the build check and must be split instead. `long=True`
-    makes a `longtable` that breaks across pages (the per-setting detail in the appendices), with its header
-    repeated on every page.
+    A table is never scaled to fit: one too wide for the text shows up as an overfull box in the paper's
+    build check and is made narrower here instead: `size` (one of TABLE_SIZES) and `colsep` (e.g. "4pt"),
+    header and body cells with "\n" stacked on lines (`stacked`), and `group`, a column (e.g. the model)
+    printed once as a spanning row above its rows instead of in every row. With `escape=False` the cells
+    are LaTeX already (the caller escapes names it inserts). `long` (default: more than LONG_ROWS rows)
+    makes a `longtable` that breaks across pages, its header repeated on every page.
     """
     if size not in TABLE_SIZES:
         raise ValueError(f"table {label}: size {size!r} is not one of {TABLE_SIZES} (tables are never shrunk further)")
-    align = align or "l" * frame.shape[1]
     esc = latex_escape if escape else str
-    head = " & ".join(esc(c) for c in frame.columns) + r" \\"
-    body = [(row[0] if row[0].startswith(r"\multicolumn") else " & ".join(esc(v) for v in row)) + r" \\"
-            for row in frame.astype(str).to_numpy()]  # a spanning row carries all its text in the first cell
+    if group is not None:
+        frame, groups = frame.drop(columns=group), frame[group].astype(str).tolist()
+    align = align or "l" * frame.shape[1]
+    letters = _letters(align)
+    if len(letters) != frame.shape[1]:
+        raise ValueError(f"table {label}: alignment {align!r} has {len(letters)} columns, the frame {frame.shape[1]}")
+    head = " & ".join(stacked(esc(c), "c", "b") for c in frame.columns) + r" \\"
+    body = []
+    for i, row in enumerate(frame.astype(str).to_numpy()):
+        if group is not None and (i == 0 or groups[i] != groups[i - 1]):
+            body += ([r"\addlinespace"] if i else []) + \
+                [rf"\multicolumn{{{frame.shape[1]}}}{{@{{}}l}}{{\textit{{{esc(groups[i])}}}}} \\"]
+        # a spanning row carries all its text in the first cell
+        body.append((row[0] if row[0].startswith(r"\multicolumn")
+                     else " & ".join(stacked(esc(v), a) for v, a in zip(row, letters))) + r" \\")
     setup = [size, *([rf"\setlength{{\tabcolsep}}{{{colsep}}}"] if colsep else [])]
-    if long:
+    if long if long is not None else len(body) > LONG_ROWS:
         more = rf"\multicolumn{{{frame.shape[1]}}}{{r}}{{\textit{{continued on the next page}}}} \\"
         return "\n".join([
             r"\begingroup", *setup, rf"\begin{{longtable}}{{{align}}}",

@@ -175,44 +175,59 @@ def pooled(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def dai_table_tex(summary: pd.DataFrame) -> str:
+    """Two tables (grouped by model, one row per dataset and an "all" row): accuracy and Rec2FTP (`tab:dai`),
+    then the similarities SimAOU and SimAM against their baselines (`tab:dai_sim`)."""
     rows = pooled(summary)
     n_datasets = rows[rows["dataset"] != ALL].groupby("model")["dataset"].nunique()
     single = rows["model"].map(n_datasets).fillna(0) <= 1
     rows = rows[~((rows["dataset"] == ALL) & single)]  # a model's "all" row repeats its only dataset
-    frame = pd.DataFrame({
+    keys = {
         "model": [_tt(m) for m in rows["model"]],
         "dataset": [_tt(d) if d != ALL else "all" for d in rows["dataset"]],
         "$n$": [str(int(n)) for n in rows["n_queries"]],
-        "ZS / ICL / FT acc.": [f"{fmt(a, 2)} / {fmt(b, 2)} / {fmt(c, 2)}"
-                               for a, b, c in rows[["zs_acc", "icl_acc", "ft_acc"]].to_numpy()],
+    }
+    accuracy = pd.DataFrame({
+        **keys,
+        "acc.\nZS / ICL / FT": [f"{fmt(a, 2)} / {fmt(b, 2)} / {fmt(c, 2)}"
+                                for a, b, c in rows[["zs_acc", "icl_acc", "ft_acc"]].to_numpy()],
         "Rec2FTP (\\%)": [
             f"{fmt_ci(r, lo, hi, 0, scale=100)} ({int(n)})" if n else "undefined (0)"
             for r, lo, hi, n in rows[["rec2ftp", "rec2ftp_lo", "rec2ftp_hi", "rec2ftp_n"]].to_numpy()
         ],
         "ICL fixes (\\%)": [fmt(100 * v, 0) for v in rows["icl_fix_rate"]],
+    })
+    similarity = pd.DataFrame({
+        **keys,
         "SimAOU": [fmt_ci(*v, 3) for v in rows[["simaou", "simaou_lo", "simaou_hi"]].to_numpy()],
         "random": [fmt(v, 3) for v in rows["random_simaou"]],
         "SimAM": [fmt_ci(*v, 3) for v in rows[["simam", "simam_lo", "simam_hi"]].to_numpy()],
         "ZSL SimAM": [fmt(v, 3) for v in rows["zsl_simam"]],
         "SimAM $-$ ZSL": [fmt_ci(*v, 3) for v in rows[["simam_gain", "simam_gain_lo", "simam_gain_hi"]].to_numpy()],
     })
+    pooled_over = ("pooled over $k$ (and over datasets in the ``all'' rows); $n$ query instances (test query "
+                   "$\\times$ prompt set), 95\\% bootstrap CIs over them")
     return booktabs_table(
-        frame,
+        accuracy,
         caption=(
-            "Dai et al.'s ICL-vs-fine-tuning metrics, pooled over $k$ (and over datasets in the ``all'' rows); "
-            "$n$ query instances (test query $\\times$ prompt set), 95\\% bootstrap CIs over them. FT: the base "
+            f"Dai et al.'s ICL-vs-fine-tuning comparison, {pooled_over}. FT: the base "
             "model after SGD on \\texttt{k\\_proj}/\\texttt{v\\_proj} only, one step per demonstration in the "
             "prompt's order, scored zero-shot. Rec2FTP: of the queries zero-shot gets wrong and FT right (count in "
             "parentheses), the share ICL gets right; ICL fixes: the share of all zero-shot-wrong queries ICL gets "
-            "right (the reference Rec2FTP should beat). SimAOU: cosine between ICL's and FT's updates of the "
-            "normalised last-token attention output, averaged over layers; random: the same with a uniform "
-            "$[0,1)$ vector as FT's update. SimAM: cosine between ICL's and FT's raw last-token attention scores "
-            "over the query tokens, averaged over heads and layers; ZSL SimAM: ICL against the zero-shot base "
-            "model. Rules: \\texttt{dai\\_capture}, \\texttt{dai\\_metrics}, \\texttt{dai\\_paper\\_numbers}."
+            "right (the reference Rec2FTP should beat). Table~\\ref{tab:dai_sim} gives the similarities. "
+            "Rules: \\texttt{dai\\_capture}, \\texttt{dai\\_metrics}, \\texttt{dai\\_paper\\_numbers}."
         ),
-        label="tab:dai",
-        align="llrcrrrrrrr",
-        escape=False,
+        label="tab:dai", align="lrcrr", group="model", escape=False,
+    ) + "\n" + booktabs_table(
+        similarity,
+        caption=(
+            f"Dai et al.'s similarities between ICL and FT (Table~\\ref{{tab:dai}}), {pooled_over}. SimAOU: cosine "
+            "between ICL's and FT's updates of the normalised last-token attention output, averaged over layers; "
+            "random: the same with a uniform $[0,1)$ vector as FT's update. SimAM: cosine between ICL's and FT's "
+            "raw last-token attention scores over the query tokens, averaged over heads and layers; ZSL SimAM: ICL "
+            "against the zero-shot base model. Rules: \\texttt{dai\\_capture}, \\texttt{dai\\_metrics}, "
+            "\\texttt{dai\\_paper\\_numbers}."
+        ),
+        label="tab:dai_sim", align="lrrrrrr", group="model", escape=False,
     )
 
 
@@ -223,7 +238,7 @@ def dai_summary(summary: pd.DataFrame) -> str:
     overall = rows[rows["dataset"] == ALL]
     for r in overall.to_dict("records"):
         rec = (
-            f"Rec2FTP is {fmt_ci(r['rec2ftp'], r['rec2ftp_lo'], r['rec2ftp_hi'], 0, scale=100)}\\% "
+            f"Rec2FTP is {fmt(100 * r['rec2ftp'], 0)}\\% [{fmt(100 * r['rec2ftp_lo'], 0)}, {fmt(100 * r['rec2ftp_hi'], 0)}] "
             f"({int(r['rec2ftp_n'])} queries fixed by fine-tuning), against "
             f"{fmt(100 * r['icl_fix_rate'], 0)}\\% of all zero-shot-wrong queries fixed by ICL"
             if r["rec2ftp_n"] else "Rec2FTP is undefined (fine-tuning fixes no zero-shot-wrong query)"

@@ -38,24 +38,40 @@ def headline_rows(claims: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else claims.iloc[:0]
 
 
+#: Short column headers of the claims table (HEADLINE's `what` -> header), stacked on two lines.
+SHORT = {
+    "log-lik.: default $-$ random labels": "log-lik.\ndef. $-$ rand.",
+    "entropy: default $-$ random labels": "entropy\ndef. $-$ rand.",
+    "accuracy: default $-$ random labels": "accuracy\ndef. $-$ rand.",
+    "agreement with flipped labels: late $-$ first": "flip agreement\nlate $-$ first",
+    "default acc.\\ $-$ flipped agreement (late)": "def. acc. $-$\nflip agr. (late)",
+    "recency: D$\\to$F $-$ F$\\to$D (agreement with default)": "recency\nD$\\to$F $-$ F$\\to$D",
+}
+
+
 def claims_table_tex(claims: pd.DataFrame) -> str:
+    """One row per model / dataset (grouped by model), one column per gap of HEADLINE, each an estimate over
+    its CI: grows downwards with more runs instead of sideways."""
     rows = headline_rows(claims)
-    rows = rows.assign(cell=[fmt_ci(v, lo, hi, 3) for v, lo, hi in zip(rows["value"], rows["lo"], rows["hi"])])
-    rows["column"] = rows["model"] + " / " + rows["dataset"]
-    wide = rows.pivot_table(index="what", columns="column", values="cell", aggfunc="first", sort=False).reset_index()
-    wide.columns = ["quantity"] + list(wide.columns[1:])
-    table = booktabs_table(
+    rows = rows.assign(cell=[fmt_ci(v, lo, hi, 3, stack=True) for v, lo, hi in zip(rows["value"], rows["lo"], rows["hi"])])
+    wide = rows.pivot_table(index=["model", "dataset"], columns="what", values="cell", aggfunc="first", sort=True)
+    order = [what for *_, what in HEADLINE if what in wide.columns]
+    wide = wide[order].rename(columns=SHORT).reset_index()
+    wide["model"] = ["\\texttt{" + latex_escape(m) + "}" for m in wide["model"]]
+    wide["dataset"] = [latex_escape(d) for d in wide["dataset"]]
+    return booktabs_table(
         wide.fillna("--"),
         caption=(
-            "Label-relationship gaps (mean over random contexts, 95\\% bootstrap CI over contexts). "
-            "Accuracy and agreement are fractions, log-likelihoods in nats, over the label tokens. "
+            "Label-relationship gaps (mean over random contexts, 95\\% bootstrap CI over contexts): default $-$ "
+            "random labels in the true label's log-likelihood (nats), the label entropy and accuracy; agreement "
+            "with flipped labels at the last positions $-$ at position 1; default accuracy $-$ flipped agreement "
+            "at the last positions; and D$\\to$F $-$ F$\\to$D in agreement with the default labels after equal "
+            "numbers of both (recency predicts $< 0$). Accuracy and agreement are fractions. "
             "Rules: \\texttt{label\\_curves}, \\texttt{label\\_paper\\_numbers}."
         ),
-        label="tab:label_claims",
-        align="l" + "r" * (wide.shape[1] - 1),
+        label="tab:label_claims", align="l" + "r" * (wide.shape[1] - 2), escape=False, group="model",
+        size="\\footnotesize",
     )
-    # the quantity names carry their own LaTeX; booktabs_table escaped only _ % & # $, so undo \$
-    return table.replace("\\$", "$")
 
 
 def _first(group: pd.DataFrame, prefix: str) -> pd.Series | None:
