@@ -67,8 +67,9 @@ def edited(e2e: Path, rel: str, tmp_path: Path):
 @pytest.mark.parametrize(
     "rel,expected",
     [
-        ("workflow/scripts/icl_vs_gd/figure_icl_accuracy.py", {"figure_icl_accuracy", "paper", "all"}),
-        ("paper/main.tex", {"paper", "all"}),
+        ("workflow/scripts/icl_vs_gd/figure_icl_accuracy.py", {"figure_icl_accuracy", "paper", "check_paper", "all"}),
+        ("paper/main.tex", {"paper", "check_paper", "all"}),
+        ("paper/iclgd.sty", {"paper", "check_paper", "all"}),
     ],
 )
 def test_an_edit_reruns_only_its_target_and_the_paper(e2e, tmp_path, rel, expected):

@@ -6,6 +6,7 @@ datasets written here, and builds the PDF with latexmk, exactly as `make reprodu
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -63,6 +64,12 @@ def test_end_to_end_builds_the_paper(e2e):
         assert (e2e / rel).stat().st_size > 0, rel
     log = (e2e / "paper" / "build" / "main.log").read_text(errors="replace")
     assert "Undefined control sequence" not in log and "undefined references" not in log
+    # the paper as its reader sees it (rule check_paper): no problems, every figure placed and cited
+    check = json.loads((e2e / "results" / "paper" / "build_check.json").read_text())
+    assert check["problems"] == [] and check["pages"] > 5
+    figures = {k: v for k, v in check["floats"].items() if k.startswith("fig:")}
+    assert {"fig:order", "fig:curves", "fig:kernel", "fig:icl"} <= set(figures)
+    assert all(0 <= v["page"] - v["first_ref"] <= 1 for v in figures.values()), figures
 
 
 @pytest.mark.slow

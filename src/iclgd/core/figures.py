@@ -46,11 +46,14 @@ COLOURS = {
     # label conditions (Kossen et al.): default labels share ICL's colour
     "default": _PALETTE[0], "random": _PALETTE[7], "flipped": _PALETTE[3], "words": _PALETTE[8],
     "default_to_flipped": _PALETTE[4], "flipped_to_default": _PALETTE[2], "alternating": _PALETTE[9],
-    "instructed_flipped": _PALETTE[5],
+    "instructed_flipped": _PALETTE[3],  # a variant of flipped: its colour, dashed (LINESTYLES)
     # models
     "smollm2-135m": _PALETTE[0], "gemma3-270m": _PALETTE[3], "llama-7b": _PALETTE[2], "tiny-llama": _PALETTE[4],
     "smollm2-135m-untrained": _PALETTE[7],
 }
+
+#: Variants drawn in their parent's colour with another line style.
+LINESTYLES = {"instructed_flipped": "--"}
 
 
 def colours(names: Iterable[str]) -> dict[str, tuple]:

@@ -227,7 +227,7 @@ def dai_table_tex(summary: pd.DataFrame) -> str:
             "against the zero-shot base model. Rules: \\texttt{dai\\_capture}, \\texttt{dai\\_metrics}, "
             "\\texttt{dai\\_paper\\_numbers}."
         ),
-        label="tab:dai_sim", align="lrrrrrr", group="model", escape=False,
+        label="tab:dai_sim", align="lrrrrrr", group="model", escape=False, size="\\footnotesize", colsep="4pt",
     )
 
 

@@ -138,7 +138,8 @@ def _curves_page(curves: pd.DataFrame, runs: list, palette: dict):
         for col, (ax, (title, conditions, metric)) in enumerate(zip(row, COLUMNS)):
             for cond in [c for c in conditions if c in set(part["condition"])]:
                 line = part[part["condition"] == cond].sort_values("position")
-                ax.plot(line["position"], line[metric], color=palette[cond], label=NAMES[cond])
+                ax.plot(line["position"], line[metric], color=palette[cond], ls=figures.LINESTYLES.get(cond, "-"),
+                        label=NAMES[cond])
                 ax.fill_between(line["position"], line[f"{metric}_lo"], line[f"{metric}_hi"], color=palette[cond],
                                 alpha=0.2, lw=0)
             ax.set_ylim(0, 1)
