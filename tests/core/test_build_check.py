@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,35 @@ def test_a_defective_build_fails_with_every_defect(tmp_path):
     assert any(p.startswith("Overfull \\hbox") for p in problems), problems
     assert any(p.startswith("fig:late is on page") for p in problems), problems
     assert any(p.startswith("fig:tall (page") and p.endswith("is never referenced") for p in problems), problems
+
+
+@needs_tex
+def test_runsfigure_places_every_page_of_a_multi_page_figure(tmp_path):
+    """A figure with more runs than a page holds (figures.save writes one PDF page per group of runs) is
+    placed as a figure and its continuation, with one number and no problem."""
+    import matplotlib.pyplot as plt
+
+    from iclgd.core import figures
+
+    pages = []
+    for i in range(2):
+        fig, axes = figures.grid(1, 1, 2.0)
+        axes[0, 0].plot([0, 1], [i, 1 - i], label=f"page {i + 1}")
+        pages.append(fig)
+    (tmp_path / "figures").mkdir()
+    figures.save(pages, tmp_path / "figures" / "runs.pdf")
+    assert not plt.get_fignums()
+    tex = tmp_path / "main.tex"
+    tex.write_text(PREAMBLE + "Figure~\\ref{fig:runs} has two pages.\n"
+                   "\\runsfigure{figures/runs.pdf}{Runs.}{fig:runs}\n" + FILLER + "\\end{document}\n")
+    pdf = tmp_path / "out" / "main.pdf"
+    pdf.parent.mkdir()
+    latex.build(tex, [REPO / "paper" / "iclgd.sty"], [], [tmp_path / "figures" / "runs.pdf"], pdf, tmp_path / "l.log")
+    build = pdf.parent / "build"
+    report = build_check.check_build(pdf, build / "main.log", build / "main.aux")
+    assert report.ok, report.problems
+    log = (build / "main.log").read_text()
+    assert all(re.search(rf"figures/runs\.pdf\s*, page{i} used", log) for i in (1, 2))
+    assert list(report.floats) == ["fig:runs"]
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Figure 1: Runs." in text and "Figure 1: (continued)." in text  # one number, two pages
