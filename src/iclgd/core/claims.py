@@ -152,7 +152,7 @@ def sizing_summary(rows: pd.DataFrame) -> pd.DataFrame:
 def _cell(row) -> str:
     if np.isnan(row.effect_lo):
         return sci(row.effect, 2) if abs(row.effect) < 1e-3 and row.effect != 0 else fmt(row.effect, 3)
-    return fmt_ci(row.effect, row.effect_lo, row.effect_hi, 3)
+    return fmt_ci(row.effect, row.effect_lo, row.effect_hi, 3, stack=True)
 
 
 def _num(value: float, digits: int = 3) -> str:
@@ -190,7 +190,9 @@ def claims_tex(table: pd.DataFrame) -> str:
     for r, new_claim in zip(table.itertuples(), first):
         if new_claim:
             text = f"{r.paper.replace(' et al.', '')}: {r.claim} [{_criterion(r.criterion)}]"
-            rows.append([f"\\multicolumn{{8}}{{{RAGGED.format(15.6)}}}{{\\textit{{{text}}}}}"] + [""] * 7)
+            # the claim spans the whole line (less the outer column gaps) above its rows
+            width = ">{\\raggedright\\arraybackslash}p{\\dimexpr\\linewidth-2\\tabcolsep\\relax}"
+            rows.append([f"\\multicolumn{{8}}{{{width}}}{{\\textit{{{text}}}}}"] + [""] * 7)
         rows.append([
             latex_escape(f"{r.model} / {r.dataset}") if r.model else "--", _cell(r),
             fmt_p(r.p_holm, r.family == "construction"), _n(r.n), _num(r.mde), _reference(r), _n(r.n_needed), r.verdict])

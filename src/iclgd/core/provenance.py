@@ -46,8 +46,8 @@ def models_table(records: list[dict]) -> str:
             "model": r["name"],
             "source": r.get("package", r.get("path", r.get("tokenizer_from", ""))),
             "version": r.get("package_version", "--"),
-            "weights": r.get("gguf_file", r["source"]),
-            "sha256 (12)": r.get("gguf_sha256", "--")[:12],
+            # the file and its checksum stacked in one cell: long GGUF names would widen the table past the text
+            "weights (sha256, first 12)": f"{r.get('gguf_file', r['source'])}\n{r.get('gguf_sha256', '--')[:12]}",
         }
         for r in records
     ]

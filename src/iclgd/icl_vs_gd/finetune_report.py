@@ -66,12 +66,12 @@ def comparison_table(table: pd.DataFrame) -> str:
     variants = [c for c in table.columns if "/" in c]
     shown = pd.DataFrame(
         {
-            "model": table["model"],
-            "dataset": table["dataset"],
-            "k": table["k"].astype(str),
-            "zero-shot": [fmt(v) for v in table["zero_shot"]],
+            "model": ["\\texttt{" + latex_escape(m) + "}" for m in table["model"]],
+            "dataset": [latex_escape(d) for d in table["dataset"]],
+            "$k$": table["k"].astype(str),
+            "zero-\nshot": [fmt(v) for v in table["zero_shot"]],
             "ICL": [fmt_ci(a, lo, hi, 1) for a, lo, hi in zip(table["icl"], table["icl_lo"], table["icl_hi"])],
-            **{f"FT {v}": [fmt(x) if x == x else "n.c." for x in table[v]] for v in variants},
+            **{f"FT\n{latex_escape(v)}": [fmt(x) if x == x else "n.c." for x in table[v]] for v in variants},
         }
     )
     return booktabs_table(
@@ -85,7 +85,7 @@ def comparison_table(table: pd.DataFrame) -> str:
             "\\texttt{finetune\\_metrics}, \\texttt{finetune\\_paper\\_numbers}."
         ),
         label="tab:icl_vs_ft",
-        align="llr" + "r" * (shown.shape[1] - 3),
+        align="lr" + "r" * (shown.shape[1] - 3), group="model", escape=False,
     )
 
 

@@ -30,9 +30,11 @@ def icl_macros(acc: pd.DataFrame) -> dict[str, str]:
 def icl_table(acc: pd.DataFrame) -> str:
     """Accuracy (label-restricted, with 95% CI) per model x dataset x k."""
     icl = acc[acc["method"] == "icl"].copy()
-    icl["cell"] = [fmt_ci(a, lo, hi, 1) for a, lo, hi in zip(icl["acc"], icl["acc_lo"], icl["acc_hi"])]
+    icl["cell"] = [fmt_ci(a, lo, hi, 1, stack=True) for a, lo, hi in zip(icl["acc"], icl["acc_lo"], icl["acc_hi"])]
     wide = icl.pivot_table(index=["model", "dataset"], columns="k", values="cell", aggfunc="first").reset_index()
-    wide.columns = ["model", "dataset"] + [f"k={k}" for k in wide.columns[2:]]
+    wide.columns = ["model", "dataset"] + [f"$k={k}$" for k in wide.columns[2:]]
+    wide["model"] = ["\\texttt{" + latex_escape(m) + "}" for m in wide["model"]]
+    wide["dataset"] = [latex_escape(d) for d in wide["dataset"]]
     return booktabs_table(
         wide,
         caption=(
@@ -40,7 +42,7 @@ def icl_table(acc: pd.DataFrame) -> str:
             "seeds averaged within each example. Rules: \\texttt{icl\\_metrics}, \\texttt{icl\\_paper\\_numbers}."
         ),
         label="tab:icl",
-        align="ll" + "c" * (wide.shape[1] - 2),
+        align="l" + "r" * (wide.shape[1] - 2), group="model", escape=False,
     )
 
 
