@@ -49,11 +49,11 @@ def _heads_page(heads: pd.DataFrame, summary: pd.DataFrame, runs: list):
         for p in MASS_PARTS:
             bars.barh(mass.index, mass[f"mass_{p}"], left=left, color=_MASS_COLOURS[p], label=p, height=0.9)
             left += mass[f"mass_{p}"].to_numpy()
-        bars.set(xlim=(0, 1), title="attention mass", xlabel="share (mean over heads)")
+        bars.set(xlim=(0, 1), title="attention mass", xlabel="share (head mean)")
         bars.tick_params(labelleft=False)
     for ax in axes.flat[2 * len(runs):]:
         ax.set_visible(False)
-    fig.colorbar(image, ax=axes[:, 0::2].ravel().tolist(), shrink=0.8, label="agreement with ICL (eval part)")
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="agreement with ICL (eval part)")
     handles, labels = axes[0, 1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncols=len(labels), frameon=False,
                title="last-token attention mass on:")
