@@ -80,3 +80,16 @@ def test_matched_icl_keeps_twins_and_zero_shot():
     ft = pd.DataFrame({"model": "m", "dataset": "d", "k": [2, 4], "seed": [0, 0]})
     got = finetune_report.matched_icl(icl, ft)
     assert sorted(zip(got["k"], got["seed"])) == [(0, 0), (2, 0), (4, 0)]
+
+
+def test_many_variants_go_one_per_row_not_past_the_margin():
+    """config/paper.yaml's 3 optimizers x 4 subsets: one row per variant (a longtable when long), same numbers."""
+    icl = pd.DataFrame({"model": "m", "dataset": "d", "method": "icl", "k": [0, 2], "acc": [50.0, 70.0],
+                        "acc_lo": [40.0, 60.0], "acc_hi": [60.0, 80.0]})
+    variants = [(o, s) for o in ("gd", "sgd", "adam") for s in ("all", "kv", "v_mid", "v_deep")]
+    ft = pd.DataFrame([{"model": "m", "dataset": "d", "k": 2, "optimizer": o, "subset": s, "acc": 10.0 + i}
+                       for i, (o, s) in enumerate(variants)])
+    tex = finetune_report.comparison_table(finetune_report.comparison(icl, ft))
+    head, body = tex.split("\\midrule", 1)
+    assert "FT variant" in head and "gd/all" not in head
+    assert body.count("70.0 [60.0, 80.0]") == 12 and "gd/v\\_deep & 13.0" in body and "adam/v\\_deep & 21.0" in body

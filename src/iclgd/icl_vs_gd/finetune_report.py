@@ -62,18 +62,33 @@ def comparison(icl_acc: pd.DataFrame, ft_acc: pd.DataFrame) -> pd.DataFrame:
     return out.join(zero, on=["model", "dataset"]).sort_values(["model", "dataset", "k"], ignore_index=True)
 
 
+#: Fine-tuning variants (optimizer/subset) shown side by side; with more (config/paper.yaml: 3 optimizers x 4
+#: subsets) each variant gets its own row, so the table grows down a longtable instead of past the margin.
+WIDE_VARIANTS = 4
+
+
+def _setting_columns(table: pd.DataFrame) -> dict[str, list[str]]:
+    return {
+        "model": ["\\texttt{" + latex_escape(m) + "}" for m in table["model"]],
+        "dataset": [latex_escape(d) for d in table["dataset"]],
+        "$k$": table["k"].astype(str).tolist(),
+        "zero-\nshot": [fmt(v) for v in table["zero_shot"]],
+        "ICL": [fmt_ci(a, lo, hi, 1) for a, lo, hi in zip(table["icl"], table["icl_lo"], table["icl_hi"])],
+    }
+
+
 def comparison_table(table: pd.DataFrame) -> str:
+    """ICL vs each fine-tuning variant per (model, dataset, k): one column per variant, or one row per variant
+    when there are more than WIDE_VARIANTS."""
     variants = [c for c in table.columns if "/" in c]
-    shown = pd.DataFrame(
-        {
-            "model": ["\\texttt{" + latex_escape(m) + "}" for m in table["model"]],
-            "dataset": [latex_escape(d) for d in table["dataset"]],
-            "$k$": table["k"].astype(str),
-            "zero-\nshot": [fmt(v) for v in table["zero_shot"]],
-            "ICL": [fmt_ci(a, lo, hi, 1) for a, lo, hi in zip(table["icl"], table["icl_lo"], table["icl_hi"])],
-            **{f"FT\n{latex_escape(v)}": [fmt(x) if x == x else "n.c." for x in table[v]] for v in variants},
-        }
-    )
+    ft = lambda values: [fmt(x) if x == x else "n.c." for x in values]  # noqa: E731
+    if len(variants) <= WIDE_VARIANTS:
+        shown = pd.DataFrame({**_setting_columns(table), **{f"FT\n{latex_escape(v)}": ft(table[v]) for v in variants}})
+    else:
+        long = table.melt(id_vars=[c for c in table.columns if c not in variants], value_vars=variants,
+                          var_name="variant", value_name="ft").sort_values(["model", "dataset", "k"], kind="stable")
+        shown = pd.DataFrame({**_setting_columns(long), "FT variant": [latex_escape(v) for v in long["variant"]],
+                              "FT": ft(long["ft"])})
     return booktabs_table(
         shown,
         caption=(
