@@ -90,3 +90,21 @@ def test_wrap_hides_the_unused_cells():
     fig, axes = figures.wrap(5, 4, 1.5)
     assert len(axes) == 5 and sum(ax.get_visible() for ax in fig.axes) == 5
     plt.close(fig)
+
+
+@needs_poppler
+def test_many_models_and_datasets_continue_on_further_pages(tmp_path):
+    """config/paper.yaml's scale: more models (Dai) or datasets (ICL accuracy) than a page holds."""
+    from iclgd.dai_metrics.report import MODEL_ROWS_PER_PAGE, MODELS_PER_ROW, plot_layers
+
+    names = ["simaou", "random_simaou", "simam", "zsl_simam"]
+    layers = pd.DataFrame([{"model": f"m{i}", "layer": layer, **{f"{n}{s}": 0.1 * layer + d for n in names
+                                                                 for s, d in (("", 0), ("_lo", -0.05), ("_hi", 0.05))}}
+                           for i in range(MODELS_PER_ROW * MODEL_ROWS_PER_PAGE + 1) for layer in range(4)])
+    plot_layers(layers, tmp_path / "dai.pdf")
+    acc = pd.DataFrame([{"method": "icl", "model": "m", "dataset": f"d{i:02d}", "k": k, "acc": 50.0, "acc_lo": 40.0,
+                         "acc_hi": 60.0} for i in range(figures.DATASETS_PER_PAGE + 1) for k in (0, 1, 2)])
+    figures.plot_accuracy_vs_k(acc, tmp_path / "acc.pdf")
+    for name in ("dai.pdf", "acc.pdf"):
+        pages = pdf_pages(tmp_path / name)
+        assert len(pages) == 2 and all(w <= figures.TEXT_WIDTH + 1e-3 for w, _ in pages), (name, pages)

@@ -133,12 +133,21 @@ def chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
 
 
+#: Dataset panels of the ICL-accuracy figure per page (four to a row); more continue on the next page.
+DATASETS_PER_PAGE = 12
+
+
 def plot_accuracy_vs_k(acc: pd.DataFrame, pdf: Path, png: Path | None = None) -> None:
-    """Label-restricted ICL accuracy against k, one panel per dataset (four to a row), 95% bootstrap CIs as bands."""
+    """Label-restricted ICL accuracy against k, one panel per dataset (four to a row, twelve to a page), 95%
+    bootstrap CIs as bands."""
     data = acc[acc["method"] == "icl"].sort_values(["dataset", "model", "k"])
-    datasets = sorted(data["dataset"].unique())
-    fig, axes = wrap(len(datasets), 4, 1.9)
     palette = colours(sorted(data["model"].unique()))
+    pages = chunks(sorted(data["dataset"].unique()), DATASETS_PER_PAGE)
+    save([_accuracy_page(data, datasets, palette) for datasets in pages], pdf, png)
+
+
+def _accuracy_page(data: pd.DataFrame, datasets: list[str], palette: dict) -> plt.Figure:
+    fig, axes = wrap(len(datasets), 4, 1.9)
     for ax, dataset in zip(axes, datasets):
         sub = data[data["dataset"] == dataset]
         for model, line in sub.groupby("model", sort=True):
@@ -151,4 +160,4 @@ def plot_accuracy_vs_k(acc: pd.DataFrame, pdf: Path, png: Path | None = None) ->
         ax.set_xticklabels([str(k) for k in sorted(sub["k"].unique())])
     axes[0].set_ylabel("accuracy (%)")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(palette), frameon=False)
-    save(fig, pdf, png)
+    return fig

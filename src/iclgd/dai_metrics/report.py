@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from iclgd.core.figures import COLOURS, grid, save
+from iclgd.core.figures import COLOURS, chunks, grid, save
 from iclgd.core.paper import booktabs_table, fmt, fmt_ci, latex_escape, macro_name
 from iclgd.core.stats import bootstrap_ci
 from iclgd.dai_metrics import similarity
@@ -128,19 +128,28 @@ def layer_summary(layers: pd.DataFrame, metrics_cfg: dict[str, Any]) -> pd.DataF
 # Figure
 
 
+#: Models per row of the layer figure and rows of models per page; further models continue on the next page.
+MODELS_PER_ROW, MODEL_ROWS_PER_PAGE = 3, 2
+_PAIRS = (("simaou", "SimAOU (ICL vs FT update)", "random_simaou", "random update"),
+          ("simam", "SimAM (ICL vs FT)", "zsl_simam", "ZSL SimAM (ICL vs ZS)"))
+
+
 def plot_layers(layers: pd.DataFrame, pdf: Path, png: Path | None = None) -> None:
-    """Columns: models (three to a row). Top: SimAOU vs the random-update baseline per layer; bottom: SimAM vs
-    ZSL SimAM. Two banded series per panel."""
+    """Three models to a row, six to a page. Per model: SimAOU vs the random-update baseline per layer, and
+    below it SimAM vs ZSL SimAM. Two banded series per panel."""
     models = list(dict.fromkeys(layers.sort_values("model")["model"]))
-    ncols = min(3, len(models))
+    pages = chunks(models, MODELS_PER_ROW * MODEL_ROWS_PER_PAGE)
+    save([_layers_page(layers, page) for page in pages], pdf, png)
+
+
+def _layers_page(layers: pd.DataFrame, models: list[str]):
+    ncols = min(MODELS_PER_ROW, len(models))
     blocks = -(-len(models) // ncols)
     fig, axes = grid(2 * blocks, ncols, 1.6, extra_height=0.3, sharey="row")
-    pairs = (("simaou", "SimAOU (ICL vs FT update)", "random_simaou", "random update"),
-             ("simam", "SimAM (ICL vs FT)", "zsl_simam", "ZSL SimAM (ICL vs ZS)"))
     palette = {"main": COLOURS["icl"], "base": COLOURS["baseline"]}
     for i, model in enumerate(models):
         part = layers[layers["model"] == model].sort_values("layer")
-        for row, (main, main_label, base, base_label) in enumerate(pairs):
+        for row, (main, main_label, base, base_label) in enumerate(_PAIRS):
             ax = axes[2 * (i // ncols) + row, i % ncols]
             for name, label, style, colour in ((main, main_label, "-", palette["main"]),
                                                (base, base_label, "--", palette["base"])):
@@ -156,7 +165,7 @@ def plot_layers(layers: pd.DataFrame, pdf: Path, png: Path | None = None) -> Non
     for i in range(len(models), blocks * ncols):  # empty cells of the last block
         for row in (0, 1):
             axes[2 * (i // ncols) + row, i % ncols].set_visible(False)
-    save(fig, pdf, png)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------------------
