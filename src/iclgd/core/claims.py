@@ -200,7 +200,7 @@ def claims_tex(table: pd.DataFrame) -> str:
                                         "$n_{80\\%}$", "verdict"])
     return booktabs_table(
         shown, caption=(
-            "The seed papers' headline claims with the power of each test (Sec.~\\ref{sec:stats}). $n$: independent "
+            "The seed papers' headline claims with the power of each test (Appendix~\\ref{app:stats}). $n$: independent "
             "units; MDE: smallest effect detected with 80\\% power at the row's Holm level; ref.: the seed's effect "
             "or ($^\\dagger$) a declared one (Table~\\ref{tab:claim_references}); $n_{80\\%}$: units that detect "
             "ref.\\ with 80\\% power; exact: deterministic, checked against its criterion. Rule: \\texttt{claims}."),
@@ -222,7 +222,7 @@ def headline_tex(table: pd.DataFrame) -> str:
                      "verdicts": "; ".join(f"{int(counts[v])} {v}" for v in verdicts)})
     return booktabs_table(pd.DataFrame(rows), caption=(
         "The seed papers' headline claims and how this run's tests came out: one row per claim; \\emph{rows}: "
-        "models / datasets tested. Verdicts (Sec.~\\ref{sec:stats}): reproduced or contradicted (Holm $p < 0.05$, "
+        "models / datasets tested. Verdicts (Appendix~\\ref{app:stats}): reproduced or contradicted (Holm $p < 0.05$, "
         "CI on one side), absent at adequate power (not significant although the test could detect the seed's "
         "effect), underpowered (it could not). Every row with its estimate, $p$ and power: "
         "Table~\\ref{tab:claims}. Rule: \\texttt{claims}."),
