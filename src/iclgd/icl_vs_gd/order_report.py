@@ -84,7 +84,7 @@ def _spread_page(table: pd.DataFrame, runs: list, optimizers: list[str], palette
                 ax.plot(line["epoch"], line["spread"], marker="o", color=palette[opt], label=NAMES[opt])
                 if (line["hi"] > line["lo"]).any():
                     ax.fill_between(line["epoch"], line["lo"], line["hi"], color=palette[opt], alpha=0.2, lw=0)
-            ax.set_title(f"{model} / {dataset}: {label}")
+            ax.set_title(f"{model} / {dataset}: {label}", pad=12)  # room for the y offset text (1e-6)
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
