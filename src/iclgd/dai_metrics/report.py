@@ -160,11 +160,11 @@ def _layers_page(layers: pd.DataFrame, models: list[str]):
             ax.set_title(f"{model}: {'SimAOU' if row == 0 else 'SimAM'}")
             if i % ncols == 0:
                 ax.set_ylabel("cosine")
-            if i == 0:
-                ax.legend(loc="best", frameon=False)
     for i in range(len(models), blocks * ncols):  # empty cells of the last block
         for row in (0, 1):
             axes[2 * (i // ncols) + row, i % ncols].set_visible(False)
+    handles = [h for row in (0, 1) for h in axes[row, 0].get_legend_handles_labels()[0]]
+    fig.legend(handles, [h.get_label() for h in handles], loc="outside upper center", ncols=4, frameon=False)
     return fig
 
 

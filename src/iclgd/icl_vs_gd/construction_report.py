@@ -97,12 +97,12 @@ def sparsity_macros(summary: pd.DataFrame, threshold: float) -> dict[str, str]:
 
 
 def plot_weight_sparsity(summary: pd.DataFrame, pdf: Path, png: Path | None = None) -> None:
-    """Fraction below threshold vs threshold, per projection (two to a row): measured (lines, one colour per
+    """Fraction below threshold vs threshold, per projection (three to a row): measured (lines, one colour per
     model) vs constructed at the model's width (dashed, same colour)."""
     from iclgd.core import figures
 
     projs = sorted(summary["proj"].unique())
-    fig, axes = figures.wrap(len(projs), 2, 1.9, extra_height=0.3, sharey=True)
+    fig, axes = figures.wrap(len(projs), 3, 2.0, extra_height=0.3, sharey=True)
     palette = figures.colours(sorted(summary["model"].unique()))
     for ax, proj in zip(axes, projs):
         part = summary[summary["proj"] == proj]
