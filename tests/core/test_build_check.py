@@ -109,11 +109,13 @@ def test_a_defective_build_fails_with_every_defect(tmp_path):
         + "\\clearpage\n" + FILLER * 6
         + "\\begin{figure}[tbp]\\centering\\rule{1in}{1in}\\caption{Late.}\\label{fig:late}\\end{figure}\n"
         + "\\noindent\\rule{8in}{1pt}\n"  # wider than the text
+        + "\n\nA threshold < 1e-3 typed in text mode.\n"
     )
     problems = _build(tmp_path, body).problems
     assert any(p.startswith("Float too large") for p in problems), problems
     assert any(p.startswith("Overfull \\hbox") for p in problems), problems
     assert any(p.startswith("fig:late is on page") for p in problems), problems
+    assert any(p.endswith("'¡' printed (a '<' or '>' in text mode?)") for p in problems), problems
     assert any(p.startswith("fig:tall (page") and p.endswith("is never referenced") for p in problems), problems
 
 

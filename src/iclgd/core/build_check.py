@@ -97,7 +97,7 @@ def placement_problems(floats: dict[str, dict[str, int | None]], max_distance: i
 def render_problems(pdf: Path) -> tuple[int, list[str]]:
     """Render every page with `pdftoppm` (at a low resolution: this tests that pages render, not how they look);
     returns the page count from `pdfinfo` and the problems."""
-    for tool in ("pdfinfo", "pdftoppm"):
+    for tool in ("pdfinfo", "pdftoppm", "pdftotext"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} not found: install poppler-utils (`make tex`)")
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True)
@@ -117,6 +117,16 @@ def render_problems(pdf: Path) -> tuple[int, list[str]]:
     return pages, problems
 
 
+def text_problems(pdf: Path) -> list[str]:
+    """Characters the reader sees that the source did not mean: '<' and '>' typed in text mode print as '¡'
+    and '¿' in LaTeX's default font encoding (the source must write $<$ or \\textless)."""
+    run = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"], capture_output=True, text=True)
+    if run.returncode != 0:
+        return [f"pdftotext cannot read {pdf}: {run.stderr.strip()}"]
+    return [f"page {i + 1}: '{ch}' printed (a '<' or '>' in text mode?)"
+            for i, page in enumerate(run.stdout.split("\f")) for ch in "¡¿" if ch in page]
+
+
 def check_build(pdf: Path, log: Path, aux: Path, tolerance_pt: float = OVERFULL_TOLERANCE_PT,
                 max_distance: int = MAX_FLOAT_DISTANCE) -> BuildReport:
     """Every check on one finished build."""
@@ -127,5 +137,5 @@ def check_build(pdf: Path, log: Path, aux: Path, tolerance_pt: float = OVERFULL_
     report.pages, render = render_problems(Path(pdf))
     report.floats = float_pages(Path(aux).read_text(errors="replace"))
     report.problems = [*log_problems(Path(log).read_text(errors="replace"), tolerance_pt), *render,
-                       *placement_problems(report.floats, max_distance)]
+                       *text_problems(Path(pdf)), *placement_problems(report.floats, max_distance)]
     return report

@@ -49,7 +49,9 @@ def sparsity_table_tex(summary: pd.DataFrame) -> str:
     wide = shown.pivot_table(index=["model", "proj", "constructed"], columns="threshold", values="cell", aggfunc="first")
     wide = wide[sorted(wide.columns, reverse=True)].reset_index()
     wide["constructed"] = [fmt(100 * v, 2) for v in wide["constructed"]]
-    wide.columns = ["model", "weight", "constructed"] + [f"< {t:.0e}" for t in wide.columns[3:]]
+    wide.columns = ["model", "weight", "constructed"] + [f"$<$ {sci(t, 0)}" for t in wide.columns[3:]]
+    wide["model"] = [latex_escape(m) for m in wide["model"]]
+    wide["weight"] = [f"\\texttt{{{latex_escape(w)}}}" for w in wide["weight"]]
     return booktabs_table(
         wide,
         caption=(
@@ -59,7 +61,7 @@ def sparsity_table_tex(summary: pd.DataFrame) -> str:
             "\\texttt{construction\\_paper\\_numbers}."
         ),
         label="tab:sparsity",
-        align="llr" + "r" * (wide.shape[1] - 3),
+        align="llr" + "r" * (wide.shape[1] - 3), escape=False,
     )
 
 
