@@ -42,6 +42,12 @@ def sparsity_summary(per_layer: Mapping[str, pd.DataFrame], hidden: Mapping[str,
     return pd.DataFrame(rows).sort_values(["model", "proj", "threshold"], ascending=[True, True, False], ignore_index=True)
 
 
+def _below(threshold: float) -> str:
+    """A threshold column header in math ('$<10^{-3}$'): a '<' in text mode prints as an inverted '!'."""
+    exponent = math.log10(threshold)
+    return f"$<10^{{{int(exponent)}}}$" if exponent == int(exponent) else f"$<$ {sci(threshold, 0)}"
+
+
 def sparsity_table_tex(summary: pd.DataFrame) -> str:
     """Percent of |w| below each threshold (mean over layers) next to the constructed weights' exact zeros."""
     shown = summary.copy()
@@ -49,7 +55,7 @@ def sparsity_table_tex(summary: pd.DataFrame) -> str:
     wide = shown.pivot_table(index=["model", "proj", "constructed"], columns="threshold", values="cell", aggfunc="first")
     wide = wide[sorted(wide.columns, reverse=True)].reset_index()
     wide["constructed"] = [fmt(100 * v, 2) for v in wide["constructed"]]
-    wide.columns = ["model", "weight", "constructed"] + [f"$<$ {sci(t, 0)}" for t in wide.columns[3:]]
+    wide.columns = ["model", "weight", "constructed"] + [_below(t) for t in wide.columns[3:]]
     wide["model"] = [latex_escape(m) for m in wide["model"]]
     wide["weight"] = [f"\\texttt{{{latex_escape(w)}}}" for w in wide["weight"]]
     return booktabs_table(
