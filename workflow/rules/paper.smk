@@ -112,7 +112,8 @@ rule paper:
 
 rule check_paper:
     """The paper as its reader sees it (src/iclgd/core/build_check.py): no float too large, no overfull box,
-    no undefined reference, every page renders, no float more than a page after its first reference."""
+    no undefined reference, every page renders, no float more than a page after its first reference.
+    """
     input:
         pdf="paper/main.pdf",
         code=lib("core.build_check"),
