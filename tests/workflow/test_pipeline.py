@@ -90,6 +90,16 @@ def test_outputs_are_deterministic(e2e, tmp_path):
         assert (tmp_path / rel).read_bytes() == (e2e / rel).read_bytes(), rel
 
 
+def test_snakefmt_is_clean():
+    """`make lint`'s second half: the rule files keep snakefmt's format."""
+    snakefmt = Path(SNAKEMAKE[0]).parent / "snakefmt"
+    if not snakefmt.exists():
+        pytest.skip("snakefmt not installed next to python")
+    result = subprocess.run([str(snakefmt), "--check", "Snakefile", "workflow/rules"], capture_output=True, text=True,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_lint_is_clean():
     result = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--lint"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
