@@ -28,7 +28,7 @@ import torch
 from iclgd.core import forward, models
 from iclgd.core.config import load_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]  # src/iclgd/core/bench.py -> the repository
 REVIEWS = [
     "a gripping, beautifully shot film", "tedious and far too long", "the cast is superb",
     "an empty, joyless exercise", "funny, warm and wise", "i want those two hours back",
