@@ -48,6 +48,7 @@ rule dai_metrics:
         queries="results/metrics/dai_queries.parquet",
     log:
         "logs/metrics/dai_metrics.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -70,6 +71,7 @@ rule figure_dai:
         ),
     log:
         "logs/figures/dai_layers.log",
+    localrule: True
     conda:
         "../../environment.yml"
     script:
@@ -86,6 +88,7 @@ rule dai_paper_numbers:
         summary="paper/generated/dai_summary.tex",
     log:
         "logs/paper/dai_paper_numbers.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:

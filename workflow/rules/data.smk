@@ -9,6 +9,7 @@ rule prepare_data:
         test="results/data/{dataset}/test.parquet",
     log:
         "logs/data/{dataset}.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -44,6 +45,7 @@ rule build_prompts:
         "results/prompts/{dataset}.jsonl",
     log:
         "logs/prompts/{dataset}.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:

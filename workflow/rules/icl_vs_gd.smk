@@ -53,6 +53,7 @@ rule icl_metrics:
         per_seed="results/metrics/icl_accuracy_per_seed.csv",
     log:
         "logs/metrics/icl_metrics.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -74,6 +75,7 @@ rule figure_icl_accuracy:
         ),
     log:
         "logs/figures/icl_accuracy_vs_k.log",
+    localrule: True
     conda:
         "../../environment.yml"
     script:
@@ -90,6 +92,7 @@ rule icl_paper_numbers:
         summary="paper/generated/icl_summary.tex",
     log:
         "logs/paper/icl_paper_numbers.log",
+    localrule: True
     conda:
         "../../environment.yml"
     script:
@@ -144,6 +147,7 @@ rule finetune_metrics:
         counts="results/metrics/finetune_convergence_counts.csv",
     log:
         "logs/metrics/finetune_metrics.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -165,6 +169,7 @@ rule finetune_paper_numbers:
         summary="paper/generated/ft_summary.tex",
     log:
         "logs/paper/finetune_paper_numbers.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -195,6 +200,7 @@ rule compare_icl_gd:
         control_tex="paper/generated/tab_control.tex",
     log:
         "logs/metrics/compare_icl_gd.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -242,6 +248,7 @@ rule figure_order:
         ),
     log:
         "logs/figures/order_sensitivity.log",
+    localrule: True
     conda:
         "../../environment.yml"
     script:
@@ -258,6 +265,7 @@ rule order_paper_numbers:
         summary="paper/generated/order_summary.tex",
     log:
         "logs/paper/order_paper_numbers.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -321,6 +329,7 @@ rule construction_paper_numbers:
         table="paper/generated/tab_sparsity.tex",
     log:
         "logs/paper/construction_paper_numbers.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -350,6 +359,7 @@ rule figure_construction:
         ),
     log:
         "logs/figures/construction.log",
+    localrule: True
     conda:
         "../../environment.yml"
     script:

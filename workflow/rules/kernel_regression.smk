@@ -52,6 +52,7 @@ rule figure_kernel:
         ),
     log:
         "logs/figures/kernel_heads.log",
+    localrule: True
     conda:
         "../../environment.yml"
     script:
@@ -69,6 +70,7 @@ rule kernel_paper_numbers:
         summary="paper/generated/kernel_summary.tex",
     log:
         "logs/paper/kernel_paper_numbers.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:

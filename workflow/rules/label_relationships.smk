@@ -64,6 +64,7 @@ rule figure_label_curves:
         ),
     log:
         "logs/figures/label_curves.log",
+    localrule: True
     conda:
         "../../environment.yml"
     script:
@@ -85,6 +86,7 @@ rule label_paper_numbers:
         summary="paper/generated/curves_summary.tex",
     log:
         "logs/paper/label_paper_numbers.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:

@@ -21,6 +21,7 @@ rule model_provenance:
         table="paper/generated/tab_models.tex",
     log:
         "logs/paper/model_provenance.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -39,6 +40,7 @@ rule run_scale:
         "paper/generated/scale.tex",
     log:
         "logs/paper/run_scale.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -63,6 +65,7 @@ rule provenance_appendix:
         json="results/paper/provenance.json",
     log:
         "logs/paper/provenance_appendix.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -83,6 +86,7 @@ rule macros:
         tex="paper/generated/macros.tex",
     log:
         "logs/paper/macros.log",
+    localrule: True
     conda:
         "../../environment.yml"
     script:
@@ -104,6 +108,7 @@ rule paper:
         "logs/paper/latexmk.log",
     benchmark:
         "benchmarks/paper.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
     script:
@@ -111,9 +116,6 @@ rule paper:
 
 
 rule check_paper:
-    """The paper as its reader sees it (src/iclgd/core/build_check.py): no float too large, no overfull box,
-    no undefined reference, every page renders, no float more than a page after its first reference.
-    """
     input:
         pdf="paper/main.pdf",
         code=lib("core.build_check"),
@@ -121,6 +123,10 @@ rule check_paper:
         "results/paper/build_check.json",
     log:
         "logs/paper/check_paper.log",
+    """The paper as its reader sees it (src/iclgd/core/build_check.py): no float too large, no overfull box,
+    no undefined reference, every page renders, no float more than a page after its first reference.
+    """
+    localrule: True
     conda:
         "../../environment.yml"
     script:
