@@ -7,7 +7,11 @@ rebuild without touching the repository.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -120,3 +124,44 @@ def copy_workflow(dest: Path) -> Path:
 
 
 
+#: What two runs of one config may differ in: the run's own measurements (wall times, peak memory) and
+#: its provenance (host, start time, benchmarks). Everything else must be byte-identical.
+MEASURED = re.compile(r"seconds|rss|_mb$|^Bench|^cuda_peak")
+PROVENANCE = {"results/paper/provenance.json", "results/paper/macros/provenance.json",
+              "paper/generated/appendix_provenance.tex"}
+RUN_OUTPUTS = ["results", "paper/generated", "figures"]
+
+
+def _drop_measured(value):
+    if isinstance(value, dict):
+        return {k: _drop_measured(v) for k, v in value.items() if not MEASURED.search(k)}
+    if isinstance(value, list):
+        return [_drop_measured(v) for v in value]
+    return value
+
+
+def comparable(rel: str, data: bytes) -> bytes:
+    """A run output with the run's own measurements removed (JSON keys, CSV columns, macro lines)."""
+    if rel.endswith(".json"):
+        return json.dumps(_drop_measured(json.loads(data)), sort_keys=True).encode()
+    if rel.endswith(".csv"):
+        rows = list(csv.reader(io.StringIO(data.decode())))
+        keep = [i for i, name in enumerate(rows[0] if rows else []) if not MEASURED.search(name)]
+        if rows and len(keep) < len(rows[0]):
+            buffer = io.StringIO()
+            csv.writer(buffer).writerows([[row[i] for i in keep] for row in rows])
+            return buffer.getvalue().encode()
+    if rel.endswith("macros.tex"):
+        return b"\n".join(line for line in data.splitlines() if b"{\\Bench" not in line)
+    return data
+
+
+def run_outputs(root: Path) -> dict[str, bytes]:
+    """Every result, generated table and figure of a run (relative path -> comparable bytes)."""
+    out = {}
+    for top in RUN_OUTPUTS:
+        for path in sorted((root / top).rglob("*")):
+            rel = path.relative_to(root).as_posix()
+            if path.is_file() and rel not in PROVENANCE:
+                out[rel] = comparable(rel, path.read_bytes())
+    return out
