@@ -114,6 +114,17 @@ def test_shipped_configs_dry_run(tmp_path, configfile):
     assert CORE_RULES <= set(counts), CORE_RULES - set(counts)
 
 
+def test_paper_overlay_runs_every_job_of_the_published_dag(tmp_path):
+    """config/paper_tiny.yaml swaps models and sizes only: the same jobs (rule + wildcards) as config/paper.yaml,
+    so running it (make paper-dag, the cluster test) executes every rule and grid point of the published run."""
+    published = snakemake(tmp_path, "-n", *config_args(tmp_path, "config/paper.yaml"))
+    overlay = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "paper.yaml"),
+                        str(REPO / "config" / "paper_tiny.yaml"), *config_args(tmp_path))
+    assert published.returncode == 0 and overlay.returncode == 0, overlay.stderr[-3000:]
+    jobs = sorted(planned_jobs(published.stdout), key=repr)
+    assert len(jobs) > 200 and jobs == sorted(planned_jobs(overlay.stdout), key=repr)
+
+
 def test_job_counts_match_whole_rule_names():
     """`icl` is planned only if a row says icl, not because icl_metrics is."""
     table = "Job stats:\njob            count\n-----------  -------\nicl_metrics      1\ntotal            1\n"
@@ -164,6 +175,7 @@ def test_icl_n_demos_can_be_changed_alone(tmp_path, override):
         ({"control": {"datasets": ["imdb"]}}, "control.datasets"),
         ({"kernel": {"extras_datasets": ["imdb"]}}, "kernel.extras_datasets"),
         ({"order": {"n_demos": 2, "orderings": 3}}, "order.orderings"),
+        ({"kernel": {"n_demos": 16, "knn_pool": 8}}, "kernel.knn_pool"),
         ({"models": {"x-untrained": {"source": "untrained", "like": "nope"}}}, "models.x-untrained.like"),
     ],
 )

@@ -207,6 +207,10 @@ def _check_agreement(config: dict[str, Any]) -> None:
     if order["orderings"] > math.factorial(order["n_demos"]):
         raise ConfigError(f"config key order.orderings: at most order.n_demos! = {math.factorial(order['n_demos'])} "
                           f"distinct orderings of {order['n_demos']} demonstrations (got {order['orderings']})")
+    kernel = config["kernel"]
+    if kernel["knn"] and kernel["knn_pool"] < kernel["n_demos"]:
+        raise ConfigError(f"config key kernel.knn_pool: the kNN demonstrations come from this pool, so it needs at "
+                          f"least kernel.n_demos = {kernel['n_demos']} rows (got {kernel['knn_pool']})")
 
 
 def _mirror(config: dict[str, Any], basedir: str | Path) -> None:
