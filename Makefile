@@ -12,7 +12,8 @@ TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-fo
 CHROMIUM_PACKAGES := chromium
 REPORT ?= results/report.html
 
-.PHONY: reproduce smoke decisive test bench venv tex chromium lint dryrun report report-check clean
+.PHONY: reproduce smoke decisive test test-cluster slurm-profile paper-dag llama7b-shape gpu-check bench venv tex chromium \
+	lint dryrun report report-check clean
 
 reproduce: venv tex
 	$(SNAKEMAKE)
@@ -33,6 +34,33 @@ decisive: venv tex
 
 test: venv tex chromium
 	$(BIN)/pytest
+
+# The cluster test (README "Running on a cluster"): a single-node Slurm cluster on this machine (needs root;
+# .ci/slurm-cluster installs and starts it, the tests stop it), the end-to-end config and the published-scale
+# DAG (config/paper_tiny.yaml) through the project's Slurm profile.
+test-cluster: venv tex
+	.ci/slurm-cluster install
+	ICLGD_CLUSTER=1 $(BIN)/pytest -m cluster tests/workflow/test_slurm.py
+
+# Rewrite config/profiles/slurm/config.yaml from site.yaml (your partitions, account, GPUs) and measured.tsv;
+# BENCH=<run>/benchmarks re-measures the per-rule requests from that run first.
+slurm-profile: venv
+	$(BIN)/python -m iclgd.core.slurm_profile $(if $(BENCH),--benchmarks $(BENCH) --note "$(BENCH)",)
+
+# config/paper.yaml's whole DAG with tiny models and small n (config/paper_tiny.yaml), in runs/paper-tiny.
+paper-dag: venv tex
+	$(SNAKEMAKE) --configfile config/paper.yaml config/paper_tiny.yaml --directory runs/paper-tiny
+
+# LLaMa-7B's exact shape (random bf16 weights, 13.5 GB on disk) through prepare/load/score/one W_V step on the
+# CPU (README "LLaMa-7B's shape"); opt-in, not part of any test.
+SHAPE_DIR ?= resources/models/llama-7b-shape-random
+llama7b-shape: venv
+	$(BIN)/python -m iclgd.core.shape_run --shape llama-7b --dir $(SHAPE_DIR) --out results/shape/llama-7b.json --threads $(CORES)
+
+# On a machine with an NVIDIA GPU: the smoke config on CUDA in bf16 vs the CPU in float32 (.ci/gpu-check; it
+# builds its own venv with a CUDA torch, so it does not depend on `venv`).
+gpu-check:
+	.ci/gpu-check
 
 bench: venv
 	$(BIN)/python -m iclgd.core.bench
