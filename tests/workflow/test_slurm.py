@@ -11,12 +11,16 @@ them by PID afterwards, also when a test fails). The end-to-end test config then
 - the outputs are the local end-to-end run's (fixture `e2e`), byte for byte once the run's own
   measurements (wall times, peak memory) and provenance are set aside (pipeline_support.comparable).
 
+Then config/paper.yaml's whole DAG with tiny models (config/paper_tiny.yaml) runs on it to the paper.
+
 Needs root (daemons, apt) and takes a few minutes; runs only with ICLGD_CLUSTER=1 (make test-cluster).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -35,6 +39,7 @@ pytestmark = [
 CLUSTER = REPO / ".ci" / "slurm-cluster"
 #: A hung snakemake ignores SIGTERM; SIGINT ends it (../shared/reference/slurm.md).
 LIMIT_S = 900
+PAPER_LIMIT_S = 3600
 FAILING = "workflow/scripts/label_relationships/run_label_curves.py"
 INJECTED = '\nraise SystemExit("injected failure: the cluster test makes this job fail")\n'
 
@@ -82,9 +87,10 @@ def slurm_run(cluster, tmp_path_factory):
     script.write_text(original + INJECTED)
     failed = on_slurm(work, profile)
     left = sorted(p.relative_to(work).as_posix() for p in (work / "results" / "label_curves").rglob("*") if p.is_file())
+    logs = {p.relative_to(work).as_posix(): p.read_text() for p in (work / "logs").rglob("*label_curves/**/*.log")}
     script.write_text(original)
     rerun = on_slurm(work, profile)
-    return {"dir": work, "failed": failed, "left": left, "rerun": rerun}
+    return {"dir": work, "failed": failed, "left": left, "logs": logs, "rerun": rerun}
 
 
 @pytest.mark.slow
@@ -93,10 +99,12 @@ def test_failing_job_exits_nonzero_naming_its_logs(slurm_run):
     assert failed.returncode not in (0, 124), failed.stderr[-3000:]  # 124: the time limit, not the failure
     text = failed.stdout + failed.stderr
     assert "Error in rule label_curves" in text
-    assert "logs/label_curves/tiny-llama/" in text                     # the rule's log
-    assert ".snakemake/slurm_logs/rule_label_curves/" in text          # the job's Slurm log (kept: it failed)
-    assert "injected failure" in "".join(p.read_text() for p in (slurm_run["dir"] / ".snakemake" / "slurm_logs")
-                                         .glob("rule_label_curves/**/*.log"))
+    # the rule's log and the job's Slurm log (kept: the job failed); the rule's log holds the cause
+    named = re.search(r"log: (logs/\S*label_curves/tiny-llama/\w+\.log), (\S+/\.snakemake/slurm_logs/"
+                      r"rule_label_curves/tiny-llama_\w+/\d+\.log)", text)
+    assert named, text[-3000:]
+    assert "injected failure" in slurm_run["logs"][named.group(1)]  # as it was before the rerun
+    assert "Error in rule label_curves" in Path(named.group(2)).read_text()
     assert slurm_run["left"] == [], "a failed job left outputs behind"
 
 
@@ -117,3 +125,22 @@ def test_cluster_outputs_equal_the_local_run(slurm_run, e2e):
     assert len(local) > 100
     assert sorted(local) == sorted(cluster)
     assert [rel for rel in local if local[rel] != cluster[rel]] == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REPO.parent / "shared" / "data").is_dir(), reason="needs the data mirror ../shared/data")
+def test_published_dag_runs_on_the_cluster(cluster, tmp_path):
+    """config/paper.yaml's every job (tiny models, small n: config/paper_tiny.yaml) through the profile,
+    to the paper and its build check."""
+    profile = cluster_profile(tmp_path)
+    work = tmp_path / "paper_dag"
+    args = ["-s", str(REPO / "Snakefile"), "--directory", str(work), "--configfile",
+            str(REPO / "config" / "paper.yaml"), str(REPO / "config" / "paper_tiny.yaml")]
+    result = subprocess.run(["timeout", "-s", "INT", "-k", "30", str(PAPER_LIMIT_S), *SNAKEMAKE, *args, "--profile",
+                             str(profile), "--jobs", "2", "--slurm-init-seconds-before-status-checks", "5"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    check = json.loads((work / "results" / "paper" / "build_check.json").read_text())
+    assert check["problems"] == []
+    dry = subprocess.run([*SNAKEMAKE, *args, "--cores", "1", "-n"], capture_output=True, text=True, cwd=tmp_path)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
