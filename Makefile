@@ -12,7 +12,7 @@ TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-fo
 CHROMIUM_PACKAGES := chromium
 REPORT ?= results/report.html
 
-.PHONY: reproduce smoke decisive test test-cluster slurm-profile paper-dag llama7b-shape gpu-check bench venv tex chromium \
+.PHONY: reproduce smoke decisive test test-cluster test-cluster-paper slurm-profile paper-dag llama7b-shape gpu-check bench venv tex chromium \
 	lint dryrun report report-check clean
 
 reproduce: venv tex
@@ -36,11 +36,16 @@ test: venv tex chromium
 	$(BIN)/pytest
 
 # The cluster test (README "Running on a cluster"): a single-node Slurm cluster on this machine (needs root;
-# .ci/slurm-cluster installs and starts it, the tests stop it), the end-to-end config and the published-scale
-# DAG (config/paper_tiny.yaml) through the project's Slurm profile.
+# .ci/slurm-cluster installs and starts it, the tests stop it), the end-to-end config through the project's
+# Slurm profile: byte-identical to the local run, a failing job, a rerun.
 test-cluster: venv tex
 	.ci/slurm-cluster install
 	ICLGD_CLUSTER=1 $(BIN)/pytest -m cluster tests/workflow/test_slurm.py
+
+# ... and config/paper.yaml's whole DAG with tiny models on that cluster (most of an hour; not in CI).
+test-cluster-paper: venv tex
+	.ci/slurm-cluster install
+	ICLGD_CLUSTER=1 ICLGD_CLUSTER_PAPER=1 $(BIN)/pytest -m cluster tests/workflow/test_slurm.py -k published_dag
 
 # Rewrite config/profiles/slurm/config.yaml from site.yaml (your partitions, account, GPUs) and measured.tsv;
 # BENCH=<run>/benchmarks re-measures the per-rule requests from that run first.

@@ -71,6 +71,16 @@ def test_pairing_refuses_disjoint_records():
         shen_claims.paired_icl_gd(icl, ft, dev)
 
 
+def test_no_learned_gd_run_leaves_shen_claims_untested(paired):
+    """Nothing to pair (no fine-tuned run learned its demonstrations): empty tests, the pooled claim has n = 0."""
+    none = paired.iloc[:0]
+    assert shen_claims.icl_vs_gd_tests(none, n_boot=50, ci=0.95, seed=0).empty
+    anova = shen_claims.inconsistency_anova(none)
+    assert anova.empty
+    rows = shen_claims.shen_claims(none, anova, n_boot=50, ci=0.95, seed=0)
+    assert rows["family"].tolist() == ["shen_pooled"] and rows["n"].tolist() == [0] and rows["p"].isna().all()
+
+
 def kossen_table(gap: float, reps: int = 10, n: int = 9) -> pd.DataFrame:
     """Default contexts put log-prob `gap` more on the true label than random ones, per repetition."""
     rng = np.random.default_rng(0)

@@ -75,6 +75,23 @@ def test_comparison_and_sentences():
     assert "gd/all" in finetune_report.comparison_table(table)
 
 
+def test_no_learned_run_anywhere_shows_icl_alone():
+    """When no fine-tuning run learned its demonstrations the accuracy table is empty but keeps its columns,
+    and the comparison shows ICL with no variant to compare (config/paper_tiny.yaml's tiny models)."""
+    from iclgd.core.metrics import accuracy_table
+
+    columns = ["model", "dataset", "method", "k", "optimizer", "subset", "lr", "epoch", "uid", "seed", "pred_index",
+               "label_index", "full_correct"]
+    empty = accuracy_table(pd.DataFrame(columns=columns), n_boot=10, ci=0.95, seed=0)
+    assert empty.empty and {"model", "acc", "acc_lo", "n_seeds"} <= set(empty.columns)
+    icl = pd.DataFrame({"model": "m", "dataset": "d", "method": "icl", "k": [0, 2], "acc": [50.0, 70.0],
+                        "acc_lo": [40.0, 60.0], "acc_hi": [60.0, 80.0]})
+    ft = pd.DataFrame(columns=["model", "dataset", "k", "optimizer", "subset", "acc"])
+    table = finetune_report.comparison(icl, ft)
+    assert table["icl"].tolist() == [70.0] and not [c for c in table.columns if "/" in c]
+    assert "tab:icl_vs_ft" in finetune_report.comparison_table(table)
+
+
 def test_matched_icl_keeps_twins_and_zero_shot():
     icl = pd.DataFrame({"model": "m", "dataset": "d", "k": [0, 2, 2, 4], "seed": [0, 0, 1, 0], "uid": 1})
     ft = pd.DataFrame({"model": "m", "dataset": "d", "k": [2, 4], "seed": [0, 0]})

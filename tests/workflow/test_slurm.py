@@ -11,7 +11,8 @@ them by PID afterwards, also when a test fails). The end-to-end test config then
 - the outputs are the local end-to-end run's (fixture `e2e`), byte for byte once the run's own
   measurements (wall times, peak memory) and provenance are set aside (pipeline_support.comparable).
 
-Then config/paper.yaml's whole DAG with tiny models (config/paper_tiny.yaml) runs on it to the paper.
+With ICLGD_CLUSTER_PAPER=1 (make test-cluster-paper), config/paper.yaml's whole DAG with tiny models
+(config/paper_tiny.yaml) then runs on it to the paper.
 
 Needs root (daemons, apt) and takes a few minutes; runs only with ICLGD_CLUSTER=1 (make test-cluster).
 """
@@ -128,6 +129,8 @@ def test_cluster_outputs_equal_the_local_run(slurm_run, e2e):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("ICLGD_CLUSTER_PAPER") != "1",
+                    reason="the published DAG on the cluster takes most of an hour: make test-cluster-paper")
 @pytest.mark.skipif(not (REPO.parent / "shared" / "data").is_dir(), reason="needs the data mirror ../shared/data")
 def test_published_dag_runs_on_the_cluster(cluster, tmp_path):
     """config/paper.yaml's every job (tiny models, small n: config/paper_tiny.yaml) through the profile,

@@ -35,7 +35,8 @@ def accuracy_table(records: pd.DataFrame, n_boot: int, ci: float, seed: int) -> 
             row |= {name: 100 * mean, f"{name}_lo": 100 * lo, f"{name}_hi": 100 * hi}
         row |= {"n_examples": len(per_example), "n_seeds": group["seed"].nunique()}
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = [*SETTING, *(f"{n}{s}" for n in ("acc", "acc_full") for s in ("", "_lo", "_hi")), "n_examples", "n_seeds"]
+    return pd.DataFrame(rows, columns=columns)  # the columns also when nothing was scored (read back by later rules)
 
 
 def per_seed_accuracy(records: pd.DataFrame) -> pd.DataFrame:

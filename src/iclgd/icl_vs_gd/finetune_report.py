@@ -57,8 +57,11 @@ def comparison(icl_acc: pd.DataFrame, ft_acc: pd.DataFrame) -> pd.DataFrame:
         columns={"acc": "icl", "acc_lo": "icl_lo", "acc_hi": "icl_hi"}
     )
     ft = ft_acc.assign(variant=ft_acc["optimizer"] + "/" + ft_acc["subset"])
-    wide = ft.pivot_table(index=["model", "dataset", "k"], columns="variant", values="acc").reset_index()
-    out = base.merge(wide, on=["model", "dataset", "k"], how="left")
+    if ft.empty:  # no run learned its demonstrations anywhere: ICL alone, every setting uncompared
+        out = base
+    else:
+        wide = ft.pivot_table(index=["model", "dataset", "k"], columns="variant", values="acc").reset_index()
+        out = base.merge(wide, on=["model", "dataset", "k"], how="left")
     return out.join(zero, on=["model", "dataset"]).sort_values(["model", "dataset", "k"], ignore_index=True)
 
 
