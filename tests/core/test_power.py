@@ -87,3 +87,11 @@ def test_smallest_n_searches_monotone_and_zigzag_conditions():
     assert power.smallest_n(lambda n: n >= 300, n_max=256) == math.inf  # beyond the cap: out of reach
     # a zig-zag condition true at 5 and from 9 on: the scan finds 5, a bisection from 8 would not
     assert power.smallest_n(lambda n: n == 5 or n >= 9, monotone=False) == 5
+
+
+def test_wilcoxon_sizes_nothing_for_differences_that_do_not_vary():
+    """Constant differences (a tiny random model's identical curves): no distribution to simulate, so no N
+    and no MDE, at once instead of a permutation test per simulated row."""
+    constant = np.full(6, 0.25)
+    assert math.isnan(power.wilcoxon_n(constant, 0.1, 0.05, n_sim=200, seed=0))
+    assert math.isnan(power.wilcoxon_mde(constant, 6, 0.05, n_sim=200, seed=0))

@@ -172,8 +172,11 @@ def wilcoxon_mde(diffs: np.ndarray, n: int, alpha: float, power: float = POWER, 
 
 def wilcoxon_n(diffs: np.ndarray, effect: float, alpha: float, power: float = POWER, *, n_sim: int,
                seed: int) -> float:
-    """Units the Wilcoxon needs to detect a mean shift `effect` with `power` (simulated)."""
-    if not abs(effect) > 0 or np.sum(~np.isnan(np.asarray(diffs, dtype=float))) < 2:
+    """Units the Wilcoxon needs to detect a mean shift `effect` with `power` (simulated; nan when the observed
+    differences do not vary: there is no distribution to simulate, and constant draws send scipy's Wilcoxon to
+    a permutation test per row that made the claims rule take tens of minutes)."""
+    diffs = np.asarray(diffs, dtype=float)
+    if not abs(effect) > 0 or np.sum(~np.isnan(diffs)) < 2 or not np.nanstd(diffs) > 0:
         return math.nan
     return float(smallest_n(lambda n: wilcoxon_power(diffs, effect, n, alpha, n_sim, seed) >= power, start=2,
                             n_max=SIM_N_MAX))
