@@ -77,6 +77,8 @@ def test_no_learned_gd_run_leaves_shen_claims_untested(paired):
     assert shen_claims.icl_vs_gd_tests(none, n_boot=50, ci=0.95, seed=0).empty
     anova = shen_claims.inconsistency_anova(none)
     assert anova.empty
+    macros = shen_claims.mcnemar_macros(shen_claims.icl_vs_gd_tests(none, n_boot=50, ci=0.95, seed=0), 0.05)
+    assert macros["ShenIclVsGdFullVocabN"] == "0" and macros["ShenIclVsGdLabelSig"] == "0"  # main.tex uses them
     rows = shen_claims.shen_claims(none, anova, n_boot=50, ci=0.95, seed=0)
     assert rows["family"].tolist() == ["shen_pooled"] and rows["n"].tolist() == [0] and rows["p"].isna().all()
 

@@ -116,6 +116,9 @@ rule paper:
 
 
 rule check_paper:
+    """The paper as its reader sees it (src/iclgd/core/build_check.py): no float too large, no overfull box,
+    no undefined reference, every page renders, no float more than a page after its first reference.
+    """
     input:
         pdf="paper/main.pdf",
         code=lib("core.build_check"),
@@ -123,9 +126,6 @@ rule check_paper:
         "results/paper/build_check.json",
     log:
         "logs/paper/check_paper.log",
-    """The paper as its reader sees it (src/iclgd/core/build_check.py): no float too large, no overfull box,
-    no undefined reference, every page renders, no float more than a page after its first reference.
-    """
     localrule: True
     conda:
         "../../environment.yml"
