@@ -37,3 +37,11 @@ def test_table_and_sentence_carry_the_numbers():
     text = curves_report.claims_summary(claims())
     assert "by 0.250 [0.100, 0.400]" in text and "-0.400 [-0.500, -0.300]" in text
     assert curves_report.claims_macros(claims(), 17, 24) == {"CurvesNDemos": "17", "CurvesRepetitions": "24", "CurvesNRuns": "1"}
+
+
+def test_long_dataset_names_stack_at_underscores():
+    """config/paper.yaml's financial_phrasebank made the claims table 33 pt too wide on one line."""
+    from iclgd.label_relationships.curves_report import _dataset_cell
+
+    assert _dataset_cell("financial_phrasebank") == "financial\\_\nphrasebank"
+    assert _dataset_cell("tweet_hate") == "tweet\\_hate" and _dataset_cell("sst2") == "sst2"
