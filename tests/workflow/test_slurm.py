@@ -19,6 +19,7 @@ Needs root (daemons, apt) and takes a few minutes; runs only with ICLGD_CLUSTER=
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -140,13 +141,9 @@ def test_published_dag_runs_on_the_cluster(cluster, tmp_path):
             str(REPO / "config" / "paper.yaml"), str(REPO / "config" / "paper_tiny.yaml")]
     result = subprocess.run(["timeout", "-s", "INT", "-k", "30", str(PAPER_LIMIT_S), *SNAKEMAKE, *args, "--profile",
                              str(profile), "--jobs", "2", "--slurm-init-seconds-before-status-checks", "5",
-                             "--keep-going"], capture_output=True, text=True, cwd=tmp_path)
+                             ], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    check = json.loads((work / "results" / "paper" / "build_check.json").read_text())
+    assert check["problems"] == []
     dry = subprocess.run([*SNAKEMAKE, *args, "--cores", "1", "-n"], capture_output=True, text=True, cwd=tmp_path)
-    if result.returncode == 0:
-        assert "Nothing to be done" in dry.stdout + dry.stderr
-        return
-    # Every job but the build check must have run; the build check may still find the paper's layout wanting
-    # at this scale (README "Running on a cluster": two run figures placed 3 pages after their first reference).
-    assert "Error in rule check_paper" in result.stdout + result.stderr, result.stderr[-4000:]
-    assert set(re.findall(r"^(?:local)?rule (\w+):$", dry.stdout, flags=re.M)) <= {"check_paper", "all"}, dry.stdout[-3000:]
-    pytest.xfail("every job ran; the build check reports: " + (work / "logs" / "paper" / "check_paper.log").read_text()[-600:])
+    assert "Nothing to be done" in dry.stdout + dry.stderr
