@@ -107,9 +107,13 @@ def test_lr_zero_reproduces_zero_shot_scores(model, tiny, prompt_set):
         np.testing.assert_array_equal(np.stack(got["top10_ids"]), np.stack(zero_shot["top10_ids"]))
 
 
+#: The divergence rule of config/schema.yaml's defaults (finetune.blowup, finetune.diverge_patience).
+DIVERGE = {"blowup": 3.0, "diverge_patience": 3}
+
+
 def until(model, tok, ps, optimizer="gd", lr=0.05, max_epochs=100, target_loss=0.1, subset="all"):
     params = training.freeze_except(model, training.select_parameters(model, subset))
-    return training.train_until(model, examples(tok, ps), optimizer, lr, params, max_epochs, target_loss)
+    return training.train_until(model, examples(tok, ps), optimizer, lr, params, max_epochs, target_loss, **DIVERGE)
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -130,23 +134,24 @@ def test_training_stops_as_soon_as_the_demonstrations_are_learned(model, tiny, p
 
 def test_a_rate_that_raises_the_loss_is_diverged(model, tiny, prompt_set):
     result = until(model, tiny[1], prompt_set, "gd", lr=50.0)
-    assert result.status == "diverged" and result.fits[-1].loss > result.fits[0].loss
-    assert all(f.loss <= result.fits[0].loss for f in result.fits[1:-1])  # it stopped at the first rise
+    assert result.status == "diverged" and not result.fits[-1].loss <= result.fits[0].loss
+    # it stopped at the first epoch the rule fired
+    rule = (0.1, DIVERGE["blowup"], DIVERGE["diverge_patience"])
+    assert all(training.run_status(result.fits[:n], *rule) is None for n in range(1, len(result.fits)))
+
+
+def test_a_base_model_that_already_fits_still_takes_an_update(model, tiny, prompt_set):
+    """Once trained, the model fits its demonstrations before any update: it is converged only after one epoch."""
+    tok = tiny[1]
+    assert until(model, tok, prompt_set, "gd", lr=0.05).status == "converged"
+    result = until(model, tok, prompt_set, "gd", lr=0.0)  # starts from the trained weights
+    assert result.fits[0].learned and result.fits[0].loss < 0.1
+    assert result.status == "converged" and result.epochs == 1
 
 
 def test_max_epochs_without_learning_is_not_converged(model, tiny, prompt_set):
     result = until(model, tiny[1], prompt_set, "gd", lr=1e-4, max_epochs=3)
     assert result.status == "not_converged" and result.epochs == 3 and len(result.fits) == 4
-
-
-def test_run_status_on_constructed_fits():
-    fit_ = training.Fit
-    assert training.run_status([fit_(2.0, False), fit_(0.05, True)], 0.1) == "converged"
-    assert training.run_status([fit_(2.0, False), fit_(0.05, False)], 0.1) is None  # low loss, one label wrong
-    assert training.run_status([fit_(2.0, False), fit_(0.5, True)], 0.1) is None  # learned, loss above target
-    assert training.run_status([fit_(2.0, False), fit_(2.5, False)], 0.1) == "diverged"
-    assert training.run_status([fit_(2.0, False), fit_(float("nan"), False)], 0.1) == "diverged"
-    assert training.run_status([fit_(0.01, True)], 0.1) == "converged"  # the base model already fits
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -269,9 +274,15 @@ def test_grid_restores_base_weights_and_scores_only_converged_runs(model, tiny, 
     assert list(records.columns) == forward.RECORD_COLUMNS and set(records["model"]) == {"tiny"}
     epochs = records.merge(converged, on=key)
     assert (epochs["epoch"] == epochs["epochs"]).all()  # records carry the epoch the run stopped at
-    chosen = finetune.select_lr(finetune.dev_accuracy(result.dev_records))
+    scores = finetune.dev_scores(result.dev_records)
+    chosen = finetune.select_lr(scores)
     assert set(chosen["lr"]) <= set(converged["lr"])  # only converged runs compete
     assert scored(chosen) <= scored(records)  # the selected run has test records
+    # a converged run is scored on test exactly when its dev loss beats every smaller converged rate's
+    ranked = converged.merge(scores, on=[*finetune.SELECT_BY, "lr"]).sort_values("lr")
+    for _, group in ranked.groupby(["optimizer", "subset"]):
+        earlier = group["loss"].cummin().shift(fill_value=np.inf)
+        assert (group["test_scored"] == (group["loss"] < earlier)).all()
     table = finetune.convergence(runs, chosen)
     assert table["n_lrs"].eq(3).all() and (table["converged"] == (table["n_converged"] > 0)).all()
     assert table.loc[table["converged"], "epochs"].notna().all()
@@ -292,6 +303,20 @@ def test_convergence_table_on_constructed_runs():
     assert not table.loc[8, "converged"] and np.isnan(table.loc[8, "lr"])
 
 
+@pytest.mark.parametrize("size", [10, 7])
+def test_dev_split_is_class_balanced_and_of_the_requested_size(toy, prompt_set, size):
+    used = [d["uid"] for d in prompt_set["demos"]]
+    for seed in range(5):
+        dev = finetune.dev_examples(toy.train, toy.template, used, size=size, seed=seed, dataset="toy")
+        per_class = pd.Series([d["label"] for d in dev]).value_counts()
+        assert len(dev) == size and len({d["uid"] for d in dev}) == size
+        assert set(per_class.index) == {"negative", "positive"} and per_class.max() - per_class.min() <= 1
+        assert [d["uid"] for d in dev] == sorted(d["uid"] for d in dev)
+    negatives = toy.train[toy.train["label"] == "negative"]["uid"].tolist()  # leave 2 negatives in the pool
+    with pytest.raises(training.FinetuneError, match="class-balanced"):
+        finetune.dev_examples(toy.train, toy.template, used + negatives[2:], size=10, seed=0, dataset="toy")
+
+
 def test_dev_split_avoids_demonstrations_and_test_queries(model, tiny, toy, prompt_set, default_config):
     used = [d["uid"] for d in prompt_set["demos"]] + [q["uid"] for q in prompt_set["queries"]]
     dev = finetune.dev_examples(toy.train, toy.template, used, size=10, seed=0, dataset="toy")
@@ -308,7 +333,7 @@ def test_dev_split_avoids_demonstrations_and_test_queries(model, tiny, toy, prom
                                **BATCHING)
     assert set(result.dev_records["uid"]) == {d["uid"] for d in dev}
     assert not set(result.dev_records["uid"]) & set(used)
-    table = finetune.dev_accuracy(result.dev_records)
+    table = finetune.dev_scores(result.dev_records)
     assert table["n_dev"].tolist() == [10]
 
 
@@ -322,11 +347,37 @@ def test_select_lr_by_dev_accuracy_ties_to_smaller_lr():
         for seed, acc in enumerate(accs):
             rows.append({"model": "m", "dataset": "d", "k": 4, "optimizer": "gd", "subset": subset,
                          "seed": seed, "order": 0, "lr": lr, "accuracy": acc})
-    chosen = finetune.select_lr(pd.DataFrame(rows)).set_index(["subset", "seed"])["lr"]
+    by_accuracy = {"metric": "accuracy", "higher_is_better": True}
+    chosen = finetune.select_lr(pd.DataFrame(rows), **by_accuracy).set_index(["subset", "seed"])["lr"]
     assert chosen.to_dict() == {("all", 0): 1e-2, ("all", 1): 1e-4, ("kv", 0): 1e-3, ("kv", 1): 1e-4}  # kv/1: tie
-    pooled = finetune.select_lr(pd.DataFrame(rows), by=["subset"]).set_index("subset")  # means over seeds
+    pooled = finetune.select_lr(pd.DataFrame(rows), by=["subset"], **by_accuracy).set_index("subset")  # seed means
     assert pooled.loc["all", "lr"] == 1e-3 and pooled.loc["all", "dev_accuracy"] == pytest.approx(0.7)
     assert pooled.loc["kv", "lr"] == 1e-4 and (pooled["n_lrs"] == 3).all()
+
+
+def test_select_lr_takes_the_lowest_dev_loss_whatever_the_accuracy():
+    """Dev accuracy ties (all) or disagrees (kv): the lower mean dev label loss wins; equal losses go to the
+    smaller lr; the chosen run's dev accuracy is reported beside its loss."""
+    scores = {  # (subset, lr) -> (dev loss, dev accuracy)
+        ("all", 1e-4): (0.40, 1.0), ("all", 1e-3): (0.15, 1.0), ("all", 1e-2): (0.30, 1.0),
+        ("kv", 1e-4): (0.50, 1.0), ("kv", 1e-3): (0.20, 0.75), ("kv", 1e-2): (0.20, 0.5),
+    }
+    rows = [{"model": "m", "dataset": "d", "k": 4, "optimizer": "gd", "subset": subset, "seed": 0, "order": 0,
+             "lr": lr, "loss": loss, "accuracy": acc, "full_accuracy": acc}
+            for (subset, lr), (loss, acc) in scores.items()]
+    chosen = finetune.select_lr(pd.DataFrame(rows)).set_index("subset")
+    assert chosen["lr"].to_dict() == {"all": 1e-3, "kv": 1e-3}
+    assert chosen.loc["kv", "dev_loss"] == 0.20 and chosen.loc["kv", "dev_accuracy"] == 0.75
+
+
+def test_dev_scores_loss_is_the_gold_label_cross_entropy():
+    base = {"model": "m", "dataset": "d", "k": 4, "optimizer": "gd", "subset": "all", "epoch": 1, "seed": 0,
+            "order": 0, "lr": 0.1}
+    records = pd.DataFrame({**{c: [v, v] for c, v in base.items()}, "uid": [1, 2], "pred_index": [1, 0],
+                            "label_index": [1, 1], "full_correct": [True, False],
+                            "label_logprobs": [np.array([-3.0, -0.1]), np.array([-0.5, -1.5])]})
+    table = finetune.dev_scores(records)
+    assert table["loss"].tolist() == pytest.approx([0.8]) and table["accuracy"].tolist() == [0.5]
 
 
 def test_dev_accuracy_counts_non_finite_scores_as_wrong():
@@ -338,8 +389,9 @@ def test_dev_accuracy_counts_non_finite_scores_as_wrong():
             "label_logprobs": [np.array([-0.1, -2.0]), np.array([np.nan, np.nan])],
         }
     )
-    table = finetune.dev_accuracy(records)
+    table = finetune.dev_scores(records)
     assert table["accuracy"].tolist() == [0.5] and table["full_accuracy"].tolist() == [0.5]
+    assert table["loss"].tolist() == [np.inf]  # a non-finite score is the worst loss
 
 
 def test_grid_config_reads_the_validated_block(default_config):
@@ -349,9 +401,10 @@ def test_grid_config_reads_the_validated_block(default_config):
     cfg = finetune.GridConfig.from_dict(block)
     assert cfg.lrs == tuple(float(lr) for lr in block["lrs"]) and cfg.max_epochs == block["max_epochs"]
     assert cfg.optimizers == tuple(block["optimizers"]) and cfg.batch_tokens == block["batch_tokens"]
-    coerced = finetune.GridConfig.from_dict(block | {"lrs": [1, 0.5], "target_loss": 1})
+    assert (cfg.blowup, cfg.diverge_patience, cfg.dev_size) == (3.0, 3, 32)  # the schema's defaults
+    coerced = finetune.GridConfig.from_dict(block | {"lrs": [1, 0.5], "target_loss": 1, "blowup": 4})
     assert coerced.lrs == (1.0, 0.5) and all(type(lr) is float for lr in coerced.lrs)
-    assert type(coerced.target_loss) is float
+    assert type(coerced.target_loss) is float and type(coerced.blowup) is float
     with pytest.raises(KeyError, match="dev_size"):  # no second set of defaults behind the schema's
         finetune.GridConfig.from_dict({k: v for k, v in block.items() if k != "dev_size"})
 

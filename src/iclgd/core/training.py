@@ -8,10 +8,11 @@ orderings give bitwise-identical weights), "sgd" and "adam" (batch size 1, one s
 demonstration in the prompt's order, so order matters, as in Dai et al.). Parameter subsets:
 "all", "kv" (k_proj + v_proj of every layer), "v_mid" (v_proj of layer n_layers // 2) and
 "v_deep" (v_proj of the last layer). `train_until` trains until the demonstrations are *learned*
-(every label is the full-vocabulary argmax and the mean label loss is below `target_loss`:
-converged), the loss rises above its start or stops being finite (diverged), or `max_epochs`
-pass (not converged): an ICL-vs-GD comparison is only meaningful against a GD that has learned
-what ICL was shown.
+after at least one epoch of updates (every label is the full-vocabulary argmax and the mean label
+loss is below `target_loss`: converged), the run diverges (the loss stops being finite, blows up
+past `blowup` x its start, or stays above its start for `diverge_patience` epochs in a row), or
+`max_epochs` pass (not converged): an ICL-vs-GD comparison is only meaningful against a GD that
+has learned what ICL was shown, and a model that was never updated is no GD at all.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from iclgd.core.vocab_grad import FactoredVocab  # noqa: F401 (re-exported)
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 SUBSETS = ("all", "kv", "v_mid", "v_deep")
-#: How a run ended: demonstrations learned / max_epochs reached first / loss above its start or not finite.
+#: How a run ended: demonstrations learned / max_epochs reached first / loss not finite, blown up or
+#: persistently above its start (`run_status`).
 STATUSES = ("converged", "not_converged", "diverged")
 
 _ATTN_PROJ = re.compile(r"(?:^|\.)layers\.(\d+)\.self_attn\.([kv])_proj\.")
@@ -288,13 +290,21 @@ def train(
     return result
 
 
-def run_status(fits: Sequence[Fit], target_loss: float) -> str | None:
-    """diverged (loss not finite or above its start), converged (every label the argmax and the mean
-    loss below target_loss), or None while neither holds."""
-    last = fits[-1]
-    if not np.isfinite(last.loss) or last.loss > fits[0].loss:
+def run_status(fits: Sequence[Fit], target_loss: float, blowup: float, patience: int) -> str | None:
+    """How the run stands after `len(fits) - 1` epochs, or None while it should go on.
+
+    diverged: the loss is not finite, above `blowup` x its start, or above its start in each of the
+    last `patience` epochs (one bad epoch is noise, e.g. Adam's first steps; a persistent rise is not);
+    converged: at least one epoch of updates, every label the argmax and the mean loss below
+    target_loss (the base model fitting its demonstrations is not a fine-tuned one).
+    """
+    start, last = fits[0].loss, fits[-1]
+    if not np.isfinite(last.loss) or last.loss > blowup * start:
         return "diverged"
-    if last.learned and last.loss < target_loss:
+    trained = fits[1:]
+    if len(trained) >= patience and all(f.loss > start for f in trained[-patience:]):
+        return "diverged"
+    if trained and last.learned and last.loss < target_loss:
         return "converged"
     return None
 
@@ -309,8 +319,12 @@ def train_until(
     target_loss: float,
     micro_batch: int = 0,
     batch_tokens: int = 1024,
+    *,
+    blowup: float,
+    diverge_patience: int,
 ) -> RunResult:
-    """Train in place until the demonstrations are learned, the run diverges, or max_epochs pass.
+    """Train in place until the demonstrations are learned, the run diverges, or max_epochs pass
+    (`run_status`, with `blowup` and `diverge_patience` as its divergence rule).
 
     The fit is measured on all demonstrations before every epoch and after the last one. For gd the
     measuring forward is the gradient's own forward (the check costs nothing but the last forward);
@@ -327,7 +341,8 @@ def train_until(
             fused = optimizer == "gd" and epoch < max_epochs
             vocab.zero_grad(opt)
             fits.append(_backward(model, full, micro_batch, batch_tokens, grad=fused))
-            status = run_status(fits, target_loss) or (None if epoch < max_epochs else "not_converged")
+            status = run_status(fits, target_loss, blowup, diverge_patience)
+            status = status or (None if epoch < max_epochs else "not_converged")
             if status is not None:
                 break
             if fused:

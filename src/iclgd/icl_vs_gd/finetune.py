@@ -5,10 +5,10 @@ demonstrations under every (optimiser, subset, lr), the lr chosen on dev.
   restoring them between runs; every run is described in the runs table (status, epochs, losses)
   and the converged ones are scored zero-shot on test and dev queries in the shared records schema;
 * `select_lr` picks one learning rate per (model, prompt set, optimiser, subset) among the
-  converged runs, on a dev subset of the demonstration pool (never the test set). Rates run in
-  ascending order and a converged run is scored on the test queries only if it beats every smaller
-  converged rate on dev, so the run the rule selects always has test records and the others mostly
-  cost no test evaluation.
+  converged runs: the lowest mean dev label loss on a class-balanced dev subset of the demonstration
+  pool (never the test set). Rates run in ascending order and a converged run is scored on the test
+  queries only if its dev loss beats every smaller converged rate's, so the run the rule selects
+  always has test records and the others mostly cost no test evaluation.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ class GridConfig:
     lrs: tuple[float, ...]
     max_epochs: int  # a run that has not learned its demonstrations by then is "not_converged"
     target_loss: float  # converged: mean label loss below this and every label the argmax
+    blowup: float  # diverged at once: loss above blowup x its start
+    diverge_patience: int  # diverged: loss above its start for this many epochs in a row
     dev_size: int
     seed: int
     micro_batch: int  # gd only: at most this many demonstrations per forward pass (0 = no cap)
@@ -57,10 +59,13 @@ class GridConfig:
         reads a rate of 1 as an int; the table must show 1.0)."""
         casts = {"lrs": float, "optimizers": str, "subsets": str}
         values = {
-            key: tuple(casts[key](x) for x in value) if key in casts else (float if key == "target_loss" else int)(value)
+            key: tuple(casts[key](x) for x in value) if key in casts else (float if key in _FLOATS else int)(value)
             for key, value in ((f.name, block[f.name]) for f in fields(cls))
         }
         return cls(**values)
+
+
+_FLOATS = ("target_loss", "blowup")
 
 
 @dataclass
@@ -120,7 +125,7 @@ def run_grid(
     test: list[pd.DataFrame] = []
     dev_frames: list[pd.DataFrame] = []
     runs = []
-    best: dict[tuple, float] = {}  # best dev accuracy so far per (prompt set, optimizer, subset)
+    best: dict[tuple, float] = {}  # lowest dev loss so far per (prompt set, optimizer, subset)
     combos = list(itertools.product(range(len(sets)), grid.optimizers, grid.subsets, sorted(grid.lrs)))
     bar = tqdm(combos, desc="finetune runs", disable=not progress)
     for index, optimizer, subset, lr in bar:
@@ -143,17 +148,18 @@ def run_grid(
 
 def _score_run(model, tokenizer, ps, dev, tags, best: dict, key: tuple, batching) -> tuple:
     """(dev records, test records or None, seconds) of a converged run. Rates run in ascending order
-    and ties go to the smaller one, so only a run whose dev accuracy beats every earlier rate's can
-    be selected: the others skip the test queries. Without a dev split every run is scored on test."""
+    and ties go to the smaller one, so only a run whose dev loss (`select_lr`'s criterion) is below
+    every earlier rate's can be selected: the others skip the test queries. Without a dev split every
+    run is scored on test."""
     started = time.perf_counter()
     label_ids = forward.label_token_ids(tokenizer, ps["label_words"])
     score = lambda queries: evaluate(model, tokenizer, ps, queries, label_ids, tags, *batching)  # noqa: E731
     dev_frame, contender = None, True
     if dev:
         dev_frame = score(dev)
-        accuracy = float(dev_accuracy(dev_frame)["accuracy"].iloc[0])
-        contender = accuracy > best.get(key, -1.0)
-        best[key] = max(accuracy, best.get(key, -1.0))
+        loss = float(dev_scores(dev_frame)[SELECT_METRIC].iloc[0])
+        contender = key not in best or loss < best[key]
+        best[key] = loss if contender else best[key]
     test_frame = score(ps["queries"]) if contender else None
     return dev_frame, test_frame, time.perf_counter() - started
 
@@ -161,7 +167,7 @@ def _score_run(model, tokenizer, ps, dev, tags, best: dict, key: tuple, batching
 #: The runs table: one row per training run.
 RUN_COLUMNS = [
     "model", "dataset", "k", "seed", "order", "optimizer", "subset", "lr", "max_epochs", "target_loss",
-    "status", "epochs", "first_loss", "final_loss", "learned", "losses", "n_trainable",
+    "blowup", "diverge_patience", "status", "epochs", "first_loss", "final_loss", "learned", "losses", "n_trainable",
     "test_scored", "train_seconds", "eval_seconds", "cuda_peak_mb",
 ]
 
@@ -177,12 +183,13 @@ def _one_run(model, tokenizer, ps, grid: GridConfig, params, tags) -> tuple[dict
     started = time.perf_counter()
     result = train_until(
         model, examples, tags["optimizer"], tags["lr"], params, grid.max_epochs, grid.target_loss,
-        grid.micro_batch, grid.batch_tokens,
+        grid.micro_batch, grid.batch_tokens, blowup=grid.blowup, diverge_patience=grid.diverge_patience,
     )
     row = {
         "model": tags.get("model", ""), "dataset": ps["dataset"], "k": ps["k"], "seed": ps["seed"],
         "order": ps.get("order", 0), "optimizer": tags["optimizer"], "subset": tags["subset"], "lr": tags["lr"],
-        "max_epochs": grid.max_epochs, "target_loss": grid.target_loss,
+        "max_epochs": grid.max_epochs, "target_loss": grid.target_loss, "blowup": grid.blowup,
+        "diverge_patience": grid.diverge_patience,
         "status": result.status, "epochs": result.epochs,
         "first_loss": result.fits[0].loss, "final_loss": result.fits[-1].loss, "learned": result.fits[-1].learned,
         "losses": " ".join(f"{f.loss:.4g}" for f in result.fits),
@@ -205,52 +212,78 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def dev_examples(
     train: pd.DataFrame, template: str, exclude: Iterable[int], size: int, seed: int, dataset: str = ""
 ) -> list[dict[str, Any]]:
-    """A seeded dev subset of the demonstration pool (train split) that avoids `exclude` uids.
+    """A seeded, class-balanced dev subset of the demonstration pool (train split) that avoids `exclude`.
 
-    Pass the uids of every demonstration (and, defensively, every test query) of the job's prompt
-    sets, so one dev split serves all of them and lr choices are comparable across seeds.
+    Classes are visited round-robin as for the demonstrations (`prompts.sample_demos`), so no class
+    dominates the dev loss that picks the learning rate. Pass the uids of every demonstration (and,
+    defensively, every test query) of the job's prompt sets, so one dev split serves all of them and
+    lr choices are comparable across seeds. Returned in uid order.
     """
     banned = {int(u) for u in exclude}
-    pool = train[~train["uid"].astype(int).isin(banned)].sort_values("uid", kind="stable")
+    pool = train[~train["uid"].astype(int).isin(banned)].sort_values("uid", kind="stable").reset_index(drop=True)
     if size > len(pool):
         raise FinetuneError(f"dev_size {size} exceeds the {len(pool)} train rows left after excluding demonstrations")
     rng = np.random.default_rng([zlib.crc32(b"dev"), zlib.crc32(dataset.encode()), seed])
-    rows = pool.iloc[np.sort(rng.choice(len(pool), size=size, replace=False))]
+    try:
+        rows = prompts.sample_demos(pool, size, rng, balanced=True).sort_values("uid", kind="stable")
+    except prompts.PromptError as err:
+        raise FinetuneError(f"no class-balanced dev split of {size}: {err}") from err
     return [
         {"uid": int(r["uid"]), "label": r["label"], "query": prompts.render_query(template, r)}
         for r in rows.to_dict("records")
     ]
 
 
-def dev_accuracy(dev_records: pd.DataFrame) -> pd.DataFrame:
-    """Dev accuracy per run (only converged runs have dev records); non-finite label log-probs are wrong."""
+#: The dev score `select_lr` ranks by (lower is better), and the early test-skip in `run_grid` too.
+SELECT_METRIC = "loss"
+#: Dev scores per run, as `dev_scores` returns them; `select_lr` carries them all to the chosen row.
+DEV_SCORES = ("loss", "accuracy", "full_accuracy")
+
+
+def gold_loss(label_logprobs: Sequence[np.ndarray], label_index: Sequence[int]) -> np.ndarray:
+    """-log p(gold label token) over the full vocabulary (the training loss, on held-out queries);
+    a non-finite score is an infinite loss, the worst possible."""
+    loss = np.array([-float(lp[int(i)]) for lp, i in zip(label_logprobs, label_index)], dtype=float)
+    return np.where(np.isfinite(loss), loss, np.inf)
+
+
+def dev_scores(dev_records: pd.DataFrame) -> pd.DataFrame:
+    """Per run (only converged runs have dev records): mean dev label loss (`gold_loss`: full-vocabulary
+    cross-entropy of the gold label's first token, nats), label-restricted and full-vocabulary accuracy;
+    non-finite label log-probs count as wrong and as an infinite loss."""
     finite = np.array([np.isfinite(v).all() for v in dev_records["label_logprobs"]], dtype=bool)
     frame = dev_records.assign(
         correct=(dev_records["pred_index"] == dev_records["label_index"]) & finite,
         full=dev_records["full_correct"].astype(bool) & finite,
+        gold=gold_loss(dev_records["label_logprobs"], dev_records["label_index"]),
     )
     keys = [*SELECT_BY, "lr"]
     return (
         frame.groupby(keys, sort=True)
-        .agg(accuracy=("correct", "mean"), full_accuracy=("full", "mean"), n_dev=("uid", "size"))
+        .agg(loss=("gold", "mean"), accuracy=("correct", "mean"), full_accuracy=("full", "mean"), n_dev=("uid", "size"))
         .reset_index()
     )
 
 
-def select_lr(table: pd.DataFrame, by: Sequence[str] = SELECT_BY, metric: str = "accuracy") -> pd.DataFrame:
-    """The selection rule: per `by` group, the lr with the highest dev `metric` (averaged over any rows
-    the group has, e.g. seeds when `by` omits them); ties go to the smaller lr (the smaller step from
-    the base model). Only converged runs are scored, so only they compete; a group where no lr
-    converged has no row.
+def select_lr(
+    table: pd.DataFrame, by: Sequence[str] = SELECT_BY, metric: str = SELECT_METRIC, higher_is_better: bool = False
+) -> pd.DataFrame:
+    """The selection rule: per `by` group, the lr with the lowest dev `metric` (the mean dev label loss;
+    the highest with higher_is_better), averaged over any rows the group has (e.g. seeds when `by`
+    omits them); ties go to the smaller lr (the smaller step from the base model). The loss, unlike
+    accuracy on a few dev queries, rarely ties and still ranks runs that all get every query right.
+    Only converged runs are scored, so only they compete; a group where no lr converged has no row.
 
-    `table` has one row per (group, lr), as `dev_accuracy` returns. The result has one
-    row per group: `by`, `lr`, `dev_<metric>` and `n_lrs` (how many lrs competed).
+    `table` has one row per (group, lr), as `dev_scores` returns. The result has one row per group:
+    `by`, `lr`, `dev_<score>` for each of DEV_SCORES in `table` (the chosen lr's) and `n_lrs`.
     """
-    mean = table.groupby([*by, "lr"], sort=True)[metric].mean().reset_index()
+    scores = [c for c in dict.fromkeys([metric, *DEV_SCORES]) if c in table.columns]
+    mean = table.groupby([*by, "lr"], sort=True)[scores].mean().reset_index()
     counts = mean.groupby(list(by))["lr"].size().rename("n_lrs").reset_index()
-    ranked = mean.sort_values([*by, metric, "lr"], ascending=[True] * len(by) + [False, True], kind="stable")
+    order = [True] * len(by) + [not higher_is_better, True]
+    ranked = mean.sort_values([*by, metric, "lr"], ascending=order, kind="stable")
     best = ranked.groupby(list(by), sort=True).head(1).merge(counts, on=list(by))
-    return best.rename(columns={metric: f"dev_{metric}"}).reset_index(drop=True)
+    return best.rename(columns={c: f"dev_{c}" for c in scores}).reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- resources
@@ -268,14 +301,15 @@ def peak_memory(device: str | torch.device | None = None) -> dict[str, float]:
 def convergence(runs: pd.DataFrame, selected: pd.DataFrame) -> pd.DataFrame:
     """One row per `SELECT_BY` setting (model, prompt set, optimizer, subset): how many lrs converged, diverged
     or ran out of epochs, whether the setting can be compared (some lr converged), and the selected
-    run's lr, epochs and final demonstration loss."""
+    run's lr, epochs, final demonstration loss and dev scores."""
     keys = list(SELECT_BY)
     counts = pd.crosstab([runs[k] for k in keys], runs["status"]).reindex(columns=list(STATUSES), fill_value=0)
     out = counts.rename(columns={s: f"n_{s}" for s in STATUSES}).reset_index()
     out["n_lrs"] = out[[f"n_{s}" for s in STATUSES]].sum(axis=1)
     out["converged"] = out["n_converged"] > 0
-    chosen = selected[[*SELECT_BY, "lr"]].merge(runs, on=[*SELECT_BY, "lr"], how="inner")
-    chosen = chosen[chosen["status"] == "converged"][[*keys, "lr", "epochs", "final_loss"]]
+    dev = [c for c in selected.columns if c.startswith("dev_")]
+    chosen = selected[[*SELECT_BY, "lr", *dev]].merge(runs, on=[*SELECT_BY, "lr"], how="inner")
+    chosen = chosen[chosen["status"] == "converged"][[*keys, "lr", "epochs", "final_loss", *dev]]
     return out.merge(chosen, on=keys, how="left").sort_values(keys, ignore_index=True)
 
 

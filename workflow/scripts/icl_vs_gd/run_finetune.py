@@ -5,7 +5,8 @@ One job = one (model, dataset): the model is loaded once and the whole grid (pro
 k >= 1 of icl.n_demos and of finetune's demonstration seeds x optimizers x subsets x lrs) runs from
 in-memory restores of its base weights. The dev split for learning-rate selection comes from the
 demonstration pool, minus every demonstration (of those seeds, any k in the file) and test query of
-the dataset's prompt sets.
+the dataset's prompt sets, class-balanced (finetune.dev_size queries); the lr is the one with the
+lowest mean dev label loss among the converged runs.
 """
 
 import json
@@ -39,7 +40,7 @@ result.records.to_parquet(snakemake.output.records, index=False)
 result.dev_records.to_parquet(snakemake.output.dev, index=False)
 result.runs.to_csv(snakemake.output.runs, index=False)
 
-selected = finetune.select_lr(finetune.dev_accuracy(result.dev_records))
+selected = finetune.select_lr(finetune.dev_scores(result.dev_records))
 summary = finetune.grid_summary(grid, result, selected, model.device)
 summary |= {"model": model_name, "dataset": dataset, "dev_uids": [d["uid"] for d in dev]}
 with open(snakemake.output.summary, "w", encoding="utf-8") as fh:
