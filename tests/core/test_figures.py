@@ -60,7 +60,7 @@ def _curves(n_runs: int) -> pd.DataFrame:
             for pos in range(1, 6):
                 value = 0.5 + 0.05 * pos * (cond == "default")
                 rows.append({"model": f"m{run % 2}", "dataset": f"d{run}", "condition": cond, "position": pos,
-                             **{f"{m}{s}": value + d for m in ("correct", "agree_presented")
+                             **{f"{m}{s}": value + d for m in {metric for *_, metric in COLUMNS}
                                 for s, d in (("", 0), ("_lo", -0.05), ("_hi", 0.05))}})
     return pd.DataFrame(rows)
 

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
+import pytest
 
 from iclgd.label_relationships import curves_report
+
+
+def numbers_per_sentence(tex: str) -> list[int]:
+    """How many numbers each generated sentence states: comment lines, \\texttt names, \\ref/\\label targets,
+    other macro names and identifiers with digits (top-10, Rec2FTP) dropped; scientific notation counts once."""
+    text = " ".join(line for line in tex.splitlines() if not line.startswith("%"))
+    text = re.sub(r"\\(?:texttt|ref|label)\{(?:[^{}]|\{[^{}]*\})*\}", " ", text)
+    counts = []
+    for sentence in re.split(r"(?<=\.)\s+(?=[A-Z])", text):
+        sentence = re.sub(r"-?\d+(?:\.\d+)?\\times 10\^\{-?\d+\}", " 1 ", sentence)
+        sentence = re.sub(r"\\[A-Za-z]+|[A-Za-z][\w-]*\d[\w-]*", " ", sentence)
+        counts += [len(re.findall(r"-?\d+(?:\.\d+)?", sentence))] if sentence.strip() else []
+    return counts
 
 
 def claims() -> pd.DataFrame:
@@ -35,7 +51,10 @@ def test_table_and_sentence_carry_the_numbers():
     head = tex[tex.index("\\toprule"):]
     assert head.index("log-lik.") < head.index("recency")  # the columns in HEADLINE order
     text = curves_report.claims_summary(claims())
-    assert "by 0.250 [0.100, 0.400]" in text and "-0.400 [-0.500, -0.300]" in text
+    assert "by 0.250 (CI excludes zero)" in text and "is -0.400 (CI excludes zero)" in text
+    assert numbers_per_sentence(text) == [3] and "\\ref{tab:label_claims}" in text  # the bounds are in the table
+    wide = claims().assign(lo=lambda f: f["lo"].where(f["metric"] != "loglik", -0.1))
+    assert "by 0.250 (CI includes zero)" in curves_report.claims_summary(wide)
     assert curves_report.claims_macros(claims(), 17, 24) == {"CurvesNDemos": "17", "CurvesRepetitions": "24", "CurvesNRuns": "1"}
 
 
@@ -45,3 +64,27 @@ def test_long_dataset_names_stack_at_underscores():
 
     assert _dataset_cell("financial_phrasebank") == "financial\\_\nphrasebank"
     assert _dataset_cell("tweet_hate") == "tweet\\_hate" and _dataset_cell("sst2") == "sst2"
+
+
+def test_position_means_are_over_contexts_with_a_t_interval():
+    """Per position, the mean over contexts and a 95% t-interval: 3 contexts -> t(0.975, 2) = 4.3027."""
+    values = {(1, 0): -1.0, (1, 1): -2.0, (1, 2): -3.0, (2, 0): -0.5, (2, 1): -0.5, (2, 2): -0.5}
+    table = pd.DataFrame([{"model": "m", "dataset": "sst2", "condition": "default", "repetition": rep, "position": pos,
+                           "loglik": v} for (pos, rep), v in values.items()]
+                         + [{"model": "m", "dataset": "sst2", "condition": "random", "repetition": 0, "position": 1,
+                             "loglik": -0.7}])
+    out = curves_report.position_means(table, ["loglik"]).set_index(["condition", "position"])
+    first = out.loc[("default", 1)]
+    # mean -2, sd 1: half-width 4.3027 / sqrt(3) = 2.4841
+    assert first["loglik"] == pytest.approx(-2.0) and first["n"] == 3
+    assert first["loglik_hi"] - first["loglik"] == pytest.approx(2.4841, abs=1e-4)
+    assert first["loglik"] - first["loglik_lo"] == pytest.approx(2.4841, abs=1e-4)
+    assert out.loc[("default", 2), ["loglik", "loglik_lo", "loglik_hi"]].tolist() == [-0.5, -0.5, -0.5]
+    assert out.loc[("random", 1), ["loglik_lo", "loglik_hi", "n"]].tolist() == [-0.7, -0.7, 1]  # one context: no width
+
+
+def test_the_figure_draws_log_likelihoods_of_at_most_three_conditions():
+    """The figure plots the quantities the claims test: label log-likelihoods, not 0/1 accuracy."""
+    assert curves_report.figure_metrics() == ["loglik", "loglik_presented"]
+    assert curves_report.COLUMNS[0][1:] == (["default", "random", "flipped"], "loglik")
+    assert all(len(conditions) <= 3 for _, conditions, _ in curves_report.COLUMNS)

@@ -53,7 +53,7 @@ rule label_curves:
 
 rule figure_label_curves:
     input:
-        curves=[p.replace("claims.csv", "curves.parquet") for p in CURVES_CLAIMS],
+        curves=[p.replace("claims.csv", "table.parquet") for p in CURVES_CLAIMS],
         code=lib("label_relationships.curves_report", "core.figures"),
     output:
         pdf="figures/label_curves.pdf",

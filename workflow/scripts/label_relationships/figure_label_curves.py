@@ -1,10 +1,20 @@
-"""Rule figure_label_curves: learning curves under label conditions, per model and dataset."""
+"""Rule figure_label_curves: label log-likelihood curves under label conditions, per model and dataset.
+
+The curves are recomputed from the per-context table (`table.parquet`, written by rule label_curves next
+to each `curves.parquet` input) so that the bands are intervals over random contexts, the units the
+claims' paired tests use.
+"""
+
+from pathlib import Path
 
 import pandas as pd
 
-from iclgd.label_relationships import curves_report
 from iclgd.core import logs
+from iclgd.label_relationships import curves_report
 
-logs.to_file(snakemake.log[0])
-curves = pd.concat([pd.read_parquet(p) for p in snakemake.input.curves], ignore_index=True)
-curves_report.plot_learning_curves(curves, snakemake.output.pdf, snakemake.output.png)
+log = logs.to_file(snakemake.log[0])
+tables = [pd.read_parquet(Path(p).with_name("table.parquet")) for p in snakemake.input.curves]
+table = pd.concat(tables, ignore_index=True)
+means = curves_report.position_means(table, curves_report.figure_metrics())
+log.info("%d runs, %d-%d contexts per position", len(tables), means["n"].min(), means["n"].max())
+curves_report.plot_learning_curves(means, snakemake.output.pdf, snakemake.output.png)
