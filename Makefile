@@ -12,7 +12,7 @@ TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-fo
 CHROMIUM_PACKAGES := chromium
 REPORT ?= results/report.html
 
-.PHONY: reproduce smoke decisive test test-cluster test-cluster-paper slurm-profile paper-dag llama7b-shape gpu-check bench venv tex chromium \
+.PHONY: reproduce smoke decisive calibrate test test-cluster test-cluster-paper slurm-profile paper-dag llama7b-shape gpu-check bench venv tex chromium \
 	lint dryrun report report-check clean
 
 reproduce: venv tex
@@ -31,6 +31,11 @@ smoke: venv tex
 # The run sized by the power analysis (config/decisive.yaml; README "Decisive claims"), in its own directory.
 decisive: venv tex
 	$(SNAKEMAKE) --configfile config/decisive.yaml --directory runs/decisive
+
+# The claims table's tests against simulated data with a known answer, in full (1000 data sets per check;
+# `make test` runs 400): null rejection rates, predicted vs simulated power, equivalence at the reference.
+calibrate: venv
+	$(BIN)/python -m iclgd.core.calibration --n-sim 1000
 
 test: venv tex chromium
 	$(BIN)/pytest

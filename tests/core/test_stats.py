@@ -1,12 +1,13 @@
-"""Paired significance tests against hand-computed cases, plus their edge cases."""
+"""The statistics core against hand-computed cases: McNemar (two-sided and the exact one-sided), the one-sample t,
+the equivalence p, Holm, the bootstrap and the verdicts read from them."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
+from scipy import stats as sps
 from scipy.stats import chi2
 
 from iclgd.core import stats
@@ -76,47 +77,6 @@ def test_mcnemar_rejects_unequal_lengths():
         stats.mcnemar([True] * 5, [True] * 4, *BOOT)
 
 
-# --- Wilcoxon ------------------------------------------------------------------------------------
-
-def test_wilcoxon_hand_computed():
-    # d = [1, -2, 3, 4, 5]: ranks of |d| are 1..5; W+ = 1+3+4+5 = 13, W- = 2 -> statistic min = 2.
-    # Exact two-sided p: subsets of {1..5} with rank sum <= 2 are {}, {1}, {2} -> p = 2 * 3 / 2^5 = 0.1875
-    res = stats.wilcoxon([1, -2, 3, 4, 5], [0, 0, 0, 0, 0], *BOOT)
-    assert res["statistic"] == pytest.approx(2.0)
-    assert res["p"] == pytest.approx(0.1875)
-    assert res["effect"] == pytest.approx(11 / 5)  # mean of d
-    assert res["median_diff"] == pytest.approx(3.0)
-    assert res["n"] == 5 and res["n_dropped"] == 0
-
-
-def test_wilcoxon_drops_and_counts_nan_pairs():
-    # the same differences as above, with two NaN pairs appended (one on each side)
-    res = stats.wilcoxon([2, -1, 4, 5, 6, np.nan, 1.0], [1, 1, 1, 1, 1, 0.0, np.nan], *BOOT)
-    assert res["n"] == 5 and res["n_dropped"] == 2
-    assert res["p"] == pytest.approx(0.1875)
-
-
-def test_wilcoxon_drops_zero_differences_before_ranking():
-    # d = [0, 1, -2, 3, 4, 5]: zero_method "wilcox" drops the 0 -> the case above, statistic 2, p 0.1875
-    # ("zsplit" would rank |d| 1..6 and split the zero's rank: W- = 0.5 + 3 = 3.5).
-    res = stats.wilcoxon([0, 1, -2, 3, 4, 5], [0, 0, 0, 0, 0, 0], *BOOT)
-    assert res["statistic"] == pytest.approx(2.0)
-    assert res["p"] == pytest.approx(0.1875)
-    assert res["n"] == 6  # the zero still counts in n and in the mean difference
-    assert res["effect"] == pytest.approx(11 / 6)
-
-
-def test_wilcoxon_all_zero_differences_gives_p_one():
-    res = stats.wilcoxon([0.3, 0.5, 0.7], [0.3, 0.5, 0.7], *BOOT)
-    assert res["p"] == 1.0
-    assert res["effect"] == 0.0 and res["median_diff"] == 0.0
-
-
-def test_wilcoxon_rejects_unequal_lengths():
-    with pytest.raises(ValueError, match=r"3 and 2"):
-        stats.wilcoxon([1, 2, 3], [1, 2], *BOOT)
-
-
 # --- bootstrap -----------------------------------------------------------------------------------
 
 def test_bootstrap_two_points_hand_computed():
@@ -152,124 +112,153 @@ def test_holm_caps_at_one_and_handles_all_nan():
     assert np.isnan(stats.holm([np.nan, np.nan])).all()
 
 
-# --- GEE -----------------------------------------------------------------------------------------
 
-def clustered(n_groups: int = 40, per_group: int = 20, effect: float = 0.5, seed: int = 0) -> pd.DataFrame:
-    """Rows share a random intercept within each seed: the correlation the GEE must absorb."""
-    rng = np.random.default_rng(seed)
-    group = np.repeat(np.arange(n_groups), per_group)
-    treat = np.tile([False, True], n_groups * per_group // 2)
-    intercept = rng.normal(0, 0.8, n_groups)[group]
-    return pd.DataFrame({
-        "seed": group, "finetune": treat, "dataset": rng.choice(["sst2", "rte"], len(group)),
-        "logprob": effect * treat + intercept + rng.normal(0, 1, len(group)),
-        # binary: logit(P) = -0.3 + 1.0 * treat + small cluster effect (sd 0.2, so the marginal
-        # log-odds ratio stays ~1.0 rather than being attenuated)
-        "correct": rng.random(len(group)) < 1 / (1 + np.exp(-(-0.3 + 1.0 * treat + rng.normal(0, 0.2, n_groups)[group]))),
-    })
+# --- one-sample t over independent units ----------------------------------------------------------
 
-
-def test_gee_recovers_planted_gaussian_effect():
-    frame = clustered(effect=0.5)
-    res = stats.gee_effect(frame, "logprob", "finetune", "seed", covariates=["dataset"])
-    assert res["family"] == "gaussian" and res["fallback"] is None
-    assert res["effect_lo"] < 0.5 < res["effect_hi"]
-    assert res["effect_lo"] > 0 and res["p"] < 1e-3
-    assert res["n_groups"] == 40 and res["n_obs"] == 800
-    assert res["z"] == pytest.approx(res["effect"] / res["se"])
+def test_t_one_sample_hand_computed_and_drops_nan():
+    # [1, 2, 3, 4, 10]: mean 4, squared deviations 9 + 4 + 1 + 0 + 36 = 50 -> sd = sqrt(50 / 4), se = sqrt(12.5 / 5)
+    res = stats.t_one_sample([1, 2, 3, 4, 10, np.nan], alpha=0.05)
+    se = math.sqrt(2.5)
+    assert (res["test"], res["n"], res["df"]) == ("t", 5, 4.0)
+    assert res["effect"] == pytest.approx(4.0)
+    assert res["sd"] == pytest.approx(math.sqrt(12.5)) and res["se"] == pytest.approx(se)
+    assert res["p"] == pytest.approx(sps.ttest_1samp([1, 2, 3, 4, 10], 0.0).pvalue)
+    assert res["p"] == pytest.approx(2 * sps.t.sf(4 / se, 4))
+    q975, q95 = 2.7764451051977987, 2.1318467863266495  # t_{0.975, 4}, t_{0.95, 4} (tables)
+    assert (res["effect_lo"], res["effect_hi"]) == pytest.approx((4 - q975 * se, 4 + q975 * se))
+    assert (res["tost_lo"], res["tost_hi"]) == pytest.approx((4 - q95 * se, 4 + q95 * se))
 
 
-def test_gee_binary_outcome_uses_binomial_and_recovers_log_odds():
-    res = stats.gee_effect(clustered(), "correct", "finetune", "seed")
-    assert res["family"] == "binomial"
-    assert res["effect_lo"] < 1.0 < res["effect_hi"]
-    assert res["effect_lo"] > 0
+def test_t_one_sample_tost_interval_follows_alpha():
+    # alpha = 0.1: the 90 % interval uses t_{0.95} and the TOST one t_{0.90}
+    res = stats.t_one_sample([1, 2, 3, 4, 10], alpha=0.1)
+    se = math.sqrt(2.5)
+    assert res["effect_hi"] == pytest.approx(4 + sps.t.ppf(0.95, 4) * se)
+    assert res["tost_hi"] == pytest.approx(4 + sps.t.ppf(0.90, 4) * se)
 
 
-def test_gee_null_effect_not_significant():
-    res = stats.gee_effect(clustered(effect=0.0, seed=2), "logprob", "finetune", "seed")
-    assert res["effect_lo"] < 0 < res["effect_hi"]
+def test_t_one_sample_constant_and_too_small_samples():
+    const = stats.t_one_sample([2.0, 2.0, 2.0])
+    assert const["se"] == 0 and const["p"] == 0.0  # no spread, nonzero mean
+    assert const["effect_lo"] == const["effect_hi"] == const["tost_lo"] == const["tost_hi"] == 2.0
+    assert stats.t_one_sample([0.0, 0.0])["p"] == 1.0
+    with pytest.raises(ValueError, match="at least two"):
+        stats.t_one_sample([1.0, np.nan])
 
 
-def test_gee_single_group_falls_back_to_independence():
-    frame = clustered().query("seed == 0")
-    res = stats.gee_effect(frame, "logprob", "finetune", "seed")
-    assert res["n_groups"] == 1 and res["fallback"] == "glm-independence"
-    assert res["n_obs"] == 20 and 0 <= res["p"] <= 1
+# --- one-sided exact McNemar -----------------------------------------------------------------------
+
+def test_mcnemar_greater_hand_computed():
+    # 6 a-only, 1 b-only, 3 both right, 2 both wrong (n = 12): p = P(Bin(7, 1/2) >= 6) = (C(7,6) + C(7,7)) / 2^7
+    a, b = paired_outcomes(6, 1, 3, 2)
+    res = stats.mcnemar_greater(a, b, alpha=0.05)
+    assert (res["test"], res["n"], res["n_a_only"], res["n_b_only"]) == ("mcnemar-exact", 12, 6, 1)
+    assert res["p"] == pytest.approx(8 / 128)
+    assert res["effect"] == pytest.approx(5 / 12)
+    # per-query differences: six +1, one -1, five 0 -> variance (7 - 12 (5/12)^2) / 11 = 59 / 132
+    se = math.sqrt(59 / 132 / 12)
+    assert res["se"] == pytest.approx(se)
+    assert res["effect_lo"] == pytest.approx(5 / 12 - sps.t.ppf(0.975, 11) * se)
+    assert res["tost_hi"] == pytest.approx(5 / 12 + sps.t.ppf(0.95, 11) * se)
 
 
-def test_gee_invalid_input_raises_clear_value_error():
-    frame = clustered()
-    with pytest.raises(ValueError, match="no_such_column"):
-        stats.gee_effect(frame, "logprob", "finetune", "no_such_column")
-    with pytest.raises(ValueError, match="dataset"):  # a string column is not a 0/1 indicator
-        stats.gee_effect(frame, "logprob", "dataset", "seed")
-    with pytest.raises(ValueError, match="single value"):
-        stats.gee_effect(frame.assign(finetune=True), "logprob", "finetune", "seed")
+def test_mcnemar_greater_is_one_sided():
+    a, b = paired_outcomes(6, 1, 3, 2)
+    back = stats.mcnemar_greater(b, a)
+    assert back["p"] == pytest.approx(1 - 1 / 128)  # P(Bin(7, 1/2) >= 1)
+    assert back["effect"] == pytest.approx(-5 / 12)
+    none = stats.mcnemar_greater(*paired_outcomes(0, 0, 3, 2))
+    assert none["p"] == 1.0 and none["effect"] == 0.0
+    with pytest.raises(ValueError, match=r"3 and 2"):
+        stats.mcnemar_greater([True] * 3, [True] * 2)
 
 
-# --- interaction ANOVA ---------------------------------------------------------------------------
+# --- equivalence p ---------------------------------------------------------------------------------
 
-def grid(interaction: float, seed: int) -> pd.DataFrame:
-    """Balanced method x dataset x model grid; fine-tuning gains `interaction` on dataset 'a' only."""
-    rng = np.random.default_rng(seed)
-    index = pd.MultiIndex.from_product([["icl", "finetune"], ["a", "b", "c"], ["m1", "m2"], range(20)],
-                                       names=["method", "dataset", "model", "rep"])
-    frame = index.to_frame(index=False).assign(k=4)
-    gain = interaction * ((frame["method"] == "finetune") & (frame["dataset"] == "a"))
-    return frame.assign(acc=gain + 0.3 * (frame["dataset"] == "b") + rng.normal(0, 1, len(frame)))
-
-
-def test_interaction_anova_detects_planted_interaction():
-    table = stats.interaction_anova(grid(1.5, seed=0), "acc", ["dataset", "model", "k"]).set_index("term")
-    assert table.loc["method:dataset", "p"] < 1e-4
-    assert table.loc["method:dataset", "df"] == 2  # (2 - 1) * (3 - 1)
-    assert table.loc["method:model", "p"] > 1e-3  # nothing planted there (p ~ 0.05 by chance for this seed)
-    assert table.loc["Residual", "df"] == 240 - 8  # 2*3*2*20 rows minus 1 + 1 + 2 + 1 + 2 + 1 parameters
-    assert table.attrs["dropped"] == ["k"]  # a single level of k cannot vary
-    assert table.attrs["formula"] == "acc ~ C(method) * (C(dataset) + C(model))"
+def test_tost_p_directed_uses_only_the_claimed_side():
+    # non-superiority for a positive claim: H0 effect >= 0.3; t = (0.1 - 0.3) / 0.05 = -4
+    assert stats.tost_p(0.1, 0.05, 10, 0.3, +1) == pytest.approx(sps.t.cdf(-4, 10))
+    # far below the margin on the other side still rejects "as large as the reference on the claimed side"
+    assert stats.tost_p(-5.0, 0.05, 10, 0.3, +1) == pytest.approx(sps.t.cdf(-106, 10))
+    # a negative claim: H0 effect <= -0.3; t = (-0.1 + 0.3) / 0.05 = 4
+    assert stats.tost_p(-0.1, 0.05, 10, 0.3, -1) == pytest.approx(sps.t.sf(4, 10))
+    assert stats.tost_p(-0.1, 0.05, 10, -0.3, -1) == pytest.approx(sps.t.sf(4, 10))  # |margin|
 
 
-def test_interaction_anova_no_interaction_large_p():
-    table = stats.interaction_anova(grid(0.0, seed=1), "acc", ["dataset", "model"]).set_index("term")
-    assert table.loc["method:dataset", "p"] > 0.05
-    assert list(table.index) == [
-        "method", "dataset", "model", "method:dataset", "method:model", "Residual"]
-    assert table.attrs["dropped"] == []
+def test_tost_p_undirected_takes_the_larger_one_sided_p():
+    # effect 0.1, se 0.05, margin 0.3: upper t = -4, lower t = (0.1 + 0.3) / 0.05 = 8 -> max is the upper
+    assert stats.tost_p(0.1, 0.05, 10, 0.3, 0) == pytest.approx(max(sps.t.cdf(-4, 10), sps.t.sf(8, 10)))
+    assert stats.tost_p(0.1, 0.05, 10, 0.3, 0) == pytest.approx(sps.t.cdf(-4, 10))
+    # far below: the lower side fails -> p near 1
+    assert stats.tost_p(-5.0, 0.05, 10, 0.3, 0) == pytest.approx(sps.t.sf((-5 + 0.3) / 0.05, 10))
+    assert stats.tost_p(-5.0, 0.05, 10, 0.3, 0) > 0.99
 
 
-def test_interaction_anova_invalid_input():
-    with pytest.raises(ValueError, match="seedling"):
-        stats.interaction_anova(grid(0.0, seed=1), "acc", ["seedling"])
-    with pytest.raises(ValueError, match="two levels"):
-        stats.interaction_anova(grid(0.0, seed=1).query("method == 'icl'"), "acc", ["dataset"])
+def test_tost_p_zero_se_and_undefined_margin():
+    assert stats.tost_p(0.1, 0.0, 10, 0.3, 0) == 0.0
+    assert stats.tost_p(0.4, 0.0, 10, 0.3, 0) == 1.0
+    assert stats.tost_p(-0.4, 0.0, 10, 0.3, +1) == 0.0  # below the margin on the claimed side
+    assert stats.tost_p(-0.4, 0.0, 10, 0.3, 0) == 1.0
+    assert np.isnan(stats.tost_p(0.1, 0.05, 10, np.nan, 0))
+    assert np.isnan(stats.tost_p(0.1, 0.05, 10, 0.0, 0))
+    assert np.isnan(stats.tost_p(np.nan, 0.05, 10, 0.3, 0))
 
 
 # --- verdicts --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("lo", "hi", "p", "sign", "mde", "ref", "expected"), [
-    (0.1, 0.3, 0.01, 1, 0.5, 0.2, "reproduced"),      # decided: power does not matter
-    (-0.3, -0.1, 0.01, -1, 0.1, 0.2, "reproduced"),
-    (-0.3, -0.1, 0.01, 1, 0.1, 0.2, "contradicted"),
-    (0.1, 0.3, 0.01, -1, 0.1, 0.2, "contradicted"),
-    (-0.3, -0.1, 0.01, 0, 0.1, 0.2, "reproduced"),      # undirected claim: either side
-    (0.1, 0.3, 0.06, 1, 0.1, 0.2, "absent at adequate power"),  # CI clear of 0 but p_adj >= alpha
-    (0.1, 0.3, 0.05, 1, 0.2, 0.2, "absent at adequate power"),  # p_adj == alpha is not < alpha; mde == ref
-    (-0.1, 0.3, 0.01, 1, 0.3, 0.2, "underpowered"),     # significant p but CI straddles 0; mde > ref
-    (-0.1, 0.3, 0.4, 1, 0.1, -0.2, "absent at adequate power"),  # the reference's sign does not matter
-    (-0.1, 0.3, 0.4, 1, np.inf, 0.2, "underpowered"),   # no effect reaches 80 % power at this n
-    (-0.1, 0.3, 0.4, 1, 0.1, np.nan, "underpowered"),   # no reference: nothing can be called absent
-    (0.1, 0.3, np.nan, 1, 0.1, 0.2, "not tested"),
+@pytest.mark.parametrize(("effect", "lo", "hi", "p", "p_tost", "sign", "ref", "expected"), [
+    (0.2, 0.1, 0.3, 0.01, 0.9, 1, 0.25, "reproduced"),  # far bound 0.3 reaches the reference 0.25
+    (0.2, 0.1, 0.3, 0.01, 0.9, 1, 0.3, "reproduced"),  # far bound == reference is not below it
+    (0.2, 0.1, 0.3, 0.01, 0.9, 1, 0.4, "reproduced, smaller than the reference"),
+    (0.2, 0.1, 0.3, 0.01, 0.9, 1, -0.4, "reproduced, smaller than the reference"),  # |reference|
+    (0.2, 0.1, 0.3, 0.01, 0.9, 1, np.nan, "reproduced"),  # no reference: nothing to be smaller than
+    (-0.2, -0.3, -0.1, 0.01, 0.9, -1, 0.25, "reproduced"),  # far bound of a negative effect: -lo = 0.3
+    (-0.2, -0.3, -0.1, 0.01, 0.9, -1, 0.35, "reproduced, smaller than the reference"),
+    (-0.2, -0.3, -0.1, 0.01, 0.9, 0, 0.25, "reproduced"),  # undirected: either side
+    (0.2, 0.1, 0.3, 0.01, 0.9, 0, 0.25, "reproduced"),
+    (-0.2, -0.3, -0.1, 0.01, 0.0, 1, 0.25, "contradicted"),  # decided on the other side (p_tost is moot)
+    (0.2, 0.1, 0.3, 0.01, 0.9, -1, 0.25, "contradicted"),
+    (0.01, -0.05, 0.07, 0.6, 0.01, 1, 0.25, "absent"),  # not significant, equivalence rejects the reference
+    (0.2, 0.1, 0.3, 0.06, 0.01, 1, 0.25, "absent"),  # CI clear of 0 but p_adj >= alpha: not decided
+    (0.01, -0.05, 0.07, 0.6, 0.05, 1, 0.25, "inconclusive"),  # p_tost == alpha is not < alpha
+    (0.01, -0.05, 0.07, 0.6, 0.3, 1, 0.25, "inconclusive"),
+    (0.1, -0.05, 0.25, 0.01, 0.3, 1, 0.25, "inconclusive"),  # significant p, CI straddles 0: not decided
+    (0.2, 0.1, 0.3, 0.05, 0.3, 1, 0.25, "inconclusive"),  # p_adj == alpha is not < alpha
+    (0.01, -0.05, 0.07, 0.6, np.nan, 1, 0.25, "inconclusive"),  # no equivalence test
+    (0.2, 0.1, 0.3, np.nan, 0.01, 1, 0.25, "not tested"),
 ])
-def test_verdict_four_ways(lo, hi, p, sign, mde, ref, expected):
-    assert stats.verdict((lo + hi) / 2, lo, hi, p, sign, mde, ref) == expected
+def test_verdict_table(effect, lo, hi, p, p_tost, sign, ref, expected):
+    assert expected in stats.VERDICTS
+    assert stats.verdict(effect, lo, hi, p, p_tost, sign, ref, 0.05) == expected
+
+
+def test_verdict_alpha_is_the_threshold():
+    assert stats.verdict(0.2, 0.1, 0.3, 0.06, 0.9, 1, 0.25, alpha=0.1) == "reproduced"
+    assert stats.verdict(0.01, -0.05, 0.07, 0.6, 0.08, 1, 0.25, alpha=0.1) == "absent"
 
 
 def test_verdict_without_ci_decides_on_p_and_the_effect_sign():
-    assert stats.verdict(0.05, np.nan, np.nan, 0.001, 0, 0.01, 0.02) == "reproduced"  # an F test
-    assert stats.verdict(0.05, np.nan, np.nan, 0.2, 0, 0.01, 0.02) == "absent at adequate power"
+    # an F test: no CI, the effect's sign decides
+    assert stats.verdict(0.05, np.nan, np.nan, 0.001, 0.9, 0, 0.02) == "reproduced"
+    assert stats.verdict(0.05, np.nan, np.nan, 0.2, 0.01, 0, 0.02) == "absent"
+    assert stats.decided_side(-0.05, np.nan, np.nan, 0.001) == -1
+    assert stats.decided_side(0.05, 0.01, 0.1, 0.001) == 1 and stats.decided_side(0.05, -0.01, 0.1, 0.001) == 0
+
+
+@pytest.mark.parametrize(("effect", "lo", "hi", "p", "p_tost", "expected"), [
+    (0.2, 0.1, 0.3, 0.01, 0.9, "control failed"),  # decided away from 0, either side
+    (-0.2, -0.3, -0.1, 0.01, 0.9, "control failed"),
+    (0.01, -0.05, 0.07, 0.6, 0.01, "null, as expected"),  # equivalent to 0 within the margin
+    (0.01, -0.05, 0.07, 0.6, 0.3, "inconclusive"),
+    (0.01, -0.05, 0.07, np.nan, 0.01, "not tested"),
+])
+def test_control_verdict_maps_the_verdicts(effect, lo, hi, p, p_tost, expected):
+    assert expected in stats.CONTROL_VERDICTS
+    assert stats.control_verdict(effect, lo, hi, p, p_tost, 0.05) == expected
 
 
 def test_verdict_rejects_bad_sign():
     with pytest.raises(ValueError, match="expected_sign"):
-        stats.verdict(0.1, 0.1, 0.2, 0.01, 2)
+        stats.verdict(0.1, 0.1, 0.2, 0.01, 0.5, 2, 0.2)
+    with pytest.raises(ValueError, match="expected_sign"):
+        stats.verdict(0.1, 0.1, 0.2, np.nan, 0.5, 0.5, 0.2)  # checked before "not tested"
