@@ -84,7 +84,7 @@ def test_blocks_absent_from_the_config_file_get_the_schema_defaults(default_conf
     assert default_config["icl"]["permuted"] == {"orders": 1, "n_queries": 16}
     assert default_config["construction"]["lsa"]["n_demos"] == 20
     assert default_config["curves"]["novel"]["sources"] == ["sst2", "agnews"]
-    assert default_config["claims"]["references"]["han_kernel"]["seed_baseline"] == 0.5
+    assert default_config["claims"]["references"]["han_kernel"]["seed_baseline"] == [0.5, 0.695]
     assert default_config["data"]["n_test"] == 48
 
 
@@ -139,12 +139,12 @@ def test_shipped_configs_resolve_without_dropping_anything(tmp_path):
 def test_default_run_resolves_to_what_its_blocks_name(default_config, tmp_path):
     config = copy.deepcopy(default_config) | {"data": {**default_config["data"], "mirror_dir": str(tmp_path)}}
     run = resolve(config, REPO)
-    assert run.kernel.datasets == ("sst2", "rte") and run.kernel.models == ("smollm2-135m", "gemma3-270m")
+    assert run.kernel.datasets == ("sst2", "agnews") and run.kernel.models == ("smollm2-135m", "gemma3-270m")
     assert run.order.models == ("smollm2-135m",) and run.order.datasets == ("agnews",)
     assert run.curves.datasets == ("sst2", "novel")
     assert run.dai_runs == (("smollm2-135m", "sst2"), ("gemma3-270m", "sst2"), ("smollm2-135m-untrained", "sst2"))
-    assert run.prompts["n_demos"] == [0, 1, 2, 4, 8] and run.prompts["demo_seeds"] == [0]  # exactly icl's grid
-    assert set(run.registry) == {"sst2", "agnews", "cb", "rte"}
+    assert run.prompts["n_demos"] == [0, 2, 4, 8] and run.prompts["demo_seeds"] == [0, 1, 2, 3, 4]  # + order.n_demos
+    assert set(run.registry) == {"sst2", "agnews"}
 
 
 def test_a_list_restricts_the_study_in_the_runs_order(tmp_path):
@@ -156,7 +156,7 @@ def test_a_list_restricts_the_study_in_the_runs_order(tmp_path):
 
 
 def test_an_empty_list_means_everything_the_run_uses(tmp_path):
-    run = resolve(run_config(tmp_path, order={"models": [], "datasets": []}), REPO)
+    run = resolve(run_config(tmp_path, datasets=["sst2", "agnews", "cb", "rte"], order={"models": [], "datasets": []}), REPO)
     assert run.order.models == ("smollm2-135m", "gemma3-270m")
     assert run.order.datasets == ("sst2", "agnews", "cb", "rte") and run.notes == ()
 
@@ -183,7 +183,8 @@ def test_the_novel_task_alone_runs_alone(tmp_path):
 
 
 def test_control_models_run_dai_only_on_control_datasets(tmp_path):
-    run = resolve(run_config(tmp_path, dai={"datasets": ["sst2", "rte"]}, control={"datasets": ["rte", "cb"]}), REPO)
+    run = resolve(run_config(tmp_path, datasets=["sst2", "agnews", "cb", "rte"], dai={"datasets": ["sst2", "rte"]}, control={"datasets": ["rte", "cb"]}),
+                  REPO)
     assert run.control.datasets == ("cb", "rte")
     assert ("smollm2-135m-untrained", "rte") in run.dai_runs
     assert ("smollm2-135m-untrained", "sst2") not in run.dai_runs
@@ -248,10 +249,10 @@ def test_demo_seeds_restrict_to_icls_and_empty_means_all(tmp_path):
 
 
 def test_kernel_extras_follow_the_kernel_datasets(tmp_path):
-    run = resolve(run_config(tmp_path, kernel={"datasets": ["rte"], "extras_datasets": ["sst2"]}), REPO)
+    run = resolve(run_config(tmp_path, datasets=["sst2", "agnews", "cb", "rte"], kernel={"datasets": ["rte"], "extras_datasets": ["sst2"]}), REPO)
     block = run.blocks["kernel"]
     assert block["knn"] is False and block["symbols"] == [] and block["extras_datasets"] == []
-    run = resolve(run_config(tmp_path, kernel={"datasets": ["sst2", "rte"], "extras_datasets": []}), REPO)
+    run = resolve(run_config(tmp_path, datasets=["sst2", "agnews", "cb", "rte"], kernel={"datasets": ["sst2", "rte"], "extras_datasets": []}), REPO)
     assert run.blocks["kernel"]["extras_datasets"] == [] and run.blocks["kernel"]["knn"] is True
 
 

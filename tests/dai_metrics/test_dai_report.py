@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from iclgd.dai_metrics import report, similarity
 from iclgd.dai_metrics.capture import DaiError
+
+
+def numbers_per_sentence(tex: str) -> list[int]:
+    """How many numbers each generated sentence states: comment lines, \\texttt names, \\ref/\\label targets,
+    other macro names and identifiers with digits (top-10, Rec2FTP) dropped; scientific notation counts once."""
+    text = " ".join(line for line in tex.splitlines() if not line.startswith("%"))
+    text = re.sub(r"\\(?:texttt|ref|label)\{(?:[^{}]|\{[^{}]*\})*\}", " ", text)
+    counts = []
+    for sentence in re.split(r"(?<=\.)\s+(?=[A-Z])", text):
+        sentence = re.sub(r"-?\d+(?:\.\d+)?\\times 10\^\{-?\d+\}", " 1 ", sentence)
+        sentence = re.sub(r"\\[A-Za-z]+|[A-Za-z][\w-]*\d[\w-]*", " ", sentence)
+        counts += [len(re.findall(r"-?\d+(?:\.\d+)?", sentence))] if sentence.strip() else []
+    return counts
+
 
 def synthetic_arrays(n_q: int = 3, n_layers: int = 2, dim: int = 4, heads: int = 2, width: int = 3) -> dict:
     rng = np.random.default_rng(0)
@@ -84,6 +100,9 @@ def test_paper_outputs_say_undefined_and_name_every_row(tmp_path, boot, dai_bloc
     assert "all &" not in report.dai_table_tex(one)  # no "all" row repeating the only dataset
     text = report.dai_summary(summary)
     assert "Rec2FTP is 50\\%" in text and "in 0 of the 1 runs where it is defined" in text
+    assert "Rec2FTP is 50\\% against 67\\%" in text and "SimAOU is 0.167 against 0.000" in text
+    assert "tab:dai}" in text and "tab:dai_sim}" in text
+    assert numbers_per_sentence(text) == [2, 3, 3, 2]  # per model: Rec2FTP, similarities; then the run counts
     cfg = {**dai_block, "datasets": ["a", "b"], "n_demos": [1, 2], "lr": "1e-3", "epochs": 1, "n_queries": 16}
     macros = report.dai_macros(summary, cfg)
     assert macros["DaiMRec"] == "50" and macros["DaiMBRec"] == "undefined" and macros["DaiLr"] == "0.001"

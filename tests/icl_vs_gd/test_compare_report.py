@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from iclgd.icl_vs_gd import compare_report
+
+
+def numbers_per_sentence(tex: str) -> list[int]:
+    """How many numbers each generated sentence states: comment lines, \\texttt names, \\ref/\\label targets,
+    other macro names and identifiers with digits (top-10, Rec2FTP) dropped; scientific notation counts once."""
+    text = " ".join(line for line in tex.splitlines() if not line.startswith("%"))
+    text = re.sub(r"\\(?:texttt|ref|label)\{(?:[^{}]|\{[^{}]*\})*\}", " ", text)
+    counts = []
+    for sentence in re.split(r"(?<=\.)\s+(?=[A-Z])", text):
+        sentence = re.sub(r"-?\d+(?:\.\d+)?\\times 10\^\{-?\d+\}", " 1 ", sentence)
+        sentence = re.sub(r"\\[A-Za-z]+|[A-Za-z][\w-]*\d[\w-]*", " ", sentence)
+        counts += [len(re.findall(r"-?\d+(?:\.\d+)?", sentence))] if sentence.strip() else []
+    return counts
 
 
 def rows(method: str, k: int, top: list[list[int]], lr: float = 0.0, epoch: int = 0, uids=(0, 1), labels=(0, 1),
@@ -42,6 +57,8 @@ def test_examples_compare_icl_with_the_selected_lr_only():
     assert len(table) == 1 and table["lr"].iloc[0] == pytest.approx(1e-3)
     text = compare_report.summary_tex(examples)
     assert "share 0.30 of their tokens" in text and "\\texttt{m}" in text
+    assert "overlap cosine 1.00" in text and "zero-shot is --" in text and "tab:compare" in text
+    assert numbers_per_sentence(text) == [2]  # no permuted reference: overlap, overlap cosine (shift cosine undefined)
     assert "tab:compare" in compare_report.table_tex(table)
 
 
@@ -63,7 +80,10 @@ def test_icl_is_compared_with_its_permuted_order_beside_gd():
     m = compare_report.macros(table, examples)
     assert m["CompareNSettings"] == "1"
     assert any(k.startswith("OverlapPerm") and v == "0.75" for k, v in m.items())
-    assert "with itself reordered" in compare_report.summary_tex(examples)
+    text = compare_report.summary_tex(examples)
+    assert "with itself reordered" in text and "share 0.30 of their tokens" in text
+    assert "shares 0.75 of its top-10 tokens with itself reordered against 0.30 with GD" in text
+    assert numbers_per_sentence(text) == [3]  # the cosines moved to Table~\ref{tab:compare}
     # no permuted records (N = 1 only, or permuted_orders: 0): the table shows -- and no reference macro
     plain = compare_report.icl_gd_examples(icl, ft, dev, permuted.iloc[:0])
     assert "0.30 / --" in compare_report.table_tex(compare_report.summary(plain))
@@ -87,6 +107,33 @@ def test_control_table_puts_the_untrained_copy_beside_its_model():
     tex = compare_report.control_tex(table)
     assert "tab:control" in tex and "untrained" in tex
     assert "overlap of ICL and GD is 0.30 with the trained weights and 1.00 with random ones" in tex
+    assert numbers_per_sentence(tex.split("\\begin{table")[0]) == [2] and "\\ref{tab:control}" in tex
     macros = compare_report.control_macros(table)
     assert sorted(v for k, v in macros.items() if k.startswith("ControlOverlapT") or k.startswith("ControlOverlapU")) == ["0.30", "1.00"]
     assert "no untrained control" in compare_report.control_tex(compare_report.control_table(examples, {}))
+
+
+def test_tables_average_gd_and_the_permuted_reference_over_the_same_queries():
+    """Rule icl scores the permuted copy on the first icl.permuted.n_queries only: every column of tab:compare and
+    tab:control averages over those queries where they exist (N >= 2), over all queries where none does (N = 1)."""
+    uids = (0, 1, 2)
+    icl = pd.concat([rows("icl", 0, [TOP_A] * 3, uids=uids, labels=(0, 1, 0), preds=(0, 1, 0)),
+                     rows("icl", 1, [TOP_A] * 3, uids=uids, labels=(0, 1, 0), preds=(0, 1, 0)),
+                     rows("icl", 2, [TOP_A] * 3, uids=uids, labels=(0, 1, 0), preds=(0, 1, 0))])
+    gd = dict(lr=1e-3, epoch=5, optimizer="gd", subset="all")
+    ft = pd.concat([rows("finetune", k, [TOP_B, TOP_A, TOP_A], uids=uids, labels=(0, 1, 0), preds=(0, 1, 1), **gd)
+                    for k in (1, 2)])  # overlap 0.3 on uid 0, 1.0 on uids 1 and 2; uid 2 wrong
+    dev = pd.concat([rows("finetune", k, [TOP_A, TOP_A], uids=(50, 51), **gd) for k in (1, 2)])
+    permuted = rows("icl", 2, [TOP_A], uids=(0,), labels=(0,), preds=(0,)).assign(order=1)  # first query only
+    examples = compare_report.icl_gd_examples(icl, ft, dev, permuted)
+    table = compare_report.summary(examples)
+    gd_rows = table[table["method"] == "finetune"].set_index("k")
+    assert gd_rows.loc[2, "n_examples"] == 1 and gd_rows.loc[2, "token_overlap"] == pytest.approx(0.3)
+    assert gd_rows.loc[2, "acc_full_other"] == 1.0  # uid 2, wrong and without a reference, is left out
+    assert gd_rows.loc[1, "n_examples"] == 3 and gd_rows.loc[1, "token_overlap"] == pytest.approx(2.3 / 3)  # N = 1
+    tex = compare_report.table_tex(table)
+    assert "0.30 / 1.00" in tex and "permuted reference" in tex
+    control = compare_report.control_table(pd.concat([examples, examples.assign(model="m-untrained")]),
+                                           {"m-untrained": "m"})
+    assert control["token_overlap"].tolist() == pytest.approx([(0.3 + 2.3) / 4] * 2)  # 1 query at N = 2, 3 at N = 1
+    assert "permuted reference" in compare_report.control_tex(control)

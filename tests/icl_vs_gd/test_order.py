@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,19 @@ from iclgd.core import forward, prompts
 pytestmark = pytest.mark.usefixtures("one_thread")
 #: runtime.batch_size / batch_tokens for the tiny model
 BATCHING = {"batch_size": 2, "batch_tokens": 1024}
+
+
+def numbers_per_sentence(tex: str) -> list[int]:
+    """How many numbers each generated sentence states: comment lines, \\texttt names, \\ref/\\label targets,
+    other macro names and identifiers with digits (top-10, Rec2FTP) dropped; scientific notation counts once."""
+    text = " ".join(line for line in tex.splitlines() if not line.startswith("%"))
+    text = re.sub(r"\\(?:texttt|ref|label)\{(?:[^{}]|\{[^{}]*\})*\}", " ", text)
+    counts = []
+    for sentence in re.split(r"(?<=\.)\s+(?=[A-Z])", text):
+        sentence = re.sub(r"-?\d+(?:\.\d+)?\\times 10\^\{-?\d+\}", " 1 ", sentence)
+        sentence = re.sub(r"\\[A-Za-z]+|[A-Za-z][\w-]*\d[\w-]*", " ", sentence)
+        counts += [len(re.findall(r"-?\d+(?:\.\d+)?", sentence))] if sentence.strip() else []
+    return counts
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +244,12 @@ def test_macros_and_summary_carry_the_numbers(tmp_path, default_config):
     assert macros["OrderIclAboveLabel"] == "1" and macros["OrderIclAboveVocab"] == "0"
     assert macros["OrderK"] == "8" and macros["OrderOrderings"] == "5" and macros["OrderEpochs"] == "2"
     text = order_report.order_summary(toy_table())
-    assert "ICL spreads by 0.200" in text and "SGD 0.100" in text and "GD 0," in text and "not above" in text
+    assert "on the label probabilities, ICL's output spreads across demonstration orderings by 0.200, above" in text
+    assert "by $1.0\\times 10^{-5}$, not above" in text and "any scored epoch, $2.0\\times 10^{-5}$" in text
+    assert numbers_per_sentence(text) == [2, 2] and "\\ref{tab:order}" in text
+    tex = order_report.order_table(toy_table())  # what the sentences leave out: CIs, each optimizer's spread
+    assert "\\label{tab:order}" in tex
+    assert "label probs. & \\begin{tabular}[t]{@{}r@{}}0.200 \\\\ {}[0.100, 0.400]\\end{tabular} & 0 & 0.100 & 2 & 0.100 & yes" in tex
+    assert "full vocab." in tex and "& 0 & $2.0\\times 10^{-5}$ & 2 & $2.0\\times 10^{-5}$ & no" in tex
     order_report.plot_spread(toy_table(), tmp_path / "f.pdf", tmp_path / "f.png")
     assert (tmp_path / "f.pdf").read_bytes().startswith(b"%PDF") and (tmp_path / "f.png").stat().st_size > 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import binom
 
 from iclgd.kernel_regression.attention import MASS_PARTS
 from iclgd.kernel_regression.summaries import eval_agreement_stats, head_table, mean_profile, probe_table
@@ -58,6 +57,10 @@ def test_eval_agreement_stats_hand_case():
     agree = np.array([1] * 9 + [0])
     res = eval_agreement_stats(agree, pred_ev, pred_sel, 0, 2000, 0.95)
     assert res["eval_const_agreement"] == pytest.approx(0.2)
-    assert res["eval_agreement_p"] == pytest.approx(binom.sf(8, 10, 0.2))  # P(X >= 9)
+    # paired on the same queries: the head alone agrees on 7 (queries 2-8), the constant alone on none ->
+    # one-sided exact McNemar p = P(Bin(7, 1/2) >= 7) = 2^-7
+    assert (res["eval_head_only"], res["eval_const_only"]) == (7, 0)
+    assert res["eval_agreement_p"] == pytest.approx(0.5**7)
+    assert res["eval_diff"] == pytest.approx(0.7)
     assert res["eval_agreement_lo"] <= 0.9 <= res["eval_agreement_hi"]
     assert eval_agreement_stats(agree, np.ones(10, int), pred_sel, 0, 2000, 0.95)["eval_agreement_p"] == 1.0

@@ -18,6 +18,8 @@ rule claims:
         kernel=KERNEL_SUMMARIES,
         code=lib(
             "core.claims",
+            "core.claims_tex",
+            "core.crossed",
             "core.stats",
             "core.power",
             "core.paper",
@@ -30,14 +32,13 @@ rule claims:
         ),
     output:
         tests="results/stats/icl_vs_gd_tests.csv",
-        anova="results/stats/anova.csv",
+        nonlabel="results/stats/nonlabel_rates.csv",
         claims="results/stats/claims.csv",
         sizing="results/stats/sizing.csv",
         macros="results/paper/macros/claims.json",
         table="paper/generated/tab_claims.tex",
         headline="paper/generated/tab_claims_headline.tex",
         references="paper/generated/tab_claim_references.tex",
-        anova_table="paper/generated/tab_anova.tex",
     log:
         "logs/stats/claims.log",
     benchmark:
@@ -66,6 +67,5 @@ contribute(
         "paper/generated/tab_claims.tex",
         "paper/generated/tab_claims_headline.tex",
         "paper/generated/tab_claim_references.tex",
-        "paper/generated/tab_anova.tex",
     ],
 )

@@ -161,11 +161,20 @@ rule finetune_paper_numbers:
         icl="results/metrics/icl_accuracy_finetuned_seeds.csv",
         selected="results/metrics/finetune_accuracy.csv",
         counts="results/metrics/finetune_convergence_counts.csv",
+        convergence="results/metrics/finetune_convergence.csv",
+        icl_records=expand(
+            "results/icl/{model}/{dataset}.parquet",
+            model=RUN.finetune.models,
+            dataset=DATASETS,
+        ),
         code=lib("icl_vs_gd.finetune_report", "core.paper"),
     output:
         csv="results/metrics/icl_vs_finetune.csv",
+        nc_csv="results/metrics/finetune_nc_icl_accuracy.csv",
         macros="results/paper/macros/finetune.json",
         table="paper/generated/tab_icl_vs_ft.tex",
+        nc_table="paper/generated/tab_ft_nc_icl.tex",
+        convergence_table="paper/generated/tab_ft_convergence.tex",
         summary="paper/generated/ft_summary.tex",
     log:
         "logs/paper/finetune_paper_numbers.log",
@@ -262,6 +271,7 @@ rule order_paper_numbers:
     output:
         csv="results/metrics/order_spread.csv",
         macros="results/paper/macros/order.json",
+        table="paper/generated/tab_order.tex",
         summary="paper/generated/order_summary.tex",
     log:
         "logs/paper/order_paper_numbers.log",
@@ -378,11 +388,14 @@ contribute(
         "paper/generated/tab_icl.tex",
         "paper/generated/icl_summary.tex",
         "paper/generated/tab_icl_vs_ft.tex",
+        "paper/generated/tab_ft_nc_icl.tex",
+        "paper/generated/tab_ft_convergence.tex",
         "paper/generated/ft_summary.tex",
         "paper/generated/tab_compare.tex",
         "paper/generated/compare_summary.tex",
         "paper/generated/tab_control.tex",
         "paper/generated/order_summary.tex",
+        "paper/generated/tab_order.tex",
         "paper/generated/tab_sparsity.tex",
     ],
     figures=[

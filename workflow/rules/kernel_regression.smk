@@ -67,6 +67,7 @@ rule kernel_paper_numbers:
         csv="results/metrics/kernel_summary.csv",
         macros="results/paper/macros/kernel.json",
         table="paper/generated/tab_kernel.tex",
+        head_table="paper/generated/tab_kernel_head.tex",
         summary="paper/generated/kernel_summary.tex",
     log:
         "logs/paper/kernel_paper_numbers.log",
@@ -81,7 +82,11 @@ rule kernel_paper_numbers:
 
 contribute(
     macros=["results/paper/macros/kernel.json"],
-    tables=["paper/generated/tab_kernel.tex", "paper/generated/kernel_summary.tex"],
+    tables=[
+        "paper/generated/tab_kernel.tex",
+        "paper/generated/tab_kernel_head.tex",
+        "paper/generated/kernel_summary.tex",
+    ],
     figures=["figures/kernel_heads.pdf"],
     benchmarks=expand(
         "benchmarks/kernel_regression/{model}/{dataset}.tsv",

@@ -1,16 +1,19 @@
 """Shen et al.'s claims as tested statements (rows of the claims table; `iclgd.core.claims` adds power
 and verdicts):
 
-* ``shen_icl_vs_gd`` (family per accuracy metric): McNemar of ICL vs the fine-tuned model (dev-selected
-  lr among converged runs) on the same test examples, one test per (model, dataset, k, GD variant);
-* ``shen_inconsistency``: "the trends are inconsistent across datasets and N" as the interaction terms
-  method x dataset / model / k of a type-II ANOVA of per-example correctness (effect: the strongest
-  term's partial Cohen's f^2);
-* ``shen_pooled``: the pooled ICL-GD accuracy gap, a GEE that clusters the repeated measurements of
-  each test example (it appears once per k) instead of pooling them as independent draws;
-* ``shen_permuted``: "ICL agrees more with its own permuted-order version than with GD": per model, the
-  top-10 overlap of ICL with ICL reordered minus with GD, averaged within each test example (over N,
-  seeds and variants) so examples are the independent units, one-sample Wilcoxon over examples;
+Every ICL-vs-GD test is about demonstration sets (several seeded sets per dataset and k, each with its
+fine-tuned twin) and test examples, crossed: `iclgd.core.crossed` gives the two-way cluster-robust t with
+Satterthwaite df, and the same example under two models, two k or two GD variants is one cluster.
+Label-restricted accuracy (both arms answer among the label words) is primary; full-vocabulary accuracy is
+secondary, beside each arm's rate of non-label top-1 answers.
+
+* ``shen_icl_vs_gd_{label,full_vocab}``: per (model, dataset, k, GD variant), with the power of each test for
+  a 20-point gap (the "S of N significant" sentence carries it);
+* ``shen_pooled`` (``_full_vocab``): the ICL - GD gap averaged over settings;
+* ``shen_inconsistency``: "the trends are inconsistent across datasets and N": Welch's test that the
+  per-setting gaps are equal, effect = their SD;
+* ``shen_permuted``: "ICL agrees more with its own permuted-order version than with GD": per model, top-10
+  overlap of ICL with ICL reordered minus with GD;
 * ``construction``: exact computations (no sampling error), checked against a stated criterion.
 """
 
@@ -22,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iclgd.core import stats
-from iclgd.core.paper import booktabs_table, fmt, fmt_p, latex_escape
+from iclgd.core import crossed, power, stats
+from iclgd.core.paper import fmt, macro_name
 from iclgd.icl_vs_gd import compare_report, finetune_report
 
 log = logging.getLogger(__name__)
@@ -54,62 +57,88 @@ def paired_icl_gd(icl: pd.DataFrame, ft: pd.DataFrame, ft_dev: pd.DataFrame) -> 
     return paired.sort_values(PAIR_KEYS + ["variant"], ignore_index=True)
 
 
-def icl_vs_gd_tests(paired: pd.DataFrame, n_boot: int, ci: float, seed: int) -> pd.DataFrame:
-    """McNemar of ICL vs GD per (model, dataset, k, variant), for label-restricted and full-vocab accuracy.
+def ids(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """The crossed design's labels: a demonstration set is (dataset, k, seed), shared by the models and GD
+    variants that use it; a test example is (dataset, uid), shared across models, k and variants."""
+    return {"sets": frame["dataset"] + "|" + frame["k"].astype(str) + "|" + frame["seed"].astype(str),
+            "examples": frame["dataset"] + "|" + frame["uid"].astype(str)}
 
-    effect = acc(ICL) - acc(GD), a fraction; Holm within each metric's family.
-    """
-    rows = []
+
+def _setting(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
+    return frame[keys].astype(str).agg("|".join, axis=1)
+
+
+def crossed_row(frame: pd.DataFrame, value: pd.Series, settings: pd.Series, alpha: float) -> dict[str, Any]:
+    """The crossed t test of the average setting mean of `value`, as a claims row (with its power plan)."""
+    test = crossed.mean_test(value.to_numpy(), **ids(frame), settings=settings.to_numpy(), alpha=alpha)
+    sets_per_setting = frame.groupby(settings.to_numpy())["seed"].nunique().mean()
+    parts = test.pop("parts")
+    plan = {"test": "crossed-t", "parts": parts, "n": float(sets_per_setting), "se": test["se"], "df": test["df"]}
+    return test | {"n": int(round(sets_per_setting)), "unit": "sets x examples", "plan": plan}
+
+
+METRICS = {"correct": "label", "full": "full_vocab"}
+
+
+def icl_vs_gd_tests(paired: pd.DataFrame, alpha: float, gap: float = 0.2) -> pd.DataFrame:
+    """Per (model, dataset, k, GD variant): the crossed t test (demonstration sets x test examples) of ICL -
+    GD accuracy, label-restricted (primary) and full-vocabulary; Holm within each metric's family, and each
+    test's power to detect a `gap` (20 points) at the family's Bonferroni level."""
     if paired.empty:
-        return pd.DataFrame(columns=["model", "dataset", "k", "variant", "family", "p", "p_holm"])
+        return pd.DataFrame(columns=["model", "dataset", "k", "variant", "family", "effect", "p", "p_holm", "power_gap"])
+    rows = []
     for key, group in paired.groupby(["model", "dataset", "k", "variant"], sort=True):
-        for metric in ("correct", "full"):
-            test = stats.mcnemar(group[f"{metric}_icl"], group[f"{metric}_gd"], n_boot, seed, ci)
-            family = "shen_icl_vs_gd_" + ("label" if metric == "correct" else "full_vocab")
-            rows.append({**dict(zip(["model", "dataset", "k", "variant"], key)), "family": family, **test})
+        for metric, name in METRICS.items():
+            diff = group[f"{metric}_icl"] - group[f"{metric}_gd"]
+            row = crossed_row(group, diff, pd.Series("one", index=group.index), alpha)
+            rows.append({**dict(zip(["model", "dataset", "k", "variant"], key)), "family": f"shen_icl_vs_gd_{name}",
+                         **{k: v for k, v in row.items() if k != "plan"}, "plan": row["plan"]})
     out = pd.DataFrame(rows)
     out["p_holm"] = out.groupby("family")["p"].transform(lambda p: stats.holm(p.to_numpy()))
-    return out
+    m = out.groupby("family")["p"].transform("size")
+    out["power_gap"] = [power.power_at(r.plan, gap, power.family_level(alpha, n)) for r, n in zip(out.itertuples(), m)]
+    return out.drop(columns="plan")
 
 
-def long_format(paired: pd.DataFrame, metric: str = "correct") -> pd.DataFrame:
-    """ICL and GD rows stacked (method column) for models of the method effect and its interactions."""
-    common = PAIR_KEYS + ["variant"]
-    icl = paired[common].assign(method="icl", outcome=paired[f"{metric}_icl"])
-    gd = paired[common].assign(method="gd", outcome=paired[f"{metric}_gd"])
-    out = pd.concat([icl, gd], ignore_index=True)
-    out["is_gd"] = (out["method"] == "gd").astype(int)
-    out["cluster"] = out["model"] + "|" + out["dataset"] + "|" + out["uid"].astype(str)
-    out["k"] = out["k"].astype(str)
-    return out
+def nonlabel_rates(icl: pd.DataFrame, ft: pd.DataFrame, ft_dev: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, arm): the share of answers whose full-vocabulary top-1 token is no label token.
+    Full-vocab accuracy penalises these; GD, trained on the label token, learns the answer format, ICL need
+    not. A (model, dataset)'s label tokens are the top-1 tokens of its full-vocabulary-correct answers in
+    any arm (records keep the class, not its token; a class never answered correctly is then missed,
+    which can only lower the rate)."""
+    chosen = finetune_report.selected_records(ft, ft_dev)
+    frames = {"ICL": icl[(icl["method"] == "icl") & (icl["k"] > 0)], "GD": chosen}
+    both = pd.concat([icl, chosen], ignore_index=True)
+    labels = both[both["full_correct"].astype(bool)].groupby(["model", "dataset"])["argmax_token"].agg(set)
+    rows = []
+    for arm, frame in frames.items():
+        if frame.empty:
+            continue
+        known = [labels.get((m, d), set()) for m, d in zip(frame["model"], frame["dataset"])]
+        nonlabel = [t not in k for t, k in zip(frame["argmax_token"], known)]
+        rates = frame.assign(nonlabel=nonlabel).groupby("model")["nonlabel"].agg(["mean", "size"]).reset_index()
+        rows.append(rates.assign(arm=arm))
+    cols = ["model", "arm", "mean", "size"]
+    return pd.concat(rows, ignore_index=True)[cols] if rows else pd.DataFrame(columns=cols)
 
 
-def inconsistency_anova(paired: pd.DataFrame, metric: str = "correct") -> pd.DataFrame:
-    """Type-II ANOVA of correctness on method x (dataset + model + k); Holm over the interaction terms."""
-    if paired.empty:
-        return pd.DataFrame(columns=["term", "df", "F", "p", "p_holm", "dropped"])
-    table = stats.interaction_anova(long_format(paired, metric), "outcome", ["dataset", "model", "k"])
-    interactions = table["term"].str.startswith("method:")
-    table["p_holm"] = np.nan
-    table.loc[interactions, "p_holm"] = stats.holm(table.loc[interactions, "p"].to_numpy())
-    table["dropped"] = ", ".join(table.attrs.get("dropped", [])) or ""
-    return table
+def pooled_row(paired: pd.DataFrame, metric: str, alpha: float) -> dict[str, Any]:
+    """ICL - GD accuracy averaged over settings (model, dataset, k, variant weigh equally), crossed t."""
+    settings = _setting(paired, ["model", "dataset", "k", "variant"])
+    return crossed_row(paired, paired[f"{metric}_icl"] - paired[f"{metric}_gd"], settings, alpha)
 
 
-def pooled_gap(paired: pd.DataFrame, metric: str, n_boot: int, ci: float, seed: int) -> dict[str, Any]:
-    """ICL - GD accuracy over all settings: GEE p-value (clusters = test examples), bootstrap CI of the gap."""
-    try:
-        gee = stats.gee_effect(long_format(paired, metric), "outcome", "is_gd", "cluster", covariates=["dataset", "model", "k"])
-    except ValueError as err:  # e.g. a constant outcome: no test is possible, say so instead of guessing
-        log.warning("pooled ICL-GD GEE not fitted: %s", err)
-        gee = {"p": np.nan, "effect": np.nan, "n_groups": 0}
-    # Resample test examples (clusters), not rows: each example appears once per k and variant.
-    diff = (paired[f"{metric}_icl"] - paired[f"{metric}_gd"]).groupby(
-        [paired["model"], paired["dataset"], paired["uid"]]).mean()
-    effect, lo, hi = stats.bootstrap_ci(diff.to_numpy(), n_boot, ci, seed)
-    return {"effect": effect, "effect_lo": lo, "effect_hi": hi, "p": gee["p"], "gee_log_odds_gd": gee["effect"],
-            "n": int(len(diff)), "n_rows": int(len(paired)), "n_groups": gee["n_groups"],
-            "sd": float(diff.std(ddof=1)) if len(diff) > 1 else np.nan}
+def inconsistency_row(paired: pd.DataFrame, alpha: float, seed: int) -> dict[str, Any]:
+    """Shen et al.'s "inconsistent across settings": do the per-setting ICL - GD gaps (label-restricted)
+    differ? Welch's F over the settings' crossed means; effect = SD of the setting gaps."""
+    settings = _setting(paired, ["model", "dataset", "k", "variant"])
+    test = crossed.heterogeneity_test((paired["correct_icl"] - paired["correct_gd"]).to_numpy(), **ids(paired),
+                                      settings=settings.to_numpy(), seed=seed, alpha=alpha)
+    sets = paired.groupby(settings.to_numpy())["seed"].nunique().mean()
+    plan = {"test": "welch-F", "result": test, "n": float(sets), "max_effect": 1.0}
+    return {k: test[k] for k in ("effect", "effect_lo", "effect_hi", "tost_lo", "tost_hi", "p", "n_sets",
+                                 "n_examples", "df_num", "df_denom")} | {
+        "n": int(round(sets)), "unit": "sets x examples", "test": "welch-F", "plan": plan}
 
 
 def construction_claims(headline: dict[str, float], sparsity: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -134,78 +163,65 @@ def construction_claims(headline: dict[str, float], sparsity: pd.DataFrame, thre
     )
 
 
-def shen_claims(paired: pd.DataFrame, anova: pd.DataFrame, n_boot: int, ci: float, seed: int) -> pd.DataFrame:
-    """Shen et al.'s accuracy claims: ICL and GD differ, inconsistently across datasets / models / N.
-    Without a single learned GD run the pooled claim has no data (n = 0: "not tested")."""
-    pooled = (pooled_gap(paired, "full", n_boot, ci, seed) if len(paired)
-              else dict.fromkeys(("effect", "effect_lo", "effect_hi", "p", "sd"), np.nan) | {"n": 0})
-    inter = anova[anova["term"].str.startswith("method:")]
-    best = inter.sort_values("p_holm").iloc[0] if len(inter) else None
-    resid = anova[anova["term"] == "Residual"]
-    df_denom = float(resid["df"].iloc[0]) if len(resid) else np.nan
-    n_obs = df_denom + float(anova.loc[anova["term"] != "Residual", "df"].sum()) + 1  # + intercept
-    rows = [{
-        "paper": "Shen et al.", "family": "shen_pooled", "claim": "ICL and GD on the same demonstrations differ "
-        "(full-vocab.\\ accuracy, ICL $-$ GD, pooled)", "model": "all", "dataset": "all", "expected_sign": 0,
-        "evidence": "Tab.~\\ref{tab:icl_vs_ft}", "target": "claims", "test": "t", "unit": "test examples",
-        **{k: pooled[k] for k in ("effect", "effect_lo", "effect_hi", "p", "n", "sd")},
-    }]
-    if best is not None:
-        rows.append({
-            "paper": "Shen et al.", "family": "shen_inconsistency", "claim": "The ICL--GD gap is inconsistent across "
-            f"settings: strongest interaction {latex_escape(best['term'])} (partial Cohen's $f^2$)", "model": "all",
-            "dataset": "all", "expected_sign": 0, "effect": float(best["F"]) * float(best["df"]) / df_denom,
-            "effect_lo": np.nan, "effect_hi": np.nan, "p": float(best["p"]), "p_holm": float(best["p_holm"]),
-            "n": n_obs, "evidence": "Tab.~\\ref{tab:anova}", "target": "claims", "test": "F", "unit": "answers",
-            "df_num": float(best["df"]), "df_denom": df_denom, "holm_m": len(inter),
-        })
+SHEN = {"paper": "Shen et al.", "model": "all", "dataset": "all", "evidence": "Tab.~\\ref{tab:icl_vs_ft}",
+        "target": "claims"}
+
+
+def shen_claims(paired: pd.DataFrame, alpha: float, seed: int) -> pd.DataFrame:
+    """Shen et al.'s accuracy claims: ICL and GD differ (pooled; label-restricted accuracy primary, full
+    vocabulary secondary), and the gap is inconsistent across settings. Without a learned GD run they have
+    no data ("not tested")."""
+    if paired.empty:
+        return pd.DataFrame([{**SHEN, "family": "shen_pooled", "expected_sign": 0, "p": np.nan, "n": 0,
+                              "effect": np.nan, "effect_lo": np.nan, "effect_hi": np.nan, "test": "crossed-t",
+                              "unit": "sets x examples", "claim": "ICL and GD on the same demonstrations differ"}])
+    rows = [{**SHEN, "family": "shen_pooled", "expected_sign": 0, "claim": "ICL and GD on the same demonstrations "
+             "differ (label-restricted accuracy, ICL $-$ GD, averaged over settings)", **pooled_row(paired, "correct", alpha)},
+            {**SHEN, "family": "shen_pooled_full_vocab", "expected_sign": 0, "claim": "\\ldots\\ in full-vocabulary "
+             "accuracy (secondary: penalises non-label answers, which GD learns away)", **pooled_row(paired, "full", alpha)}]
+    if paired.groupby(["model", "dataset", "k", "variant"]).ngroups > 1:
+        rows.append({**SHEN, "family": "shen_inconsistency", "expected_sign": 0, "evidence": "Tab.~\\ref{tab:icl_vs_ft}",
+                     "claim": "The ICL--GD gap is inconsistent across settings (model, dataset, $N$): SD of the "
+                     "per-setting gaps, Welch test of their equality", **inconsistency_row(paired, alpha, seed)})
     return pd.DataFrame(rows)
 
 
-def permutation_claims(examples: pd.DataFrame, n_boot: int, ci: float, seed: int) -> pd.DataFrame:
-    """Shen et al.'s reference claim per model, from `compare_report.icl_gd_examples` (with permuted records)."""
+def permutation_claims(examples: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Shen et al.'s reference claim per model, from `compare_report.icl_gd_examples` (with permuted records):
+    top-10 overlap of ICL with itself reordered minus with GD, crossed t over demonstration sets x examples."""
     gap = compare_report.permutation_gap(examples)
     rows = []
     for model, g in gap.groupby("model", sort=True):
-        per_example = g.groupby(["dataset", "uid"], sort=True)["gap"].mean().to_numpy()
-        test = stats.wilcoxon(per_example, np.zeros_like(per_example), n_boot, seed, ci)
+        g = g.assign(variant=g["optimizer"] + "/" + g["subset"])
+        settings = _setting(g, ["dataset", "k", "variant"])
         rows.append({
             "paper": "Shen et al.", "family": "shen_permuted", "model": model, "dataset": "all", "expected_sign": 1,
             "claim": "ICL agrees more with itself in another demonstration order than with GD: top-10 overlap, "
                      "permuted $-$ GD ($N \\ge 2$)",
-            "evidence": "Tab.~\\ref{tab:compare}", "target": "compare_icl_gd", "test": "wilcoxon",
-            "unit": "test examples", "samples": per_example,
-            **{k: test[k] for k in ("effect", "effect_lo", "effect_hi", "p", "n")},
+            "evidence": "Tab.~\\ref{tab:compare}", "target": "compare_icl_gd", **crossed_row(g, g["gap"], settings, alpha),
         })
     return pd.DataFrame(rows)
 
 
-def anova_tex(anova: pd.DataFrame) -> str:
-    shown = pd.DataFrame({
-        "term": [latex_escape(t) for t in anova["term"]],
-        "df": [fmt(v, 0) for v in anova["df"]],
-        "F": [fmt(v, 2) for v in anova["F"]],
-        "$p$": [fmt_p(v) for v in anova["p"]],
-        "$p_\\mathrm{Holm}$ (interactions)": [fmt_p(v) for v in anova["p_holm"]],
-    })
-    tex = booktabs_table(shown, caption=(
-        "Type-II ANOVA of per-example full-vocabulary correctness on method (ICL vs GD) $\\times$ (dataset + model + $N$). "
-        "Significant interactions mean the ICL--GD gap changes with the setting. Rule: \\texttt{claims}."),
-        label="tab:anova", align="lrrrr", escape=False)
-    return tex
-
-
-def mcnemar_macros(tests: pd.DataFrame, alpha: float) -> dict[str, str]:
-    """How many per-setting ICL-vs-GD McNemar tests survive Holm, and in which direction (0 of 0 for a family
-    without tests: the paper's sentences still read)."""
+def setting_macros(tests: pd.DataFrame, alpha: float) -> dict[str, str]:
+    """How many per-setting ICL-vs-GD tests survive Holm, in which direction, and their mean power for a
+    20-point gap (0 of 0 for a family without tests: the paper's sentences still read)."""
     out = {}
-    for family in ("shen_icl_vs_gd_label", "shen_icl_vs_gd_full_vocab"):
-        name = "".join(part.capitalize() for part in family.split("_"))
-        out |= {f"{name}{key}": "0" for key in ("N", "Sig", "IclBetter", "GdBetter")}
-    for family, group in tests.groupby("family", sort=True):
-        name = "".join(part.capitalize() for part in family.split("_"))
+    for name in METRICS.values():
+        prefix = "".join(part.capitalize() for part in f"shen_icl_vs_gd_{name}".split("_"))
+        group = tests[tests["family"] == f"shen_icl_vs_gd_{name}"]
         sig = group[group["p_holm"] < alpha]
-        out |= {f"{name}N": str(len(group)), f"{name}Sig": str(len(sig)),
-                f"{name}IclBetter": str(int((sig["effect"] > 0).sum())),
-                f"{name}GdBetter": str(int((sig["effect"] < 0).sum()))}
+        out |= {f"{prefix}N": str(len(group)), f"{prefix}Sig": str(len(sig)),
+                f"{prefix}IclBetter": str(int((sig["effect"] > 0).sum())),
+                f"{prefix}GdBetter": str(int((sig["effect"] < 0).sum())),
+                f"{prefix}PowerTwenty": fmt(100 * group["power_gap"].mean(), 0) if len(group) else "--"}
     return out
+
+
+def nonlabel_macros(rates: pd.DataFrame, models: list[str]) -> dict[str, str]:
+    """Per (model, arm): the percentage of non-label top-1 answers ("--" where the arm has no answers)."""
+    out = {macro_name("nonlabel", m, arm): "--" for m in models for arm in ("ICL", "GD")}
+    out |= {macro_name("nonlabel", r.model, r.arm): fmt(100 * r.mean, 1) for r in rates.itertuples()}
+    first = models[0] if models else ""  # the paper's sentence quotes the first fine-tuned model
+    return out | {"NonlabelModel": first.replace("-", "--"), "NonlabelIcl": out.get(macro_name("nonlabel", first, "ICL"), "--"),
+                  "NonlabelGd": out.get(macro_name("nonlabel", first, "GD"), "--")}

@@ -1,10 +1,12 @@
 """ICL vs fine-tuning on the same demonstrations: selected learning rates, tables, paper sentences.
 
 Shen et al. 2023 (Table 1 of the ICML version) compare ICL with GD on the same N demonstrations;
-here the fine-tuned model is the run that `finetune.select_lr` picks on the dev split (drawn from the
-demonstration pool, never from the test set) among the learning rates whose run *converged* (learned
-every demonstration). A setting where no learning rate converged is shown as such ("n.c.") and is
-never compared: an under-trained GD says nothing about whether ICL behaves like GD.
+here the fine-tuned model is the run that `finetune.select_lr` picks by dev label loss (dev split
+drawn from the demonstration pool, never from the test set) among the learning rates whose run
+*converged* (learned every demonstration). A setting where no learning rate converged is shown as
+such ("n.c.") and is never compared: an under-trained GD says nothing about whether ICL behaves like
+GD. `nc_icl_accuracy` shows ICL on those settings beside the compared ones, so a reader can judge
+whether leaving them out flatters either side.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from iclgd.core.paper import booktabs_table, fmt, fmt_ci, latex_escape, macro_na
 
 def selected_records(records: pd.DataFrame, dev_records: pd.DataFrame) -> pd.DataFrame:
     """Test records of the dev-selected converged run of every (model, dataset, k, optimizer, subset)."""
-    chosen = finetune.select_lr(finetune.dev_accuracy(dev_records))[[*finetune.SELECT_BY, "lr"]]
+    chosen = finetune.select_lr(finetune.dev_scores(dev_records))[[*finetune.SELECT_BY, "lr"]]
     return records.merge(chosen, on=[*finetune.SELECT_BY, "lr"], how="inner")
 
 
 def convergence(runs: pd.DataFrame, dev_records: pd.DataFrame) -> pd.DataFrame:
     """Per fine-tuned setting: lrs converged / diverged / out of epochs, and the selected run's epochs."""
-    return finetune.convergence(runs, finetune.select_lr(finetune.dev_accuracy(dev_records)))
+    return finetune.convergence(runs, finetune.select_lr(finetune.dev_scores(dev_records)))
 
 
 def convergence_counts(conv: pd.DataFrame) -> pd.DataFrame:
@@ -98,7 +100,8 @@ def comparison_table(table: pd.DataFrame) -> str:
             "Accuracy (\\%, argmax over label tokens) of ICL and of the model fine-tuned on the same $k$ "
             "demonstrations (optimizer/parameter subset), trained until it has learned them (every label the "
             "full-vocabulary argmax, mean label loss below the target) and, among the learning rates that got "
-            "there, selected on a dev split from the demonstration pool; averaged over demonstration seeds. "
+            "there, selected by the lowest mean label loss on a class-balanced dev split from the demonstration "
+            "pool; averaged over demonstration seeds. "
             "n.c.: no learning rate converged, the setting is not compared. Rules: \\texttt{finetune}, "
             "\\texttt{finetune\\_metrics}, \\texttt{finetune\\_paper\\_numbers}."
         ),
@@ -107,19 +110,27 @@ def comparison_table(table: pd.DataFrame) -> str:
     )
 
 
-def comparison_summary(table: pd.DataFrame) -> str:
-    """A generated sentence per model and variant: mean accuracy over datasets and k, ICL vs FT."""
-    variants = [c for c in table.columns if "/" in c]
+def comparison_summary(table: pd.DataFrame, counts: pd.DataFrame) -> str:
+    """Generated sentences per model and variant, at most three numbers each: of the settings fine-tuned
+    (`convergence_counts`: every lr tried), how many were learned and compared; then the mean accuracy over
+    the compared (dataset, k) settings, ICL vs FT (each setting, and so which side is ahead, in tab:icl_vs_ft).
+
+    The counts come from the convergence table, not from `table`, whose ICL side may hold only the
+    settings that have a fine-tuned twin (`matched_icl`) and would always read "Y of Y"."""
     sentences = []
-    for model, group in table.groupby("model", sort=True):
-        for variant in variants:
-            both = group[group[variant].notna()]
-            diff = both["icl"] - both[variant]
+    for row in counts.sort_values(["model", "optimizer", "subset"]).to_dict("records"):
+        model, variant = row["model"], f"{row['optimizer']}/{row['subset']}"
+        sentences.append(
+            f"For \\texttt{{{latex_escape(model)}}}, fine-tuning ({latex_escape(variant)}) learned its "
+            f"demonstrations in {int(row['compared'])} of the {int(row['settings'])} settings it was trained on "
+            f"(dataset, $k$, demonstration seed; every learning rate tried)."
+        )
+        group = table[table["model"] == model]
+        both = group[group[variant].notna()] if variant in group.columns else group.iloc[:0]
+        if len(both):  # a second sentence, so neither states more than three numbers; per setting: tab:icl_vs_ft
             sentences.append(
-                f"For \\texttt{{{latex_escape(model)}}}, fine-tuning ({latex_escape(variant)}) learned its "
-                f"demonstrations in {len(both)} of {len(group)} (dataset, $k$) settings; on those, ICL averages "
-                f"{fmt(both['icl'].mean())}\\% and fine-tuning {fmt(both[variant].mean())}\\%, and ICL is ahead "
-                f"in {int((diff > 0).sum())} of them."
+                f"On the {len(both)} (dataset, $k$) settings compared, ICL averages {fmt(both['icl'].mean())}\\% "
+                f"and fine-tuning {fmt(both[variant].mean())}\\% (each setting in Table~\\ref{{tab:icl_vs_ft}})."
             )
     return "% Generated by rule finetune_paper_numbers.\n" + "\n".join(sentences) + "\n"
 
@@ -152,20 +163,49 @@ def convergence_macros(counts: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def convergence_table(counts: pd.DataFrame) -> str:
+    """How the fine-tuning runs ended per model and variant (`convergence_counts`): the settings with a
+    converged learning rate, the runs that converged, diverged or ran out of epochs, and the selected runs'
+    median epochs: the counts `convergence_summary` leaves out of its sentences."""
+    shown = pd.DataFrame({
+        "model": ["\\texttt{" + latex_escape(m) + "}" for m in counts["model"]],
+        "FT variant": [latex_escape(f"{o}/{s}") for o, s in zip(counts["optimizer"], counts["subset"])],
+        "settings\nconverged": [f"{int(c)} / {int(n)}" for c, n in zip(counts["compared"], counts["settings"])],
+        "runs": counts["runs"].astype(int).astype(str).tolist(),
+        "runs\nconverged": counts["n_converged"].astype(int).astype(str).tolist(),
+        "runs\ndiverged": counts["n_diverged"].astype(int).astype(str).tolist(),
+        "out of\nepochs": counts["n_not_converged"].astype(int).astype(str).tolist(),
+        "median\nepochs": [fmt(e, 0) if c else "--" for e, c in zip(counts["median_epochs"], counts["compared"])],
+    })
+    return booktabs_table(
+        shown,
+        caption=(
+            "How fine-tuning ended, per model and variant (optimizer/parameter subset): the settings (dataset, "
+            "$k$, demonstration seed) in which some learning rate converged, of those trained; the runs (one per "
+            "setting and learning rate) that converged, diverged or ran out of epochs; and the median epochs of "
+            "the selected converged runs. Rules: \\texttt{finetune}, \\texttt{finetune\\_metrics}, "
+            "\\texttt{finetune\\_paper\\_numbers}."
+        ),
+        label="tab:ft_convergence", align="lrrrrrr", group="model", escape=False,
+    )
+
+
 def convergence_summary(counts: pd.DataFrame, grid: dict) -> str:
-    """A generated sentence per model and variant: how many settings converged, how runs ended."""
+    """Generated sentences, at most three numbers each: the stopping rules, then per model and variant how
+    many settings converged and in how many epochs (how the runs ended: `convergence_table`)."""
     sentences = [
         f"Fine-tuning trains until every demonstration's label is the full-vocabulary argmax and the mean label "
-        f"loss is below {fmt(float(grid['target_loss']), 2)} nats, for at most {int(grid['max_epochs'])} epochs; "
-        f"a run whose loss rises above its start is diverged."
+        f"loss is below {fmt(float(grid['target_loss']), 2)} nats, for at most {int(grid['max_epochs'])} epochs.",
+        f"A run is diverged when its loss is not finite, exceeds {fmt(float(grid['blowup']), 1)} times its start, or "
+        f"stays above its start for {int(grid['diverge_patience'])} epochs in a row; a run converges only after "
+        f"at least one epoch of updates, and the learning rate is selected on the lowest mean dev label loss."
     ]
     for row in counts.to_dict("records"):
         median = f", in a median of {fmt(row['median_epochs'], 0)} epochs" if row["compared"] else ""
         sentences.append(
             f"For \\texttt{{{latex_escape(row['model'])}}} ({latex_escape(row['optimizer'] + '/' + row['subset'])}), "
-            f"some learning rate converged in {int(row['compared'])} of {int(row['settings'])} settings{median}; of its "
-            f"{int(row['runs'])} runs, {int(row['n_converged'])} converged, {int(row['n_diverged'])} diverged and "
-            f"{int(row['n_not_converged'])} ran out of epochs."
+            f"some learning rate converged in {int(row['compared'])} of {int(row['settings'])} settings{median} "
+            f"(how its runs ended in Table~\\ref{{tab:ft_convergence}})."
         )
     return "% Generated by rule finetune_paper_numbers.\n" + "\n".join(sentences) + "\n"
 
@@ -178,3 +218,78 @@ def finetune_accuracy(
     chosen = accuracy_table(selected_records(records, dev_records), **boot)
     icl = accuracy_table(matched_icl(icl_records, records), **boot)
     return every, chosen, icl
+
+
+# ---------------------------------------------------------------- ICL on the settings left out
+
+#: One fine-tuned setting: a prompt set (convergence table rows add the optimizer and subset).
+PROMPT_SET = ["model", "dataset", "k", "seed", "order"]
+
+
+def icl_setting_accuracy(icl_records: pd.DataFrame) -> pd.DataFrame:
+    """ICL's label-restricted accuracy (%, argmax over the label tokens) per prompt set with k >= 1."""
+    icl = icl_records[(icl_records["method"] == "icl") & (icl_records["k"] >= 1)]
+    correct = 100.0 * (icl["pred_index"] == icl["label_index"]).astype(float)
+    return icl.assign(acc=correct).groupby(PROMPT_SET, as_index=False, sort=True)["acc"].mean()
+
+
+def nc_icl_accuracy(icl_records: pd.DataFrame, conv: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, optimizer, subset): ICL's mean accuracy over the settings that were compared and over
+    those where no lr converged (n.c.), each setting weighted equally, with their counts. If ICL does
+    much better or worse on the n.c. settings, leaving them out biases the ICL-vs-FT comparison."""
+    acc = icl_setting_accuracy(icl_records)
+    merged = conv[[*PROMPT_SET, "optimizer", "subset", "converged"]].merge(acc, on=PROMPT_SET, how="left")
+    rows = []
+    for (model, optimizer, subset), g in merged.groupby(["model", "optimizer", "subset"], sort=True):
+        compared = g["converged"].astype(bool)
+        rows.append({"model": model, "optimizer": optimizer, "subset": subset,
+                     "n_compared": int(compared.sum()), "icl_compared": g.loc[compared, "acc"].mean(),
+                     "n_nc": int((~compared).sum()), "icl_nc": g.loc[~compared, "acc"].mean()})
+    return pd.DataFrame(rows, columns=["model", "optimizer", "subset", "n_compared", "icl_compared", "n_nc", "icl_nc"])
+
+
+def nc_table(nc: pd.DataFrame) -> str:
+    """ICL's accuracy on the compared and on the n.c. settings, per model and fine-tuning variant."""
+    shown = pd.DataFrame({
+        "model": ["\\texttt{" + latex_escape(m) + "}" for m in nc["model"]],
+        "FT variant": [latex_escape(f"{o}/{s}") for o, s in zip(nc["optimizer"], nc["subset"])],
+        "compared\n$n$": nc["n_compared"].astype(str).tolist(),
+        "ICL acc.\ncompared": [fmt(v) for v in nc["icl_compared"]],
+        "n.c.\n$n$": nc["n_nc"].astype(str).tolist(),
+        "ICL acc.\nn.c.": [fmt(v) for v in nc["icl_nc"]],
+    })
+    return booktabs_table(
+        shown,
+        caption=(
+            "ICL's accuracy (\\%, argmax over label tokens) on the settings (dataset, $k$, demonstration seed) "
+            "that each fine-tuning variant learned and that are compared in Table~\\ref{tab:icl_vs_ft}, and on "
+            "those where no learning rate converged (n.c.), each setting weighted equally; a large gap would "
+            "mean that leaving the n.c. settings out biases the comparison. Rule: "
+            "\\texttt{finetune\\_paper\\_numbers}."
+        ),
+        label="tab:ft_nc_icl", align="lrrrr", group="model", escape=False,
+    )
+
+
+def nc_macros(nc: pd.DataFrame) -> dict[str, str]:
+    """IclAccCompared<Model><Optimizer><Subset>, IclAccNc... (-- without such settings) and FtNc... (count)."""
+    out = {}
+    for row in nc.to_dict("records"):
+        key = (row["model"], row["optimizer"], row["subset"])
+        out[macro_name("icl", "acc", "compared", *key)] = fmt(row["icl_compared"])
+        out[macro_name("icl", "acc", "nc", *key)] = fmt(row["icl_nc"])
+        out[macro_name("ft", "nc", *key)] = str(int(row["n_nc"]))
+    return out
+
+
+def nc_summary(nc: pd.DataFrame) -> str:
+    """A generated sentence per model and variant that left settings out: ICL there vs on the compared ones
+    (three numbers; the count of compared settings is in tab:ft_nc_icl)."""
+    sentences = [
+        f"Where fine-tuning ({latex_escape(row['optimizer'] + '/' + row['subset'])}) of "
+        f"\\texttt{{{latex_escape(row['model'])}}} converged at no learning rate (n.c.: {int(row['n_nc'])} "
+        f"setting{'s' if row['n_nc'] != 1 else ''}), ICL averages {fmt(row['icl_nc'])}\\%, against {fmt(row['icl_compared'])}\\% on the compared "
+        f"ones (Table~\\ref{{tab:ft_nc_icl}})."
+        for row in nc.to_dict("records") if row["n_nc"]
+    ]
+    return "% Generated by rule finetune_paper_numbers.\n" + "\n".join(sentences) + ("\n" if sentences else "")

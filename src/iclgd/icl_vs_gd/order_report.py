@@ -2,8 +2,9 @@
 
 Shen et al.'s claim is that ICL's output spreads across demonstration orderings more than any
 fine-tuning variant's, throughout training, and full-batch GD's not at all. The report states
-that per run from the spread tables: the ICL spread with its CI, each optimizer's at the last
-epoch, and whether ICL's exceeds every optimizer's at every scored epoch.
+that per run from the spread tables: in the sentences ICL's spread against the largest fine-tuning
+spread at any scored epoch (whether ICL's exceeds every optimizer's at every scored epoch), and in
+the table (`order_table`, tab:order) the ICL spread with its CI and each optimizer's at the last epoch.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 import pandas as pd
 
 from iclgd.core import figures
-from iclgd.core.paper import fmt, latex_escape, macro_name, sci
+from iclgd.core.paper import booktabs_table, fmt, latex_escape, macro_name, sci
 
 #: Statistics in the figure and the text: label probabilities and the full vocabulary.
 SHOWN = {"label": "label probabilities", "vocab": "full vocabulary"}
@@ -131,27 +132,62 @@ def order_macros(table: pd.DataFrame, cfg: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def order_summary(table: pd.DataFrame) -> str:
-    """One generated sentence per run: ICL vs each optimizer at the last epoch, both statistics."""
+def order_table(table: pd.DataFrame) -> str:
+    """One row per run and statistic (grouped by model): ICL's spread with its CI, each optimizer's at the last
+    scored epoch, the largest fine-tuning spread at any scored epoch, and whether ICL's is above it: the
+    numbers `order_summary` leaves out of its sentences."""
     last = last_epoch(table)
     above = icl_above(table).set_index([*RUN, "statistic"])
+    optimizers = [o for o in NAMES if o in set(_ft(table)["optimizer"])]
+    optimizers += sorted(set(_ft(table)["optimizer"]) - set(optimizers))
+    rows = []
+    for (model, dataset, stat), run in last.groupby([*RUN, "statistic"], sort=True):
+        if stat not in SHOWN:
+            continue
+        icl, ft = _icl(run).iloc[0], _ft(run).set_index("optimizer")["spread"]
+        verdict = above.loc[(model, dataset, stat)]
+        epoch = _ft(run)["epoch"].max()
+        rows.append({
+            "model": f"\\texttt{{{latex_escape(model)}}}",
+            "dataset": f"\\texttt{{{latex_escape(dataset)}}}",
+            "statistic": {"label": "label probs.", "vocab": "full vocab."}.get(stat, SHOWN[stat]),
+            "ICL": f"{_value(stat, icl['spread'])}\n[{_value(stat, icl['lo'])}, {_value(stat, icl['hi'])}]",
+            **{NAMES.get(o, latex_escape(o)): _value(stat, ft[o]) if o in ft.index else "--" for o in optimizers},
+            "epoch": str(int(epoch)) if pd.notna(epoch) else "--",
+            "FT max": _value(stat, verdict["ft_max"]) if pd.notna(verdict["ft_max"]) else "--",
+            "ICL\nabove": "yes" if verdict["icl_above_all"] else "no",
+        })
+    frame = pd.DataFrame(rows)
+    return booktabs_table(
+        frame,
+        caption=(
+            "Spread of the output across demonstration orderings (standard deviation across orderings, averaged "
+            "over queries; 95\\% bootstrap CI over queries for ICL) per run, on the label probabilities and on "
+            "the full vocabulary: ICL, each fine-tuning optimizer after its last scored epoch (\\emph{epoch}), the "
+            "largest fine-tuning spread at any scored epoch (\\emph{FT max}), and whether ICL's spread is above "
+            "it. Full-batch GD is exactly zero by construction. Rule: \\texttt{order\\_paper\\_numbers}."
+        ),
+        label="tab:order", align="ll" + "r" * (frame.shape[1] - 4) + "c", group="model", escape=False,
+        size="\\footnotesize", colsep="4pt",
+    )
+
+
+def order_summary(table: pd.DataFrame) -> str:
+    """Generated sentences per run, one per statistic: ICL's spread against the largest fine-tuning spread at
+    any scored epoch (at most three numbers a sentence); CIs and each optimizer's spread are in tab:order."""
+    above = icl_above(table)
     sentences = []
-    for (model, dataset), run in last.groupby(RUN, sort=True):
-        parts = []
-        for stat, label in SHOWN.items():
-            sub = run[run["statistic"] == stat]
-            icl = _icl(sub).iloc[0]
-            ft = _ft(sub).sort_values("optimizer")
-            epoch = int(ft["epoch"].max())
-            others = ", ".join(
-                f"{NAMES[r['optimizer']]} {_value(stat, r['spread'])}" for r in ft.to_dict("records")
+    for (model, dataset), run in above.groupby(RUN, sort=True):
+        run = run[run["statistic"].isin(list(SHOWN))].set_index("statistic")
+        stats = [stat for stat in SHOWN if stat in run.index]
+        for i, stat in enumerate(stats):
+            r = run.loc[stat]
+            head = (f"For \\texttt{{{latex_escape(model)}}} on \\texttt{{{latex_escape(dataset)}}}, on the {SHOWN[stat]}"
+                    if i == 0 else f"On the {SHOWN[stat]}")
+            sentences.append(
+                f"{head}, ICL's output spreads across demonstration orderings by {_value(stat, r['icl'])}, "
+                f"{'above' if r['icl_above_all'] else 'not above'} the largest spread of any fine-tuning variant at "
+                f"any scored epoch, {_value(stat, r['ft_max'])}"
+                + (" (each optimizer and ICL's CI in Table~\\ref{tab:order})." if i == len(stats) - 1 else ".")
             )
-            verdict = "above" if above.loc[(model, dataset, stat), "icl_above_all"] else "not above"
-            parts.append(
-                f"on the {label}, ICL spreads by {_value(stat, icl['spread'])} "
-                f"[{_value(stat, icl['lo'])}, {_value(stat, icl['hi'])}] against {others} after epoch {epoch}, "
-                f"{verdict} every fine-tuning variant at every scored epoch"
-            )
-        sentences.append(f"For \\texttt{{{latex_escape(model)}}} on \\texttt{{{latex_escape(dataset)}}}, "
-                         + "; ".join(parts) + ".")
     return "% Generated by rule order_paper_numbers.\n" + "\n".join(sentences) + "\n"

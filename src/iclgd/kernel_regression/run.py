@@ -61,6 +61,9 @@ SUMMARY_COLUMNS = [
     # more queries: where they come from, the held-out agreement's CI and its constant-prediction baseline
     "n_test_queries", "n_train_queries", "n_eval_test", "eval_agreement_lo", "eval_agreement_hi",
     "eval_const_agreement", "eval_agreement_p",
+    # the head vs that constant on the same held-out queries (paired; exact McNemar in eval_agreement_p)
+    "eval_head_only", "eval_const_only", "eval_diff", "eval_diff_lo", "eval_diff_hi", "eval_diff_tost_lo",
+    "eval_diff_tost_hi", "eval_diff_se",
     # kNN-retrieved vs random demonstrations on the evaluation part (effect = kNN - random)
     "knn_n", "knn_acc", "random_acc", "knn_diff", "knn_diff_lo", "knn_diff_hi", "knn_p",
     "knn_head_agreement", "knn_head_accuracy", "random_head_agreement", "random_head_accuracy",

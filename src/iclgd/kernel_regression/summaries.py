@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
 
-from iclgd.core.stats import bootstrap_ci, mcnemar
+from iclgd.core.stats import bootstrap_ci, mcnemar, mcnemar_greater
 from iclgd.kernel_regression.attention import MASS_PARTS
 from iclgd.kernel_regression.heads import head_scores
 from iclgd.kernel_regression.probes import probe_heads
@@ -64,17 +63,18 @@ def accuracy(pred, gold, idx=None) -> float:
 def eval_agreement_stats(agree: np.ndarray, pred_ev: np.ndarray, pred_sel: np.ndarray, seed: int, n_boot: int,
                          ci: float) -> dict[str, float]:
     """Held-out agreement with a bootstrap CI, against the agreement of a constant 'head' that always
-    votes the class ICL predicts most on the selection part, with a one-sided exact binomial p-value
-    of the agreement exceeding that baseline: tells a real head from chance on few held-out queries."""
+    votes the class ICL predicts most on the selection part, measured on the same held-out queries: a
+    one-sided exact McNemar of head-agrees vs constant-agrees (paired), with the discordant counts and the
+    paired difference's t intervals (95 % and 90 %) for the claims table."""
     agree = np.asarray(agree, dtype=float)
     _, lo, hi = bootstrap_ci(agree, n_boot, ci, seed)
     majority = np.bincount(np.asarray(pred_sel, dtype=np.int64)).argmax()
-    const = float((np.asarray(pred_ev) == majority).mean())
-    if const >= 1:  # ICL itself is constant on the held-out part: no head can beat the baseline
-        p = 1.0
-    else:
-        p = float(binomtest(int(agree.sum()), len(agree), max(const, 1e-12), alternative="greater").pvalue)
-    return {"eval_agreement_lo": lo, "eval_agreement_hi": hi, "eval_const_agreement": const, "eval_agreement_p": p}
+    const_agree = np.asarray(pred_ev) == majority
+    test = mcnemar_greater(agree.astype(bool), const_agree)
+    return {"eval_agreement_lo": lo, "eval_agreement_hi": hi, "eval_const_agreement": float(const_agree.mean()),
+            "eval_agreement_p": test["p"], "eval_head_only": test["n_a_only"], "eval_const_only": test["n_b_only"],
+            "eval_diff": test["effect"], "eval_diff_lo": test["effect_lo"], "eval_diff_hi": test["effect_hi"],
+            "eval_diff_tost_lo": test["tost_lo"], "eval_diff_tost_hi": test["tost_hi"], "eval_diff_se": test["se"]}
 
 
 def paired_test(a_correct: np.ndarray, b_correct: np.ndarray, seed: int, prefix: str, n_boot: int,

@@ -1,7 +1,12 @@
 """Kossen et al.'s headline contrasts as tested statements (rows of the claims table; `iclgd.core.claims`
 adds power and verdicts): ``kossen_<claim>_<metric>_<contrast>``, one Holm family per contrast over
-models and datasets, each a one-sample Wilcoxon over random contexts of a per-context gap (default -
-random, flipped late - first, default - flipped, D->F - F->D).
+models and datasets, each a one-sample t test over random contexts (each context draws its own
+demonstrations and queries, so contexts are the independent units) of a per-context gap (default - random,
+flipped late - first, default - flipped, D->F - F->D).
+
+On the novel task (arbitrary label words, no pretraining preference) "default accuracy - flipped agreement"
+has expected value 0: those rows are negative controls, in their own family and block, judged by an
+equivalence test and never counted as replications.
 """
 
 from __future__ import annotations
@@ -37,8 +42,14 @@ def kossen_family(claim: str, metric: str, contrast: str) -> str:
     return f"kossen_{claim}_{metric}_{re.sub(r'[^a-z0-9]+', '_', contrast.lower()).strip('_')}"
 
 
-def kossen_tests(table: pd.DataFrame, cfg: dict[str, Any], n_boot: int, ci: float, seed: int) -> pd.DataFrame:
-    """One-sample Wilcoxon (vs 0) over random contexts of each headline gap, per (model, dataset)."""
+#: (claim, contrast) pairs whose novel-task rows are negative controls (no pretraining preference to overcome).
+CONTROLS = {("flip_learned", "default correct - flipped")}
+
+
+def kossen_tests(table: pd.DataFrame, cfg: dict[str, Any], n_boot: int, ci: float, seed: int,
+                 alpha: float = 0.05) -> pd.DataFrame:
+    """One-sample t (vs 0) over random contexts of each headline gap, per (model, dataset)."""
+    novel = cfg.get("novel", {}).get("name", "novel")
     samples = curves.claim_samples(table, cfg, n_boot=n_boot, ci=ci, seed=seed)
     rows = []
     for claim, contrast, metric, condition, sign, text in KOSSEN:
@@ -47,10 +58,16 @@ def kossen_tests(table: pd.DataFrame, cfg: dict[str, Any], n_boot: int, ci: floa
             sel &= samples["condition"] == condition
         for _, row in samples[sel].iterrows():
             values = np.asarray(row["samples"], dtype=float)
-            test = stats.wilcoxon(values, np.zeros_like(values), n_boot, seed, ci)
-            rows.append({"paper": "Kossen et al.", "family": kossen_family(claim, metric, contrast), "claim": text,
-                         "model": row["model"], "dataset": row["dataset"], "expected_sign": sign,
+            test = stats.t_one_sample(values, alpha)
+            control = (claim, contrast) in CONTROLS and row["dataset"] == novel
+            family = kossen_family(claim, metric, contrast) + ("_control" if control else "")
+            plan = {"test": "t", "n": test["n"], "sd": test["sd"], "se": test["se"], "df": test["df"],
+                    "max_effect": 50 * test["sd"] if test["sd"] > 0 else 1.0}
+            rows.append({"paper": "Kossen et al.", "family": family, "claim": text,
+                         "model": row["model"], "dataset": row["dataset"], "expected_sign": 0 if control else sign,
+                         "negative_control": control, "n_contexts": test["n"],
                          "evidence": "Fig.~\\ref{fig:curves}, Tab.~\\ref{tab:label_claims}",
-                         "target": "label_paper_numbers", "test": "wilcoxon", "unit": "contexts", "samples": values,
-                         **{k: test[k] for k in ("effect", "effect_lo", "effect_hi", "p", "n")}})
+                         "target": "label_paper_numbers", "unit": "contexts", "plan": plan,
+                         **{k: test[k] for k in ("test", "effect", "effect_lo", "effect_hi", "tost_lo", "tost_hi", "p",
+                                                 "n", "se", "df")}})
     return pd.DataFrame(rows)

@@ -1,4 +1,5 @@
-"""Rule kernel_paper_numbers: the Table-2-style kernel-regression table, sentences and macros."""
+"""Rule kernel_paper_numbers: the Table-2-style kernel-regression table, the best-head table, sentences and
+macros."""
 
 from pathlib import Path
 
@@ -12,4 +13,5 @@ summary = pd.concat([pd.read_csv(p) for p in snakemake.input.summaries], ignore_
 summary.to_csv(snakemake.output.csv, index=False)
 paper.write_json(report.kernel_macros(summary, snakemake.params.kernel), snakemake.output.macros)
 Path(snakemake.output.table).write_text(report.kernel_table_tex(summary))
+Path(snakemake.output.head_table).write_text(report.kernel_head_table_tex(summary))
 Path(snakemake.output.summary).write_text(report.kernel_summary(summary))
