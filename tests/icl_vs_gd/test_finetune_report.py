@@ -8,19 +8,9 @@ import numpy as np
 import pandas as pd
 
 from iclgd.icl_vs_gd import finetune_report
+from text_support import numbers_per_sentence
 
 
-def numbers_per_sentence(tex: str) -> list[int]:
-    """How many numbers each generated sentence states: comment lines, \\texttt names, \\ref/\\label targets,
-    other macro names and identifiers with digits (top-10, Rec2FTP) dropped; scientific notation counts once."""
-    text = " ".join(line for line in tex.splitlines() if not line.startswith("%"))
-    text = re.sub(r"\\(?:texttt|ref|label)\{(?:[^{}]|\{[^{}]*\})*\}", " ", text)
-    counts = []
-    for sentence in re.split(r"(?<=\.)\s+(?=[A-Z])", text):
-        sentence = re.sub(r"-?\d+(?:\.\d+)?\\times 10\^\{-?\d+\}", " 1 ", sentence)
-        sentence = re.sub(r"\\[A-Za-z]+|[A-Za-z][\w-]*\d[\w-]*", " ", sentence)
-        counts += [len(re.findall(r"-?\d+(?:\.\d+)?", sentence))] if sentence.strip() else []
-    return counts
 
 
 def recs(lr: float, correct: list[bool], epoch: int = 5, uids=None, logprobs=None) -> pd.DataFrame:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,7 @@ import torch
 
 from iclgd.icl_vs_gd import order
 from iclgd.core import forward, prompts
+from text_support import numbers_per_sentence
 
 # prompt_set (k = 4), model and one_thread: tests/icl_vs_gd/conftest.py
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -20,17 +20,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 BATCHING = {"batch_size": 2, "batch_tokens": 1024}
 
 
-def numbers_per_sentence(tex: str) -> list[int]:
-    """How many numbers each generated sentence states: comment lines, \\texttt names, \\ref/\\label targets,
-    other macro names and identifiers with digits (top-10, Rec2FTP) dropped; scientific notation counts once."""
-    text = " ".join(line for line in tex.splitlines() if not line.startswith("%"))
-    text = re.sub(r"\\(?:texttt|ref|label)\{(?:[^{}]|\{[^{}]*\})*\}", " ", text)
-    counts = []
-    for sentence in re.split(r"(?<=\.)\s+(?=[A-Z])", text):
-        sentence = re.sub(r"-?\d+(?:\.\d+)?\\times 10\^\{-?\d+\}", " 1 ", sentence)
-        sentence = re.sub(r"\\[A-Za-z]+|[A-Za-z][\w-]*\d[\w-]*", " ", sentence)
-        counts += [len(re.findall(r"-?\d+(?:\.\d+)?", sentence))] if sentence.strip() else []
-    return counts
 
 
 @pytest.fixture(scope="module")
