@@ -96,7 +96,6 @@ def power_columns(tested: pd.DataFrame, cfg: dict[str, Any]) -> pd.DataFrame:
         reference, ref_hi, seed_effect, kind, source = reference_effect(row, cfg["references"])
         plan, pw = row["plan"], cfg["power"]
         usable = isinstance(plan, dict) and not np.isnan(row["p"])
-        margin = 0.0 if row["negative_control"] else reference
         rows.append({
             "alpha_plan": level, "reference": reference, "reference_hi": ref_hi, "reference_kind": kind,
             "seed_effect": seed_effect, "reference_source": source,
@@ -104,7 +103,6 @@ def power_columns(tested: pd.DataFrame, cfg: dict[str, Any]) -> pd.DataFrame:
             "power_at_ref": power.power_at(plan, reference, level) if usable and reference == reference else np.nan,
             "n_needed": power.n_for(plan, reference, level, pw) if usable and not row["negative_control"] else np.nan,
             "n_decide": power.n_to_decide(plan, row["effect"], reference, level, pw) if usable else np.nan,
-            "margin": margin if not row["negative_control"] else reference,
         })
     return pd.DataFrame(rows, index=tested.index)
 
@@ -127,7 +125,7 @@ def claims_table(tested_parts: Iterable[pd.DataFrame], construction: pd.DataFram
     holm = tested.groupby("family")["p"].transform(lambda p: stats.holm(p.to_numpy()))
     tested["p_holm"] = tested["p_holm"].fillna(holm) if "p_holm" in tested else holm
     tested = tested.join(power_columns(tested, cfg))
-    tested = tested.join(verdicts(tested.assign(reference=tested["margin"]), cfg["alpha"]))
+    tested = tested.join(verdicts(tested, cfg["alpha"]))
     tested["block"] = np.where(tested["negative_control"], "negative control", "claim")
     tested["criterion"] = np.where(tested["negative_control"], "= 0 (control)",
                                    np.where(tested["expected_sign"] == 0, "two-sided",

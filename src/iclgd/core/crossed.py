@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from iclgd.core.stats import t_interval, t_power
+
 
 @dataclass(frozen=True)
 class Parts:
@@ -131,17 +133,7 @@ def mean_test(values: Any, sets: Any, examples: Any, settings: Any = None, alpha
 def t_summary(estimate: float, parts: Parts, alpha: float) -> dict[str, Any]:
     """Estimate, SE, df, two-sided p, the 95 % (1 - alpha) CI and the (1 - 2 alpha) CI of the TOST."""
     var, df = parts.variance()
-    se = float(np.sqrt(var)) if var > 0 else 0.0
-    if se == 0:
-        p = 1.0 if estimate == 0 else 0.0
-        lo = hi = lo2 = hi2 = estimate
-    else:
-        p = float(2 * stats.t.sf(abs(estimate) / se, df))
-        q1, q2 = stats.t.ppf(1 - alpha / 2, df), stats.t.ppf(1 - alpha, df)
-        lo, hi, lo2, hi2 = estimate - q1 * se, estimate + q1 * se, estimate - q2 * se, estimate + q2 * se
-    return {"test": "crossed-t", "effect": float(estimate), "se": se, "df": float(df), "p": p,
-            "effect_lo": float(lo), "effect_hi": float(hi), "tost_lo": float(lo2), "tost_hi": float(hi2),
-            "parts": parts}
+    return {"test": "crossed-t", "parts": parts} | t_interval(estimate, np.sqrt(var) if var > 0 else 0.0, df, alpha)
 
 
 def heterogeneity_test(values: Any, sets: Any, examples: Any, settings: Any, n_draws: int = 2000,
@@ -197,9 +189,7 @@ def power(effect: float, parts: Parts, alpha: float, set_scale: float = 1.0, exa
     var, df = parts.variance(set_scale, example_scale)
     if not var > 0:
         return float("nan")
-    crit, nc = stats.t.ppf(1 - alpha / 2, df), abs(effect) / np.sqrt(var)
-    # scipy's far tail of the noncentral t underflows to NaN where it is ~0
-    return float(stats.nct.sf(crit, df, nc) + np.nan_to_num(stats.nct.cdf(-crit, df, nc)))
+    return t_power(abs(effect) / np.sqrt(var), df, alpha)
 
 
 def f_power(spread: float, result: dict[str, Any], alpha: float, set_scale: float = 1.0) -> float:

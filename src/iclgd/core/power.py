@@ -21,6 +21,7 @@ import numpy as np
 from scipy import stats
 
 from iclgd.core import crossed
+from iclgd.core.stats import t_power
 
 POWER = 0.8
 #: Largest N the searches consider; beyond it the answer is inf (reported as such).
@@ -54,12 +55,6 @@ def mcnemar_power(n: int, discordant: float, effect: float, alpha: float) -> flo
         if ok.any():
             total += w * float(stats.binom.sf(counts[np.argmax(ok)] - 1, d, (1 + effect / psi) / 2))
     return float(total)
-
-
-def t_power(noncentrality: float, df: float, alpha: float) -> float:
-    """Two-sided t test power (statsmodels' TTestPower, whose far tail scipy returns as NaN where it is ~0)."""
-    crit = stats.t.ppf(1 - alpha / 2, df)
-    return float(stats.nct.sf(crit, df, noncentrality) + np.nan_to_num(stats.nct.cdf(-crit, df, noncentrality)))
 
 
 # --------------------------------------------------------------------------- dispatch on the row's test

@@ -68,10 +68,15 @@ def _setting(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
     return frame[keys].astype(str).agg("|".join, axis=1)
 
 
+def sets_per(frame: pd.DataFrame, settings: pd.Series) -> float:
+    """Demonstration sets per setting (averaged): the unit the planner scales (`icl.demo_seeds`)."""
+    return float(frame.groupby(settings.to_numpy())["seed"].nunique().mean())
+
+
 def crossed_row(frame: pd.DataFrame, value: pd.Series, settings: pd.Series, alpha: float) -> dict[str, Any]:
     """The crossed t test of the average setting mean of `value`, as a claims row (with its power plan)."""
     test = crossed.mean_test(value.to_numpy(), **ids(frame), settings=settings.to_numpy(), alpha=alpha)
-    sets_per_setting = frame.groupby(settings.to_numpy())["seed"].nunique().mean()
+    sets_per_setting = sets_per(frame, settings)
     parts = test.pop("parts")
     plan = {"test": "crossed-t", "parts": parts, "n": float(sets_per_setting), "se": test["se"], "df": test["df"]}
     return test | {"n": int(round(sets_per_setting)), "unit": "sets x examples", "plan": plan}
@@ -134,7 +139,7 @@ def inconsistency_row(paired: pd.DataFrame, alpha: float, seed: int) -> dict[str
     settings = _setting(paired, ["model", "dataset", "k", "variant"])
     test = crossed.heterogeneity_test((paired["correct_icl"] - paired["correct_gd"]).to_numpy(), **ids(paired),
                                       settings=settings.to_numpy(), seed=seed, alpha=alpha)
-    sets = paired.groupby(settings.to_numpy())["seed"].nunique().mean()
+    sets = sets_per(paired, settings)
     plan = {"test": "welch-F", "result": test, "n": float(sets), "max_effect": 1.0}
     return {k: test[k] for k in ("effect", "effect_lo", "effect_hi", "tost_lo", "tost_hi", "p", "n_sets",
                                  "n_examples", "df_num", "df_denom")} | {
