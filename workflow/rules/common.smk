@@ -11,12 +11,18 @@ paper rules (paper.smk, included last) read them, so adding a study touches no o
 
 from snakemake.logging import logger
 
-from iclgd.core import provenance
+from iclgd.core import provenance, startup
 from iclgd.core.config import resolve
 
 RUN = resolve(config, workflow.basedir)
 for note in RUN.notes:
     logger.warning(note)
+if workflow.is_main_process:  # once, not again in every job's own process
+    for note in startup.check(RUN, config):
+        logger.warning(note)
+#: GPUs a job that runs a model holds (rule resource `gpu`): 1 on CUDA, else 0. The local profile caps
+#: `gpu` at 1, so `--cores N` on one GPU never puts two model jobs on the card; Slurm gives each its own.
+MODEL_GPUS = startup.model_gpus(config["runtime"])
 REGISTRY = RUN.registry
 DATASETS = list(RUN.datasets)
 MODELS = list(RUN.models)
@@ -58,6 +64,13 @@ def untrained_like(wildcards):
     if spec["source"] != "untrained":
         return {}
     return {"like": f"resources/models/{spec['like']}"}
+
+
+def prepare_gpus(wildcards):
+    """An untrained control is built on the run's device (a 7B copy never sits in float32 on the host)."""
+    return (
+        MODEL_GPUS if config["models"][wildcards.model]["source"] == "untrained" else 0
+    )
 
 
 def final_outputs():

@@ -24,6 +24,7 @@ rule dai_capture:
     threads: config["runtime"]["threads"]
     resources:
         mem_mb=8000,
+        gpu=MODEL_GPUS,
     params:
         dai=RUN.blocks["dai"],
         runtime=config["runtime"],

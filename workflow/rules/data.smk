@@ -30,9 +30,12 @@ rule prepare_model:
         "benchmarks/prepare_model/{model}.tsv"
     conda:
         "../../environment.yml"
+    resources:
+        gpu=prepare_gpus,
     params:
         spec=model_spec,
         tokenizer_spec=tokenizer_spec,
+        runtime=config["runtime"],
     script:
         "../scripts/core/prepare_model.py"
 

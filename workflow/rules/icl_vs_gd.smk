@@ -35,6 +35,7 @@ rule icl:
     threads: config["runtime"]["threads"]
     resources:
         mem_mb=8000,
+        gpu=MODEL_GPUS,
     params:
         runtime=config["runtime"],
         n_demos=config["icl"]["n_demos"],
@@ -118,6 +119,7 @@ rule finetune:
     threads: config["runtime"]["threads"]
     resources:
         mem_mb=8000,
+        gpu=MODEL_GPUS,
     params:
         finetune=lambda wildcards: RUN.finetune_grid(wildcards.model),
         demo_seeds=list(RUN.finetune_demo_seeds),
@@ -236,6 +238,7 @@ rule order_sensitivity:
     threads: config["runtime"]["threads"]
     resources:
         mem_mb=8000,
+        gpu=MODEL_GPUS,
     params:
         order=RUN.blocks["order"],
         runtime=config["runtime"],

@@ -29,6 +29,7 @@ rule kernel_regression:
     threads: config["runtime"]["threads"]
     resources:
         mem_mb=8000,
+        gpu=MODEL_GPUS,
     params:
         spec=named_spec,
         kernel=RUN.blocks["kernel"],

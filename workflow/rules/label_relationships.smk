@@ -5,11 +5,10 @@ Learning curves under label conditions -> figure and paper numbers."""
 
 from iclgd.label_relationships import labels
 
-CURVES_CLAIMS = expand(
-    "results/label_curves/{model}/{dataset}/claims.csv",
-    model=RUN.curves.models,
-    dataset=RUN.curves.datasets,
-)
+CURVES_CLAIMS = [
+    f"results/label_curves/{model}/{dataset}/claims.csv"
+    for model, dataset in RUN.curves_pairs
+]
 
 
 rule label_curves:
@@ -37,6 +36,7 @@ rule label_curves:
     threads: config["runtime"]["threads"]
     resources:
         mem_mb=8000,
+        gpu=MODEL_GPUS,
     params:
         # a registry dataset, or the novel source-identification task built from its sources
         spec=lambda w: (
@@ -102,10 +102,6 @@ contribute(
         "paper/generated/curves_summary.tex",
     ],
     figures=["figures/label_curves.pdf"],
-    benchmarks=expand(
-        "benchmarks/label_curves/{model}/{dataset}.tsv",
-        model=RUN.curves.models,
-        dataset=RUN.curves.datasets,
-    ),
+    benchmarks=[f"benchmarks/label_curves/{m}/{d}.tsv" for m, d in RUN.curves_pairs],
     benchmarked=[p.replace("claims.csv", "table.parquet") for p in CURVES_CLAIMS],
 )

@@ -58,6 +58,7 @@ class Run:
     dai_runs: tuple[tuple[str, str], ...]  # (model, dataset) captured: controls only on control datasets
     kernel: Study
     curves: Study  # datasets may end with the novel task
+    curves_pairs: tuple[tuple[str, str], ...]  # (model, dataset) label-curve runs: curves' product minus curves.skip
     novel: str  # the novel task's name (curves.novel.name)
     blocks: Mapping[str, dict] = field(repr=False)
     notes: tuple[str, ...] = ()  # one line per block whose lists the run narrowed or overrode
@@ -171,6 +172,7 @@ def _check_models(config: dict[str, Any]) -> None:
     for block in (*STUDIES, "control"):
         _check_names(config[block]["models"], models, f"{block}.models", "config key models")
     _check_names(config["finetune"]["lrs_by_model"], models, "finetune.lrs_by_model", "config key models")
+    _check_names([s["model"] for s in config["curves"]["skip"]], models, "curves.skip", "config key models")
     for name in config["control"]["models"]:
         if models[name]["source"] != "untrained":
             raise ConfigError(f"config key control.models: {name!r} must be an untrained copy (source: untrained) "
@@ -265,6 +267,15 @@ def _curves_datasets(config: dict[str, Any], notes: list[str]) -> tuple[str, ...
         return (novel,)
     kept = restrict("curves.datasets", real, config["datasets"], notes, "datasets")
     return kept + ((novel,) if novel in chosen else ())
+
+
+def _curves_pairs(config: dict[str, Any], curves: Study) -> tuple[tuple[str, str], ...]:
+    """The label-curve runs: every (model, dataset) of the study but those curves.skip names."""
+    skip = {(s["model"], s["dataset"]) for s in config["curves"]["skip"]}
+    pairs = tuple((m, d) for m in curves.models for d in curves.datasets if (m, d) not in skip)
+    if not pairs:
+        raise ConfigError("config key curves.skip: it leaves out every label-curve run")
+    return pairs
 
 
 def _kernel_block(config: dict[str, Any], kernel: Study, registry: Mapping[str, dict], notes: list[str]) -> dict:
@@ -371,6 +382,7 @@ def resolve(config: dict[str, Any], basedir: str | Path) -> Run:
         finetune_demo_seeds=tuple(ft_seeds or icl["demo_seeds"]), control=control,
         control_like={m: config["models"][m]["like"] for m in control.models}, compared=tuple(compared),
         order=studies["order"], dai=dai,
-        dai_runs=tuple(dai_runs), kernel=studies["kernel"], curves=curves, novel=novel["name"], blocks=blocks,
+        dai_runs=tuple(dai_runs), kernel=studies["kernel"], curves=curves, curves_pairs=_curves_pairs(config, curves),
+        novel=novel["name"], blocks=blocks,
         notes=tuple(notes),
     )

@@ -81,6 +81,10 @@ def scale_paragraph(models: list[str], finetune: dict, curves: dict, curves_mode
         f"Label-relationship curves ran for {_names(curves_models)} with {curves['n_demos']} demonstrations and "
         f"{curves['repetitions']} random contexts per condition (the paper: 500).",
     ]
+    if curves.get("skip"):
+        left = "; ".join(f"{latex_escape(s['model'])} on {latex_escape(s['dataset'])}" for s in curves["skip"])
+        lines.append(f"Left out of the curves because {curves['n_demos']} demonstrations exceed the model's "
+                     f"context window (start-up check): {left}.")
     return "\n".join(lines) + "\n"
 
 

