@@ -106,3 +106,14 @@ def test_curves_skip_leaves_out_exactly_its_pairs(default_config):
     config["curves"]["skip"] = [{"model": "nope", "dataset": "sst2"}]
     with pytest.raises(ConfigError, match="curves.skip"):
         resolve(config, REPO_ROOT)
+
+
+def test_skips_reach_the_runs_that_read_them(default_config):
+    config = copy.deepcopy(default_config)
+    config["finetune"]["skip"] = [{"model": "smollm2-135m", "optimizer": "gd", "subset": "all"}]
+    config["order"]["skip"] = [{"model": "smollm2-135m", "optimizer": "adam"}]
+    run = resolve(config, REPO_ROOT)
+    assert run.finetune_grid("smollm2-135m")["skip"] == [["gd", "all"]]
+    assert run.finetune_grid("gemma3-270m")["skip"] == []
+    assert "adam" not in run.order_block("smollm2-135m")["optimizers"]
+    assert "adam" in run.order_block("gemma3-270m")["optimizers"]

@@ -80,3 +80,16 @@ def test_scale_paragraph_states_the_run_from_config():
     assert "Fine-tuning ran for smol\\_lm (of smol\\_lm, gemma) on demonstration seeds 0" in text
     assert "5 epochs" in text and "below 0.2 nats" in text and "smol\\_lm: 0.0001" in text
     assert "17 demonstrations and 16 random contexts" in text
+
+
+def test_scale_paragraph_lists_what_was_left_out():
+    from iclgd.core import provenance
+
+    finetune = {"demo_seeds": [0], "optimizers": ["gd", "adam"], "subsets": ["all"], "lrs": [1e-4], "max_epochs": 5,
+                "target_loss": 0.2, "skip": [{"model": "llama-7b", "optimizer": "adam", "subset": "all"}]}
+    curves = {"n_demos": 33, "repetitions": 500, "skip": [{"model": "llama-7b", "dataset": "rte"}]}
+    order = {"skip": [{"model": "llama-7b", "optimizer": "adam"}]}
+    text = provenance.scale_paragraph(["llama-7b"], finetune, curves, ["llama-7b"], ["llama-7b"], order)
+    assert "adam on all of llama-7b" in text and "adam for llama-7b" in text and "llama-7b on rte" in text
+    assert "left out" not in provenance.scale_paragraph(["m"], finetune | {"skip": []}, curves | {"skip": []},
+                                                        ["m"], ["m"], {"skip": []}).lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
@@ -415,3 +416,13 @@ def test_peak_memory_is_this_process_peak_rss():
     out = finetune.peak_memory("cpu")
     assert out["peak_rss_mb"] == pytest.approx(int(status["VmHWM"].split()[0]) / 1024, rel=0.05)
     assert "cuda_max_allocated_mb" not in out  # a CPU job reports no GPU memory, even on a GPU machine
+
+
+def test_grid_leaves_out_the_skipped_runs(model, tiny, prompt_set, default_config):
+    """finetune.skip (a setting that cannot fit the device) drops exactly its (optimizer, subset) runs."""
+    cfg = grid(default_config, optimizers=["gd", "adam"], subsets=["v_deep"], lrs=[1e-3], max_epochs=1)
+    assert finetune.GridConfig.from_dict(dataclasses.asdict(cfg) | {"skip": [["adam", "v_deep"]]}).skip == (
+        ("adam", "v_deep"),)
+    skipped = dataclasses.replace(cfg, skip=(("adam", "v_deep"),))
+    runs = finetune.run_grid(model, tiny[1], [prompt_set], skipped, None, progress=False, **BATCHING).runs
+    assert list(runs["optimizer"]) == ["gd"]

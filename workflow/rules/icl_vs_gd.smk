@@ -240,7 +240,7 @@ rule order_sensitivity:
         mem_mb=8000,
         gpu=MODEL_GPUS,
     params:
-        order=RUN.blocks["order"],
+        order=lambda wildcards: RUN.order_block(wildcards.model),
         runtime=config["runtime"],
         metrics=config["metrics"],
     script:

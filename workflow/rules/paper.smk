@@ -47,6 +47,7 @@ rule run_scale:
         models=MODELS,
         finetune=RUN.blocks["finetune"],
         curves=RUN.blocks["curves"],
+        order=RUN.blocks["order"],
         curves_models=list(RUN.curves.models),
         finetune_models=list(RUN.finetune.models),
     script:

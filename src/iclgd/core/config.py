@@ -70,7 +70,14 @@ class Run:
         grid = {k: v for k, v in block.items() if k not in ("models", "demo_seeds", "lrs_by_model")}
         if model in block["lrs_by_model"]:
             grid["lrs"] = block["lrs_by_model"][model]
+        grid["skip"] = [[s["optimizer"], s["subset"]] for s in block["skip"] if s["model"] == model]
         return grid
+
+    def order_block(self, model: str) -> dict[str, Any]:
+        """The order block as `model`'s run reads it: its optimizers minus those order.skip leaves out."""
+        block = self.blocks["order"]
+        skipped = {s["optimizer"] for s in block["skip"] if s["model"] == model}
+        return block | {"optimizers": [o for o in block["optimizers"] if o not in skipped]}
 
 
 def repo_path(path: str, basedir: str | Path) -> Path:
@@ -172,7 +179,8 @@ def _check_models(config: dict[str, Any]) -> None:
     for block in (*STUDIES, "control"):
         _check_names(config[block]["models"], models, f"{block}.models", "config key models")
     _check_names(config["finetune"]["lrs_by_model"], models, "finetune.lrs_by_model", "config key models")
-    _check_names([s["model"] for s in config["curves"]["skip"]], models, "curves.skip", "config key models")
+    for block in ("curves", "finetune", "order"):
+        _check_names([s["model"] for s in config[block]["skip"]], models, f"{block}.skip", "config key models")
     for name in config["control"]["models"]:
         if models[name]["source"] != "untrained":
             raise ConfigError(f"config key control.models: {name!r} must be an untrained copy (source: untrained) "

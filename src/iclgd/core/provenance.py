@@ -63,7 +63,8 @@ def _names(items) -> str:
     return ", ".join(latex_escape(str(i)) for i in items)
 
 
-def scale_paragraph(models: list[str], finetune: dict, curves: dict, curves_models: list[str], ft_models: list[str]) -> str:
+def scale_paragraph(models: list[str], finetune: dict, curves: dict, curves_models: list[str], ft_models: list[str],
+                    order: dict | None = None) -> str:
     """What ran at which scale, written from the config itself so the limitations never go stale."""
     seeds = finetune.get("demo_seeds") or "all"
     by_model = finetune.get("lrs_by_model") or {}
@@ -81,6 +82,12 @@ def scale_paragraph(models: list[str], finetune: dict, curves: dict, curves_mode
         f"Label-relationship curves ran for {_names(curves_models)} with {curves['n_demos']} demonstrations and "
         f"{curves['repetitions']} random contexts per condition (the paper: 500).",
     ]
+    if finetune.get("skip"):
+        left = "; ".join(f"{s['optimizer']} on {s['subset']} of {latex_escape(s['model'])}" for s in finetune["skip"])
+        lines.append(f"Fine-tuning runs left out because they cannot fit the device's memory (start-up check): {left}.")
+    if order and order.get("skip"):
+        left = "; ".join(f"{s['optimizer']} for {latex_escape(s['model'])}" for s in order["skip"])
+        lines.append(f"Left out of the order experiment (device memory): {left}.")
     if curves.get("skip"):
         left = "; ".join(f"{latex_escape(s['model'])} on {latex_escape(s['dataset'])}" for s in curves["skip"])
         lines.append(f"Left out of the curves because {curves['n_demos']} demonstrations exceed the model's "

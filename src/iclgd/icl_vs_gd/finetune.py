@@ -52,6 +52,7 @@ class GridConfig:
     seed: int
     micro_batch: int  # gd only: at most this many demonstrations per forward pass (0 = no cap)
     batch_tokens: int  # gd only: at most this many padded tokens per forward pass
+    skip: tuple[tuple[str, str], ...] = ()  # (optimizer, subset) left out (finetune.skip: cannot fit the device)
 
     @classmethod
     def from_dict(cls, block: Mapping[str, Any]) -> GridConfig:
@@ -60,9 +61,9 @@ class GridConfig:
         casts = {"lrs": float, "optimizers": str, "subsets": str}
         values = {
             key: tuple(casts[key](x) for x in value) if key in casts else (float if key in _FLOATS else int)(value)
-            for key, value in ((f.name, block[f.name]) for f in fields(cls))
+            for key, value in ((f.name, block[f.name]) for f in fields(cls) if f.name != "skip")
         }
-        return cls(**values)
+        return cls(**values, skip=tuple((str(o), str(s)) for o, s in block.get("skip", ())))
 
 
 _FLOATS = ("target_loss", "blowup")
@@ -126,7 +127,8 @@ def run_grid(
     dev_frames: list[pd.DataFrame] = []
     runs = []
     best: dict[tuple, float] = {}  # lowest dev loss so far per (prompt set, optimizer, subset)
-    combos = list(itertools.product(range(len(sets)), grid.optimizers, grid.subsets, sorted(grid.lrs)))
+    combos = [c for c in itertools.product(range(len(sets)), grid.optimizers, grid.subsets, sorted(grid.lrs))
+              if (c[1], c[2]) not in grid.skip]
     bar = tqdm(combos, desc="finetune runs", disable=not progress)
     for index, optimizer, subset, lr in bar:
         ps = sets[index]
