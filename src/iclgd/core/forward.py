@@ -31,11 +31,27 @@ class ScoringError(ValueError):
     """Label words that the tokenizer cannot tell apart, or similar setup mistakes."""
 
 
+def dummy_prefix_id(tokenizer) -> int | None:
+    """Id of the bare "▁" a SentencePiece tokenizer (LLaMa) puts before every text it encodes, or None.
+
+    Why: SentencePiece's add_dummy_prefix makes " positive" encode as ["▁", "▁positive"] and a query
+    encoded on its own start with "▁Review", while inside a prompt the model sees "▁positive" after
+    "Sentiment:" and "Review" after the prefix's newline. Byte-level BPE (SmolLM2) and Gemma add nothing.
+    """
+    ids = tokenizer("\n", add_special_tokens=False).input_ids
+    if len(ids) > 1 and tokenizer.convert_ids_to_tokens(ids[0]) == "\u2581":
+        return ids[0]
+    return None
+
+
 def label_token_ids(tokenizer, words: Sequence[str]) -> list[int]:
-    """First token of ' word' for each label word; they must be distinct to score a class."""
+    """First token of each label word as the model sees it after the answer cue ("Sentiment: positive"):
+    the first token of ' word', or of 'word' for a tokenizer whose dummy prefix already supplies the
+    space (LLaMa: "▁positive", not a bare "▁"). They must be distinct to score a class."""
+    space = "" if dummy_prefix_id(tokenizer) is not None else " "
     ids = []
     for word in words:
-        toks = tokenizer(" " + word, add_special_tokens=False).input_ids
+        toks = tokenizer(space + word, add_special_tokens=False).input_ids
         if not toks:
             raise ScoringError(f"label word {word!r} tokenizes to nothing")
         ids.append(toks[0])
@@ -50,8 +66,21 @@ def encode_prefix(tokenizer, prefix: str) -> list[int]:
     return tokenizer(prefix).input_ids
 
 
-def encode_query(tokenizer, query: str) -> list[int]:
-    return tokenizer(query, add_special_tokens=False).input_ids
+def encode_query(tokenizer, query: str, prefix: str = "") -> list[int]:
+    """Query ids as they follow `prefix` (a prompt set's demonstrations, ending in a newline).
+
+    Only a dummy-prefix tokenizer (LLaMa) depends on `prefix`: after a non-empty one the query is encoded
+    behind a newline and that newline's ids dropped, so encode_prefix(p) + encode_query(q, p) is the
+    encoding of p + q; with no prefix the query starts the text and keeps its "▁". Other tokenizers
+    ignore `prefix`.
+    """
+    if not prefix or dummy_prefix_id(tokenizer) is None:
+        return tokenizer(query, add_special_tokens=False).input_ids
+    anchor = tokenizer("\n", add_special_tokens=False).input_ids
+    ids = tokenizer("\n" + query, add_special_tokens=False).input_ids
+    if ids[: len(anchor)] != anchor:
+        raise ScoringError(f"query {query[:40]!r} merges with a preceding newline; cannot encode it alone")
+    return ids[len(anchor):]
 
 
 def _summarise(logits: torch.Tensor, label_ids: list[int], full: bool = False) -> dict[str, np.ndarray]:
@@ -195,7 +224,7 @@ def score_queries(
     mostly padding), and scored at their own last token.
     """
     prefix_ids = encode_prefix(tokenizer, prefix)
-    query_ids = [encode_query(tokenizer, q) for q in queries]
+    query_ids = [encode_query(tokenizer, q, prefix) for q in queries]
     cache = prefix_cache(model, prefix_ids)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     order = np.argsort([len(q) for q in query_ids], kind="stable")
