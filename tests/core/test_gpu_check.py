@@ -113,3 +113,22 @@ def test_cli_writes_the_report_and_exits_2_on_mismatch(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         gpu_check.main(["--cpu-run", str(cpu), "--gpu-run", str(tmp_path / "none"), "--out", str(out)])
     assert exit_.value.code == 2 and "different results files" in capsys.readouterr().err
+
+
+def test_loss_curves_compared_epoch_by_epoch():
+    same = gpu_check.compare_losses([0.9, 0.5, 0.25], [0.9, 0.5, 0.25])
+    assert same == {"epochs": 3, "max_abs_diff": 0.0, "max_rel_diff": 0.0, "final_reference": 0.25, "final_other": 0.25}
+    moved = gpu_check.compare_losses([0.9, 0.5, 0.25], [0.9, 0.625, 0.25])  # epoch 2 off by 0.125 = 25 %
+    assert moved["max_abs_diff"] == pytest.approx(0.125) and moved["max_rel_diff"] == pytest.approx(0.25)
+    with pytest.raises(gpu_check.CheckError, match=r"ft: 3 epochs \(reference\) vs 2 \(other\)"):
+        gpu_check.compare_losses([0.9, 0.5, 0.25], [0.9, 0.5], "ft")
+
+
+def test_summarize_takes_the_worst_case(tmp_path):
+    same = gpu_check.compare_records(records(LOGPROBS), records(LOGPROBS))
+    moved = gpu_check.compare_records(records(LOGPROBS), records([[-0.5, -1.0], [-2.0, -0.25], [-0.5, -0.75], [-0.1, -3.5]]))
+    losses = [gpu_check.compare_losses([1.0, 0.5], [1.0, 0.5]), gpu_check.compare_losses([1.0, 0.5], [1.0, 0.75])]
+    assert gpu_check.summarize([same, moved], losses) == {
+        "max_abs_diff_logprob": 1.0, "mean_abs_diff_logprob": pytest.approx(1.5 / 8 / 2), "min_argmax_agreement": 0.75,
+        "max_loss_abs_diff": 0.25, "max_loss_rel_diff": 0.5}
+    assert "max_loss_abs_diff" not in gpu_check.summarize([same])

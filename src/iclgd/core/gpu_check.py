@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -82,6 +82,34 @@ def compare_records(cpu: pd.DataFrame, gpu: pd.DataFrame, where: str = "records"
         "accuracy_cpu": float((x.argmax(axis=1) == a["label_index"].to_numpy()).mean()),
         "accuracy_gpu": float((y.argmax(axis=1) == b["label_index"].to_numpy()).mean()),
     }
+
+
+def compare_losses(reference: Sequence[float], other: Sequence[float], where: str = "losses") -> dict[str, Any]:
+    """Agreement of two training-loss curves (one mean loss per epoch, as `training.train` returns them):
+    largest absolute and relative (to the reference's value) difference, and both final losses."""
+    a, b = np.asarray(reference, np.float64), np.asarray(other, np.float64)
+    if a.shape != b.shape:
+        raise CheckError(f"{where}: {len(a)} epochs (reference) vs {len(b)} (other)")
+    diff = np.abs(a - b)
+    rel = diff / np.maximum(np.abs(a), 1e-12)
+    return {
+        "epochs": len(a),
+        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
+        "max_rel_diff": float(rel.max()) if rel.size else 0.0,
+        "final_reference": float(a[-1]) if a.size else None,
+        "final_other": float(b[-1]) if b.size else None,
+    }
+
+
+def summarize(records: Sequence[dict[str, Any]], losses: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The worst case over several `compare_records` (and `compare_losses`) results."""
+    out = {"max_abs_diff_logprob": max(r["max_abs_diff"] for r in records),
+           "mean_abs_diff_logprob": float(np.mean([r["mean_abs_diff"] for r in records])),
+           "min_argmax_agreement": min(r["argmax_agreement"] for r in records)}
+    if losses:
+        out |= {"max_loss_abs_diff": max(c["max_abs_diff"] for c in losses),
+                "max_loss_rel_diff": max(c["max_rel_diff"] for c in losses)}
+    return out
 
 
 def compare_runs(cpu_run: Path, gpu_run: Path) -> list[dict[str, Any]]:
