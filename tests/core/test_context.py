@@ -103,6 +103,11 @@ def test_curves_skip_leaves_out_exactly_its_pairs(default_config):
     assert ("smollm2-135m", "sst2") in run.curves_pairs and ("gemma3-270m", "novel") in run.curves_pairs
     sst2 = [d for d in startup.demands(run, config) if d.key == "curves.n_demos" and d.dataset == "sst2" and not d.max_chars]
     assert sst2 and all("gemma3-270m" not in d.models for d in sst2)
+    config["kernel"]["skip"] = [{"model": "gemma3-270m", "dataset": "agnews"}]
+    run = resolve(config, REPO_ROOT)
+    assert run.kernel_pairs == (("smollm2-135m", "sst2"), ("smollm2-135m", "agnews"), ("gemma3-270m", "sst2"))
+    kernel = [d for d in startup.demands(run, config) if d.key == "kernel.n_demos" and d.dataset == "agnews"]
+    assert kernel[0].models == ("smollm2-135m",)
     config["curves"]["skip"] = [{"model": "nope", "dataset": "sst2"}]
     with pytest.raises(ConfigError, match="curves.skip"):
         resolve(config, REPO_ROOT)

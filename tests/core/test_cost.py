@@ -165,4 +165,7 @@ def test_paper_finetune_runs_are_the_grid(tmp_path):
     grid = (len(icl["demo_seeds"]) * len([k for k in icl["n_demos"] if k >= 1]) * len(ft["optimizers"])
             * len(ft["subsets"]) * len(ft["lrs"]))
     assert grid == 5 * 4 * 3 * 4 * 4 == 960
-    assert sum(j.runs for j in jobs) == pairs * grid == 46_080
+    # finetune.skip: Adam on all of LLaMa-7B and of its untrained copy (12 + 4 pairs) cannot fit 80 GB
+    skipped = sum(1 for m, _ in run.compared for s in ft["skip"] if s["model"] == m) * grid // (3 * 4)
+    assert skipped == 16 * 80
+    assert sum(j.runs for j in jobs) == pairs * grid - skipped == 44_800

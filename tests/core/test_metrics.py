@@ -89,7 +89,9 @@ def test_scale_paragraph_lists_what_was_left_out():
                 "target_loss": 0.2, "skip": [{"model": "llama-7b", "optimizer": "adam", "subset": "all"}]}
     curves = {"n_demos": 33, "repetitions": 500, "skip": [{"model": "llama-7b", "dataset": "rte"}]}
     order = {"skip": [{"model": "llama-7b", "optimizer": "adam"}]}
-    text = provenance.scale_paragraph(["llama-7b"], finetune, curves, ["llama-7b"], ["llama-7b"], order)
+    kernel = {"n_demos": 16, "skip": [{"model": "llama-7b", "dataset": "mr"}]}
+    text = provenance.scale_paragraph(["llama-7b"], finetune, curves, ["llama-7b"], ["llama-7b"], order, kernel)
     assert "adam on all of llama-7b" in text and "adam for llama-7b" in text and "llama-7b on rte" in text
+    assert "kernel study because 16 demonstrations" in text and "llama-7b on mr" in text
     assert "left out" not in provenance.scale_paragraph(["m"], finetune | {"skip": []}, curves | {"skip": []},
-                                                        ["m"], ["m"], {"skip": []}).lower()
+                                                        ["m"], ["m"], {"skip": []}, kernel | {"skip": []}).lower()

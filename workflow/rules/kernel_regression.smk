@@ -3,11 +3,10 @@
 Last-token attention over the demonstrations as kernel weights -> figure and paper numbers.
 """
 
-KERNEL_SUMMARIES = expand(
-    "results/kernel/{model}/{dataset}/summary.csv",
-    model=RUN.kernel.models,
-    dataset=RUN.kernel.datasets,
-)
+KERNEL_SUMMARIES = [
+    f"results/kernel/{model}/{dataset}/summary.csv"
+    for model, dataset in RUN.kernel_pairs
+]
 
 
 rule kernel_regression:
@@ -89,10 +88,8 @@ contribute(
         "paper/generated/kernel_summary.tex",
     ],
     figures=["figures/kernel_heads.pdf"],
-    benchmarks=expand(
-        "benchmarks/kernel_regression/{model}/{dataset}.tsv",
-        model=RUN.kernel.models,
-        dataset=RUN.kernel.datasets,
-    ),
+    benchmarks=[
+        f"benchmarks/kernel_regression/{m}/{d}.tsv" for m, d in RUN.kernel_pairs
+    ],
     benchmarked=KERNEL_SUMMARIES,
 )

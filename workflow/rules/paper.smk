@@ -48,6 +48,7 @@ rule run_scale:
         finetune=RUN.blocks["finetune"],
         curves=RUN.blocks["curves"],
         order=RUN.blocks["order"],
+        kernel=RUN.blocks["kernel"],
         curves_models=list(RUN.curves.models),
         finetune_models=list(RUN.finetune.models),
     script:

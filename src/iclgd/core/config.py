@@ -59,6 +59,7 @@ class Run:
     kernel: Study
     curves: Study  # datasets may end with the novel task
     curves_pairs: tuple[tuple[str, str], ...]  # (model, dataset) label-curve runs: curves' product minus curves.skip
+    kernel_pairs: tuple[tuple[str, str], ...]  # (model, dataset) kernel runs: kernel's product minus kernel.skip
     novel: str  # the novel task's name (curves.novel.name)
     blocks: Mapping[str, dict] = field(repr=False)
     notes: tuple[str, ...] = ()  # one line per block whose lists the run narrowed or overrode
@@ -179,7 +180,7 @@ def _check_models(config: dict[str, Any]) -> None:
     for block in (*STUDIES, "control"):
         _check_names(config[block]["models"], models, f"{block}.models", "config key models")
     _check_names(config["finetune"]["lrs_by_model"], models, "finetune.lrs_by_model", "config key models")
-    for block in ("curves", "finetune", "order"):
+    for block in ("curves", "kernel", "finetune", "order"):
         _check_names([s["model"] for s in config[block]["skip"]], models, f"{block}.skip", "config key models")
     for name in config["control"]["models"]:
         if models[name]["source"] != "untrained":
@@ -277,12 +278,12 @@ def _curves_datasets(config: dict[str, Any], notes: list[str]) -> tuple[str, ...
     return kept + ((novel,) if novel in chosen else ())
 
 
-def _curves_pairs(config: dict[str, Any], curves: Study) -> tuple[tuple[str, str], ...]:
-    """The label-curve runs: every (model, dataset) of the study but those curves.skip names."""
-    skip = {(s["model"], s["dataset"]) for s in config["curves"]["skip"]}
-    pairs = tuple((m, d) for m in curves.models for d in curves.datasets if (m, d) not in skip)
+def _pairs(config: dict[str, Any], block: str, study: Study) -> tuple[tuple[str, str], ...]:
+    """A study's runs: every (model, dataset) of it but those `<block>.skip` names."""
+    skip = {(s["model"], s["dataset"]) for s in config[block]["skip"]}
+    pairs = tuple((m, d) for m in study.models for d in study.datasets if (m, d) not in skip)
     if not pairs:
-        raise ConfigError("config key curves.skip: it leaves out every label-curve run")
+        raise ConfigError(f"config key {block}.skip: it leaves out every run of the study")
     return pairs
 
 
@@ -390,7 +391,8 @@ def resolve(config: dict[str, Any], basedir: str | Path) -> Run:
         finetune_demo_seeds=tuple(ft_seeds or icl["demo_seeds"]), control=control,
         control_like={m: config["models"][m]["like"] for m in control.models}, compared=tuple(compared),
         order=studies["order"], dai=dai,
-        dai_runs=tuple(dai_runs), kernel=studies["kernel"], curves=curves, curves_pairs=_curves_pairs(config, curves),
+        dai_runs=tuple(dai_runs), kernel=studies["kernel"], curves=curves, curves_pairs=_pairs(config, "curves", curves),
+        kernel_pairs=_pairs(config, "kernel", studies["kernel"]),
         novel=novel["name"], blocks=blocks,
         notes=tuple(notes),
     )

@@ -150,7 +150,7 @@ def finetune_jobs(run, config: dict[str, Any], lengths: Mapping[str, TokenLength
         evals = grid["dev_size"] + ln.n_test  # upper bound: every run scored on dev and test
         for k in (k for k in config["icl"]["n_demos"] if k >= 1):
             for opt in grid["optimizers"]:
-                for sub in grid["subsets"]:
+                for sub in (s for s in grid["subsets"] if [opt, s] not in grid["skip"]):
                     e = epochs.per_run(opt, sub)
                     job.train(sub, opt, n * e * k * ln.demo, n * e * (1 if opt == "gd" else k), n)
                     fits = 1 if opt == "gd" else e + 1
@@ -164,11 +164,12 @@ def order_jobs(run, config: dict[str, Any], lengths: Mapping[str, TokenLengths])
     k, r, e = cfg["n_demos"], cfg["orderings"], cfg["epochs"]
     checkpoints = len(set(range(cfg["eval_every"], e + 1, cfg["eval_every"])) | {e})
     for model in run.order.models:
+        optimizers = run.order_block(model)["optimizers"]  # order.skip left out
         for dataset in run.order.datasets:
             ln, job = lengths[dataset], Job("order", model, dataset)
             q = ln.queries(cfg["n_queries"])
-            job.scored += r * ln.set_tokens(k, q) + len(cfg["optimizers"]) * r * checkpoints * ln.zero_shot(q)
-            for opt in cfg["optimizers"]:
+            job.scored += r * ln.set_tokens(k, q) + len(optimizers) * r * checkpoints * ln.zero_shot(q)
+            for opt in optimizers:
                 job.train(cfg["subset"], opt, r * e * k * ln.demo, r * e * (1 if opt == "gd" else k), r)
             out.append(job)
     return out
@@ -177,17 +178,16 @@ def kernel_jobs(run, config: dict[str, Any], lengths: Mapping[str, TokenLengths]
     """Rule kernel_regression: capture (queries after their set's cached prefix), zero-shot queries and demos,
     k/v probes per set; on extras kNN (a whole prompt per held-out query) and symbols (a second capture)."""
     cfg, k, out = run.blocks["kernel"], run.blocks["kernel"]["n_demos"], []
-    for model in run.kernel.models:
-        for dataset in run.kernel.datasets:
-            ln, job = lengths[dataset], Job("kernel", model, dataset)
-            q = ln.queries(cfg["n_queries"]) + cfg["n_train_queries"]
-            sets = min(cfg["n_prompt_sets"], q)
-            capture = sets * ln.prefix(k) + q * ln.query
-            job.scored = capture + ln.zero_shot(q) + sets * k * (ln.special + ln.demo) + sets * ln.prefix(k)
-            if not cfg["extras_datasets"] or dataset in cfg["extras_datasets"]:
-                held_out = q - int(round(cfg["select_fraction"] * q))
-                job.scored += cfg["knn"] * held_out * ln.set_tokens(k, 1) + bool(cfg["symbols"]) * capture
-            out.append(job)
+    for model, dataset in run.kernel_pairs:  # kernel.skip left out
+        ln, job = lengths[dataset], Job("kernel", model, dataset)
+        q = ln.queries(cfg["n_queries"]) + cfg["n_train_queries"]
+        sets = min(cfg["n_prompt_sets"], q)
+        capture = sets * ln.prefix(k) + q * ln.query
+        job.scored = capture + ln.zero_shot(q) + sets * k * (ln.special + ln.demo) + sets * ln.prefix(k)
+        if not cfg["extras_datasets"] or dataset in cfg["extras_datasets"]:
+            held_out = q - int(round(cfg["select_fraction"] * q))
+            job.scored += cfg["knn"] * held_out * ln.set_tokens(k, 1) + bool(cfg["symbols"]) * capture
+        out.append(job)
     return out
 
 def curves_jobs(run, config: dict[str, Any], lengths: Mapping[str, TokenLengths]) -> list[Job]:

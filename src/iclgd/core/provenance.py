@@ -64,7 +64,7 @@ def _names(items) -> str:
 
 
 def scale_paragraph(models: list[str], finetune: dict, curves: dict, curves_models: list[str], ft_models: list[str],
-                    order: dict | None = None) -> str:
+                    order: dict | None = None, kernel: dict | None = None) -> str:
     """What ran at which scale, written from the config itself so the limitations never go stale."""
     seeds = finetune.get("demo_seeds") or "all"
     by_model = finetune.get("lrs_by_model") or {}
@@ -88,6 +88,10 @@ def scale_paragraph(models: list[str], finetune: dict, curves: dict, curves_mode
     if order and order.get("skip"):
         left = "; ".join(f"{s['optimizer']} for {latex_escape(s['model'])}" for s in order["skip"])
         lines.append(f"Left out of the order experiment (device memory): {left}.")
+    if kernel and kernel.get("skip"):
+        left = "; ".join(f"{latex_escape(s['model'])} on {latex_escape(s['dataset'])}" for s in kernel["skip"])
+        lines.append(f"Left out of the kernel study because {kernel['n_demos']} demonstrations exceed the model's "
+                     f"context window (start-up check): {left}.")
     if curves.get("skip"):
         left = "; ".join(f"{latex_escape(s['model'])} on {latex_escape(s['dataset'])}" for s in curves["skip"])
         lines.append(f"Left out of the curves because {curves['n_demos']} demonstrations exceed the model's "

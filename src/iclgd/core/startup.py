@@ -40,8 +40,8 @@ def demands(run: Run, config: dict[str, Any]) -> list[context.Demand]:
     key = next(f"{b}.n_demos" for b in ("icl", "dai", "order") if k in _ks(config[b]))
     out = [context.Demand(key, d, k, len(grid["demo_seeds"]), _icl_models(run, d)) for d in run.datasets]
     kernel = blocks["kernel"]
-    out += [context.Demand("kernel.n_demos", d, kernel["n_demos"], kernel["n_prompt_sets"], run.kernel.models)
-            for d in run.kernel.datasets]
+    out += [context.Demand("kernel.n_demos", d, kernel["n_demos"], kernel["n_prompt_sets"],
+                           tuple(m for m, pair_d in run.kernel_pairs if pair_d == d)) for d in run.kernel.datasets]
     curves = blocks["curves"]
     for d in run.curves.datasets:
         models = tuple(m for m, pair_d in run.curves_pairs if pair_d == d)
