@@ -56,6 +56,11 @@ def test_check_names_the_key_dataset_and_model():
         context.check([demand], small, lambda *_: lengths)
 
 
+def test_a_mixed_task_has_the_mixture_s_lengths():
+    both = context.mixture([context.Lengths(10.0, 0.0, 5, 1), context.Lengths(30.0, 0.0, 9, 1)])
+    assert (both.demo_mean, both.demo_sd, both.query_max) == (20.0, 10.0, 9)  # half 10, half 30 tokens
+
+
 def test_unknown_window_or_tokenizer_is_a_note_not_a_pass():
     demand = context.Demand("icl.n_demos", "sst2", 4, 5, ("a", "b"))
     notes = context.check([demand], {"a": None, "b": (64, "x")}, lambda *_: None)
@@ -101,7 +106,7 @@ def test_curves_skip_leaves_out_exactly_its_pairs(default_config):
     run = resolve(config, REPO_ROOT)
     assert ("gemma3-270m", "sst2") not in run.curves_pairs
     assert ("smollm2-135m", "sst2") in run.curves_pairs and ("gemma3-270m", "novel") in run.curves_pairs
-    sst2 = [d for d in startup.demands(run, config) if d.key == "curves.n_demos" and d.dataset == "sst2" and not d.max_chars]
+    sst2 = [d for d in startup.demands(run, config) if d.key == "curves.n_demos" and d.dataset == "sst2"]
     assert sst2 and all("gemma3-270m" not in d.models for d in sst2)
     config["kernel"]["skip"] = [{"model": "gemma3-270m", "dataset": "agnews"}]
     run = resolve(config, REPO_ROOT)

@@ -52,6 +52,7 @@ class Demand:
     n_prompts: int
     models: tuple[str, ...]
     max_chars: int | None = None  # text fields cut to this many characters (the novel task's inputs)
+    sources: tuple[str, ...] = ()  # a task whose demonstrations mix these datasets' inputs (the novel task)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,14 @@ def cached(parts: list[Any], compute: Callable[[], dict[str, Any]]) -> dict[str,
     return found
 
 
+def mixture(parts: list[Lengths]) -> Lengths:
+    """Lengths of demonstrations drawn evenly from several datasets (the novel task's sources)."""
+    mean = sum(p.demo_mean for p in parts) / len(parts)
+    second = sum(p.demo_sd ** 2 + p.demo_mean ** 2 for p in parts) / len(parts)
+    return Lengths(mean, math.sqrt(max(second - mean ** 2, 0.0)), max(p.query_max for p in parts),
+                   max(p.special for p in parts))
+
+
 def window_of(config_json: Path) -> int | None:
     """max_position_embeddings of a Hugging Face config.json (nested text_config for Gemma 3)."""
     if not config_json.exists():
@@ -130,7 +139,7 @@ def check(demands: list[Demand], windows: Mapping[str, tuple[int, str] | None],
           lengths_of: Callable[[str, str], Lengths | None]) -> list[str]:
     """Check every demand on every model whose window is known; ContextError at the first that does not fit.
 
-    `windows[model]`: (window, where it was read) or None; `lengths_of(model, dataset, max_chars)`: the token
+    `windows[model]`: (window, where it was read) or None; `lengths_of(model, demand)`: the token
     lengths, or None when the model's tokenizer is not on disk yet. Returns one note per unchecked model.
     """
     unchecked: dict[str, str] = {}
@@ -139,7 +148,7 @@ def check(demands: list[Demand], windows: Mapping[str, tuple[int, str] | None],
             if windows.get(model) is None:
                 unchecked[model] = "its context window is not known before rule prepare_model"
                 continue
-            found = lengths_of(model, demand.dataset, demand.max_chars)
+            found = lengths_of(model, demand)
             if found is None:
                 unchecked[model] = "its tokenizer is not on disk before rule prepare_model"
                 continue

@@ -45,12 +45,11 @@ def demands(run: Run, config: dict[str, Any]) -> list[context.Demand]:
     curves = blocks["curves"]
     for d in run.curves.datasets:
         models = tuple(m for m, pair_d in run.curves_pairs if pair_d == d)
-        if d != run.novel:
-            out.append(context.Demand("curves.n_demos", d, curves["n_demos"], curves["repetitions"], models))
-            continue
-        out += [context.Demand("curves.n_demos", s, curves["n_demos"], curves["repetitions"], models,
-                               curves["novel"]["max_chars"]) for s in curves["novel"]["sources"]]
-    return list(dict.fromkeys(out))  # the novel task's sources may be curves datasets too
+        novel = d == run.novel
+        out.append(context.Demand("curves.n_demos", d, curves["n_demos"], curves["repetitions"], models,
+                                  curves["novel"]["max_chars"] if novel else None,
+                                  tuple(curves["novel"]["sources"]) if novel else ()))
+    return out
 
 
 def _ks(block: dict[str, Any]) -> list[int]:
@@ -160,10 +159,15 @@ def check(run: Run, config: dict[str, Any]) -> list[str]:
     tokenizers = {m: tokenizer_of(m, models) for m in wanted}
     loaded = functools.cache(lambda model: tokenizers[model][1]())  # one load per model, on a cache miss
 
-    def lengths_of(model: str, dataset: str, max_chars: int | None) -> context.Lengths | None:
-        tok = tokenizers[model]
-        if tok is None:
+    def lengths_of(model: str, demand: context.Demand) -> context.Lengths | None:
+        if tokenizers[model] is None:
             return None
+        if demand.sources:
+            return context.mixture([one(model, s, demand.max_chars) for s in demand.sources])
+        return one(model, demand.dataset, demand.max_chars)
+
+    def one(model: str, dataset: str, max_chars: int | None) -> context.Lengths:
+        tok = tokenizers[model]
         spec = {"name": dataset, **run.registry[dataset]}
         parts = ["lengths", tok[0], spec, max_chars, {k: config["data"][k] for k in ("n_test", "seed", "source")}]
         found = context.cached(parts, lambda: context.lengths(loaded(model), spec, *_splits(spec, config["data"])(),
