@@ -1,4 +1,5 @@
-"""What the workflow checks before any job runs: every prompt fits its model's context window.
+"""What the workflow checks before any job runs: every prompt fits its model's context window, and every
+training setting fits the device (`fit_check`).
 
 `check(run, config)` is called once by workflow/rules/common.smk after the config is resolved; it
 raises a ConfigError naming the config key of the first setting that cannot fit, and returns notes
@@ -15,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from iclgd.core import context
+from iclgd.core import context, fit_check
 from iclgd.core.config import ConfigError, Run
 
 PREPARED = Path("resources", "models")
@@ -152,6 +153,12 @@ def _splits(spec: dict[str, Any], data_cfg: dict[str, Any]) -> Callable[[], tupl
 
 
 def check(run: Run, config: dict[str, Any]) -> list[str]:
+    """Every prompt against its model's window and every training setting against the device's memory;
+    ConfigError naming the key of the first that cannot fit, else notes on what could not be checked yet."""
+    return check_context(run, config) + fit_check.check(run, config, model_gpus(config["runtime"]))
+
+
+def check_context(run: Run, config: dict[str, Any]) -> list[str]:
     """Every prompt against its model's window (context.check); ConfigError naming the key if one cannot fit."""
     models = config["models"]
     wanted = {m for d in demands(run, config) for m in d.models}

@@ -1,0 +1,109 @@
+"""Does every training setting fit the device? Checked when the workflow starts (`startup.check`).
+
+A fine-tuning run that cannot fit fails hours into a run with CUDA's out-of-memory error, or, worse,
+would have to be silently dropped. `check` asks `memory.finetune_bytes` for each (model, optimizer,
+subset) the finetune grid and the order experiment will run and raises a ConfigError naming the key
+(and the `skip` entry that would leave the run out) when its device bytes exceed
+`runtime.device_memory_gb` (null: the GPU's memory when models run on CUDA, else this machine's RAM).
+Parameter counts come from a meta-device model of the config.json (no weights) and are cached
+(`context.cached`), so a parse with a warm cache imports no torch.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from iclgd.core import context
+from iclgd.core.config import ConfigError, Run
+
+GB = 1e9
+PREPARED = Path("resources", "models")
+
+
+def device_gb(runtime: dict[str, Any], gpus: int) -> float | None:
+    """runtime.device_memory_gb, else the first GPU's memory (nvidia-smi) or this machine's RAM; None if unknown."""
+    if runtime.get("device_memory_gb"):
+        return float(runtime["device_memory_gb"])
+    try:
+        if gpus:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True, timeout=30, check=True).stdout
+            return int(out.split()[0]) * 2**20 / GB
+        meminfo = Path("/proc/meminfo").read_text().split("\n")[0]  # "MemTotal:  24567890 kB"
+        return int(meminfo.split()[1]) * 1024 / GB
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def settings(run: Run) -> list[tuple[str, str, str, str, int]]:
+    """(config key, model, optimizer, subset, micro-batch tokens) of every training run kind the config asks for."""
+    out = []
+    for model in dict.fromkeys(m for m, _ in run.compared):
+        grid = run.finetune_grid(model)
+        out += [("finetune", model, o, s, grid["batch_tokens"]) for o in grid["optimizers"] for s in grid["subsets"]
+                if [o, s] not in grid["skip"]]
+    for model in run.order.models:
+        block = run.order_block(model)
+        out += [("order", model, o, block["subset"], block["batch_tokens"]) for o in block["optimizers"]]
+    return out
+
+
+def _identity(model: str, models: dict[str, dict]) -> list[Any]:
+    """What a model's parameter counts depend on: its (original's) spec and the config.json on disk, if any."""
+    from iclgd.core.startup import source_of
+
+    base, spec = source_of(model, models)
+    where = Path(spec["path"]) if spec["source"] == "hf" else PREPARED / base
+    found = where / "config.json"
+    stamp = [str(found.resolve()), found.stat().st_size, found.stat().st_mtime_ns] if found.exists() else None
+    tokenizer = models.get(spec.get("tokenizer", ""), {})
+    return [spec, stamp, tokenizer]
+
+
+def estimates(model: str, models: dict[str, dict], combos: list[tuple[str, str, int]], dtype: str) -> dict | None:
+    """Device bytes of each (optimizer, subset, tokens) for `model` (cached), or None when its config is unknown."""
+    def compute() -> dict[str, Any]:
+        from iclgd.core import memory
+
+        cfg = memory.model_config(models, model, ".", PREPARED / model)
+        if cfg is None:
+            return {"bytes": None}
+        counts = memory.parameter_counts(cfg)
+        text = getattr(cfg, "get_text_config", lambda: cfg)()
+        return {"bytes": [memory.finetune_bytes(counts, s, o, dtype, t, text.num_hidden_layers, text.hidden_size,
+                                                getattr(text, "intermediate_size", None)).device_bytes
+                          for o, s, t in combos]}
+
+    found = context.cached(["finetune-bytes", _identity(model, models), combos, dtype], compute)["bytes"]
+    return None if found is None else dict(zip(map(tuple, combos), found))
+
+
+def check(run: Run, config: dict[str, Any], gpus: int) -> list[str]:
+    """ConfigError naming the key of the first training setting that exceeds the device; notes for the unknown."""
+    runtime = config["runtime"]
+    budget = device_gb(runtime, gpus)
+    if budget is None:
+        return ["device memory unknown (set runtime.device_memory_gb): fine-tuning settings not checked at start-up"]
+    dtype = runtime["dtype"] if runtime["dtype"] != "auto" else ("bfloat16" if gpus else "float32")
+    by_model: dict[str, list[tuple[str, str, str, int]]] = {}
+    for key, model, opt, subset, tokens in settings(run):
+        by_model.setdefault(model, []).append((key, opt, subset, tokens))
+    notes = []
+    for model, wanted in by_model.items():
+        combos = sorted({(o, s, t) for _, o, s, t in wanted})
+        found = estimates(model, config["models"], [list(c) for c in combos], dtype)
+        if found is None:
+            notes.append(f"memory of {model!r} not checked at start-up: its config.json is not on disk before "
+                         "rule prepare_model")
+            continue
+        for key, opt, subset, tokens in wanted:
+            need = found[(opt, subset, tokens)] / GB
+            if need > budget:
+                entry = f"{{model: {model}, optimizer: {opt}" + (f", subset: {subset}}}" if key == "finetune" else "}")
+                raise ConfigError(
+                    f"config key {key}.optimizers: {opt} on {subset!r} of {model!r} in {dtype} needs ~{need:.0f} GB "
+                    f"on the device, more than its {budget:.0f} GB (runtime.device_memory_gb); add {entry} to "
+                    f"{key}.skip, or run on a larger device (README \"The published scale on one GPU\")")
+    return notes
