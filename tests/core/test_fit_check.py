@@ -64,3 +64,14 @@ def test_float32_on_a_small_device_fails_and_unknown_models_are_noted(llama7b, d
 def test_device_memory_from_the_config_or_the_machine():
     assert fit_check.device_gb({"device_memory_gb": 80}, gpus=1) == 80.0
     assert 1 < fit_check.device_gb({"device_memory_gb": None}, gpus=0) < 10_000  # this machine's RAM
+
+
+def test_host_memory_requests_follow_the_parameter_count(llama7b):
+    """Slurm's --mem for LLaMa-7B's jobs, by hand: (2 GB process + 13.48 GB bf16 weights [+ the same again for
+    the snapshot of all trained parameters]) x 1.2, in MiB; float32 on the CPU doubles the weights."""
+    weights = 6_738_415_616 * 2
+    assert fit_check.host_mb("big", llama7b, 1, train=False) == -(-(2e9 + weights) * 1.2 // 2**20) == 17712
+    assert fit_check.host_mb("big", llama7b, 1, train=True) == -(-(2e9 + 2 * weights) * 1.2 // 2**20) == 33135
+    assert fit_check.host_mb("big", llama7b, 0, train=False, dtype="float32") > 2 * 17712 - 2000
+    llama7b["models"]["unknown"] = {"source": "hf", "path": "/nonexistent"}
+    assert fit_check.host_mb("unknown", llama7b, 1, train=True) == fit_check.FALLBACK_MB

@@ -11,7 +11,7 @@ paper rules (paper.smk, included last) read them, so adding a study touches no o
 
 from snakemake.logging import logger
 
-from iclgd.core import provenance, startup
+from iclgd.core import fit_check, provenance, startup
 from iclgd.core.config import resolve
 
 RUN = resolve(config, workflow.basedir)
@@ -64,6 +64,21 @@ def untrained_like(wildcards):
     if spec["source"] != "untrained":
         return {}
     return {"like": f"resources/models/{spec['like']}"}
+
+
+def score_mem_mb(wildcards):
+    """Host memory of a job that scores with the model: from its parameter count (fit_check.host_mb)."""
+    return fit_check.host_mb(wildcards.model, config, MODEL_GPUS, train=False)
+
+
+def train_mem_mb(wildcards):
+    """... and of one that fine-tunes it (the host snapshot of what it trains comes on top)."""
+    return fit_check.host_mb(wildcards.model, config, MODEL_GPUS, train=True)
+
+
+def float32_mem_mb(wildcards):
+    """... and of one that reads its weights in float32 on the CPU (weight_sparsity: 27 GB for LLaMa-7B)."""
+    return fit_check.host_mb(wildcards.model, config, 0, train=False, dtype="float32")
 
 
 def prepare_gpus(wildcards):

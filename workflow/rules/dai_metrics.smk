@@ -23,7 +23,7 @@ rule dai_capture:
         "../../environment.yml"
     threads: config["runtime"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=score_mem_mb,
         gpu=MODEL_GPUS,
     params:
         dai=RUN.blocks["dai"],

@@ -34,7 +34,7 @@ rule icl:
         "../../environment.yml"
     threads: config["runtime"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=score_mem_mb,
         gpu=MODEL_GPUS,
     params:
         runtime=config["runtime"],
@@ -118,7 +118,7 @@ rule finetune:
         "../../environment.yml"
     threads: config["runtime"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=train_mem_mb,
         gpu=MODEL_GPUS,
     params:
         finetune=lambda wildcards: RUN.finetune_grid(wildcards.model),
@@ -237,7 +237,7 @@ rule order_sensitivity:
         "../../environment.yml"
     threads: config["runtime"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=train_mem_mb,
         gpu=MODEL_GPUS,
     params:
         order=lambda wildcards: RUN.order_block(wildcards.model),
@@ -323,6 +323,8 @@ rule weight_sparsity:
         "benchmarks/weight_sparsity/{model}.tsv"
     conda:
         "../../environment.yml"
+    resources:
+        mem_mb=float32_mem_mb,
     params:
         thresholds=config["construction"]["thresholds"],
     script:

@@ -27,7 +27,7 @@ rule kernel_regression:
         "../../environment.yml"
     threads: config["runtime"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=score_mem_mb,
         gpu=MODEL_GPUS,
     params:
         spec=named_spec,

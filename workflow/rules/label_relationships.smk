@@ -35,7 +35,7 @@ rule label_curves:
         "../../environment.yml"
     threads: config["runtime"]["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=score_mem_mb,
         gpu=MODEL_GPUS,
     params:
         # a registry dataset, or the novel source-identification task built from its sources

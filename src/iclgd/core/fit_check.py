@@ -107,3 +107,31 @@ def check(run: Run, config: dict[str, Any], gpus: int) -> list[str]:
                     f"on the device, more than its {budget:.0f} GB (runtime.device_memory_gb); add {entry} to "
                     f"{key}.skip, or run on a larger device (README \"The published scale on one GPU\")")
     return notes
+
+
+#: Host memory (MiB) a model job requests when its model's size is not known before rule prepare_model.
+FALLBACK_MB = 8000
+
+
+def host_mb(model: str, config: dict[str, Any], gpus: int, train: bool, dtype: str | None = None) -> int:
+    """Host RAM (MiB) one job of `model` requests (rule resource mem_mb, hence Slurm's --mem): the process,
+    the weights passing through the host while loading and, for training, the snapshot of every parameter
+    a run may train (`memory.request_mb`; on the CPU the device part too). Cached like `estimates`."""
+    runtime = config["runtime"]
+    dtype = dtype or (runtime["dtype"] if runtime["dtype"] != "auto" else ("bfloat16" if gpus else "float32"))
+    tokens = max(config["finetune"]["batch_tokens"], runtime["batch_tokens"])
+
+    def compute() -> dict[str, Any]:
+        from iclgd.core import memory
+
+        cfg = memory.model_config(config["models"], model, ".", PREPARED / model)
+        if cfg is None:
+            return {"mb": None}
+        counts, text = memory.parameter_counts(cfg), getattr(cfg, "get_text_config", lambda: cfg)()
+        shape = (text.num_hidden_layers, text.hidden_size)
+        est = (memory.finetune_bytes(counts, "all", "adam" if train else "sgd", dtype, tokens, *shape) if train
+               else memory.scoring_bytes(counts, dtype, tokens, *shape))
+        return {"mb": memory.request_mb(est, "cuda" if gpus else "cpu")}
+
+    found = context.cached(["host-mb", _identity(model, config["models"]), dtype, tokens, gpus, train], compute)
+    return found["mb"] or FALLBACK_MB
