@@ -138,3 +138,76 @@ def test_byte_level_bpe_keeps_first_token_of_space_word_and_ignores_the_prefix(t
     for query in QUERIES:
         alone = tok(query, add_special_tokens=False).input_ids
         assert forward.encode_query(tok, query, PREFIX) == forward.encode_query(tok, query) == alone
+
+
+# --------------------------------------------------------------------------- context window
+
+
+def window_model(tok, window: int = 32):
+    """A random Llama on `tok`'s vocabulary whose max_position_embeddings is `window`."""
+    from transformers import LlamaForCausalLM
+
+    from iclgd.core import models
+
+    torch.manual_seed(0)
+    config = models.tiny_config(len(tok), tok.bos_token_id, tok.eos_token_id, tok.pad_token_id, 1, 32, 2)
+    config.max_position_embeddings = window
+    config.name_or_path = "tiny-window"
+    return LlamaForCausalLM(config).eval()
+
+
+def text_of(tok, n: int) -> str:
+    """"a a a ...": exactly n tokens (byte-level BPE splits every " a"; SmolLM2 adds no BOS)."""
+    text = " ".join(["a"] * n)
+    assert len(tok(text).input_ids) == n
+    return text
+
+
+def window_prompt_set(tok, n_prefix: int, n_query: int) -> dict:
+    """A one-query prompt set of n_prefix + n_query tokens (SmolLM2 encodes a query alone)."""
+    ps = {"dataset": "toy", "k": 1, "seed": 0, "prefix": text_of(tok, n_prefix) + "\n\n" * bool(n_prefix),
+          "classes": ["n", "p"], "label_words": ["negative", "positive"],
+          "queries": [{"uid": 0, "label": "p", "query": text_of(tok, n_query)}]}
+    assert len(forward.encode_prefix(tok, ps["prefix"])) == n_prefix + bool(n_prefix)  # "\n\n" is one token
+    return ps
+
+
+@pytest.mark.parametrize("n_prefix", [0, 16])
+def test_score_prompt_set_refuses_prompts_past_the_context_window(tiny, n_prefix):
+    """max_position_embeddings = 32: a 32-token prompt is scored, a 40-token one refused (with a reused
+    prefix cache, the prefix's tokens count too)."""
+    tok = tiny[1]
+    model = window_model(tok, 32)
+    sep = bool(n_prefix)  # the prefix's final "\n\n"
+    fits = window_prompt_set(tok, n_prefix, 32 - n_prefix - sep)
+    assert forward.score_prompt_set(model, tok, fits)["n_tokens"].tolist() == [32]
+    long = window_prompt_set(tok, n_prefix, 40 - n_prefix - sep)
+    with pytest.raises(forward.ScoringError, match=r"prompt of 40 tokens exceeds tiny-window's context window of "
+                                                   r"32 \(max_position_embeddings\).*README 'Context length'"):
+        forward.score_prompt_set(model, tok, long)
+
+
+def test_long_shared_prefix_and_score_full_are_refused(tiny):
+    tok = tiny[1]
+    model = window_model(tok, 32)
+    with pytest.raises(forward.ScoringError, match="shared prefix: prompt of 33 tokens"):
+        forward.score_prompt_set(model, tok, window_prompt_set(tok, 32, 3))
+    forward.score_full(model, list(range(10, 42)), [1, 2])
+    with pytest.raises(forward.ScoringError, match="score_full: prompt of 33 tokens"):
+        forward.score_full(model, list(range(10, 43)), [1, 2])
+
+
+def test_context_window_reads_nested_configs_and_skips_models_without_one():
+    from types import SimpleNamespace
+
+    from transformers import Gemma3Config, LlamaConfig
+
+    gemma = SimpleNamespace(config=Gemma3Config(text_config={"max_position_embeddings": 48}))
+    assert forward.context_window(gemma) == 48
+    forward.check_length(gemma, 48, "x")
+    with pytest.raises(forward.ScoringError, match="49 tokens .* window of 48"):
+        forward.check_length(gemma, 49, "x")
+    assert forward.context_window(SimpleNamespace(config=LlamaConfig(max_position_embeddings=7))) == 7
+    no_window = SimpleNamespace(config=SimpleNamespace())
+    assert forward.context_window(no_window) is None
+    forward.check_length(no_window, 10**9, "x")  # nothing to check against

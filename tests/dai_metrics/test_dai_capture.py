@@ -60,9 +60,9 @@ def check_capture(model, tok, prefix: str, texts: list[str], label_ids: list[int
     assert cap.outputs.shape == (len(texts), L, model.config.hidden_size)
     assert cap.scores.shape == (len(texts), L, H, int(cap.n_query.max()))
     for qi, text in enumerate(texts):
-        ids = forward.encode_prefix(tok, prefix) + forward.encode_query(tok, text)
+        ids = forward.encode_prefix(tok, prefix) + forward.encode_query(tok, text, prefix)
         n_q = int(cap.n_query[qi])
-        assert n_q == len(forward.encode_query(tok, text)) and cap.n_tokens[qi] == len(ids)
+        assert n_q == len(forward.encode_query(tok, text, prefix)) and cap.n_tokens[qi] == len(ids)
         outs, weights, logits = reference(model, ids, n_q)
         np.testing.assert_allclose(cap.outputs[qi], outs, atol=2e-5)
         np.testing.assert_allclose(softmax(cap.scores[qi, ..., -n_q:]), weights, atol=2e-5)
@@ -81,6 +81,24 @@ def test_capture_matches_eager_forward_llama(tiny, dai_prompt_sets, impl):
     cap = check_capture(model, tok, ps["prefix"], texts, label_ids)
     zs = check_capture(model, tok, "", texts, label_ids)
     assert not np.allclose(cap.outputs, zs.outputs)  # the demonstrations change the last token's attention
+
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_llama_capture_sees_the_prompt_text_and_scores_as_icl(llama_model, llama_tok, dai_prompt_sets, k):
+    """LLaMa's SentencePiece tokenizer: the captured prompt is the encoding of prefix + query (no dummy "▁"
+    in front of the query after the demonstrations), so capture and ICL scoring see the same tokens."""
+    model, tok = copy.deepcopy(llama_model), llama_tok
+    ps = dai_prompt_sets(ks=(k,))[0]
+    texts = [q["query"] for q in ps["queries"]]
+    label_ids = forward.label_token_ids(tok, ps["label_words"])
+    cap = check_capture(model, tok, ps["prefix"], texts, label_ids)
+    for qi, text in enumerate(texts):
+        full = tok(ps["prefix"] + text).input_ids
+        assert forward.encode_prefix(tok, ps["prefix"]) + forward.encode_query(tok, text, ps["prefix"]) == full
+        assert cap.n_tokens[qi] == len(full)
+    frame = forward.score_prompt_set(model, tok, ps, batch_size=2)
+    np.testing.assert_allclose(cap.label_logprobs, np.stack(frame["label_logprobs"]), atol=1e-4)
+    assert cap.n_tokens.tolist() == frame["n_tokens"].tolist()
 
 
 def tiny_gemma3(tok, window: int):

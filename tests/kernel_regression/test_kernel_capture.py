@@ -8,7 +8,8 @@ import torch
 
 from iclgd.core import forward
 from iclgd.kernel_regression.attention import MASS_PARTS, PROFILE_LEN, _full_rows, capture, eager_attention, resample
-from iclgd.kernel_regression.spans import KernelError, demo_spans
+from iclgd.kernel_regression.prompt_sets import relabel_prompt_set
+from iclgd.kernel_regression.spans import KernelError, demo_spans, label_tokens_in_prompt
 
 torch.set_num_threads(1)
 
@@ -23,7 +24,8 @@ def test_spans_decode_to_label_words_and_demo_inputs(tiny, make_prompt_set, seed
     ps = make_prompt_set(k=6, seed=seed)
     query = ps["queries"][1]["query"]
     spans = demo_spans(tok, ps, query)
-    assert spans.ids == forward.encode_prefix(tok, ps["prefix"]) + forward.encode_query(tok, query)
+    assert spans.ids == forward.encode_prefix(tok, ps["prefix"]) + forward.encode_query(tok, query, ps["prefix"])
+    assert spans.ids == forward.encode_prefix(tok, ps["prefix"]) + forward.encode_query(tok, query)  # SmolLM2
     assert len(spans.y) == len(ps["demos"]) == 6
     words = dict(zip(ps["classes"], ps["label_words"]))
     label_ids = dict(zip(ps["label_words"], forward.label_token_ids(tok, ps["label_words"])))
@@ -38,6 +40,52 @@ def test_spans_decode_to_label_words_and_demo_inputs(tiny, make_prompt_set, seed
     assert np.all(np.diff(spans.y) > 0) and np.all(spans.x_start[1:] > spans.y[:-1])
     assert tok.decode(spans.ids[spans.query_start : spans.query_end]) == query
     assert spans.last == len(spans.ids) - 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("words", [None, ["A", "B", "C"], ["foo", "bar", "baz"]])
+def test_llama_spans_point_at_label_tokens_of_the_full_prompt(llama_tok, make_prompt_set, seed, words):
+    """LLaMa's SentencePiece tokenizer: spans index the encoding of prefix + query (no dummy "▁" before the
+    query), every demonstration's label position holds the label token scored for its class ("▁negative"),
+    and its input span decodes to the demonstration's input."""
+    tok = llama_tok
+    ps = make_prompt_set(k=6, seed=seed)
+    if words is not None:
+        ps = relabel_prompt_set(ps, words)
+    label_ids = dict(zip(ps["label_words"], forward.label_token_ids(tok, ps["label_words"])))
+    words_of = dict(zip(ps["classes"], ps["label_words"]))
+    for q in ps["queries"]:
+        spans = demo_spans(tok, ps, q["query"])
+        assert spans.ids == tok(ps["prefix"] + q["query"]).input_ids
+        assert tok.convert_ids_to_tokens(spans.ids[spans.query_start]) != "\u2581"
+        assert tok.decode(spans.ids[spans.query_start : spans.query_end]).strip() == q["query"]
+        assert spans.last == len(spans.ids) - 1
+    assert label_tokens_in_prompt(tok, ps)
+    for i, demo in enumerate(ps["demos"]):
+        word = words_of[demo["label"]]
+        assert spans.ids[spans.y[i]] == label_ids[word]
+        assert tok.convert_ids_to_tokens(spans.ids[spans.y[i]]) == "\u2581" + word  # single-token words here
+        decoded = tok.decode(spans.ids[spans.x_start[i] : spans.x_end[i]], skip_special_tokens=True)
+        assert decoded.strip() == demo["text"][: -len(word) - 1].strip()
+    assert np.all(np.diff(spans.y) > 0) and np.all(spans.x_start[1:] > spans.y[:-1])
+
+
+def test_llama_capture_scores_as_score_prompt_set(llama_model, llama_tok, make_prompt_set):
+    """The kernel capture's queries follow the demonstrations as ICL scoring encodes them: same prompt
+    lengths, same label log-probs, and its attention masses match a direct forward of the prompt text."""
+    model, tok = llama_model, llama_tok
+    ps = make_prompt_set(k=5, n_test=3)
+    cap = capture(model, tok, ps)
+    frame = forward.score_prompt_set(model, tok, ps, batch_size=2)
+    assert cap.n_tokens.tolist() == frame["n_tokens"].tolist()
+    np.testing.assert_allclose(cap.label_logprobs, np.stack(frame["label_logprobs"]), atol=1e-4)
+    for qi, q in enumerate(ps["queries"]):
+        ids = tok(ps["prefix"] + q["query"]).input_ids
+        spans = demo_spans(tok, ps, q["query"])
+        with eager_attention(model), torch.no_grad():
+            out = model(input_ids=torch.tensor([ids]), output_attentions=True)
+        row = torch.stack([att[0, :, -1, :] for att in out.attentions]).numpy()
+        np.testing.assert_allclose(cap.mass[qi, ..., MASS_PARTS.index("label")], row[..., spans.y].sum(-1), atol=1e-5)
 
 
 def test_spans_error_when_demo_missing_from_prefix(tiny, make_prompt_set):

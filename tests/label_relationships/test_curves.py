@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from iclgd.label_relationships import curves, labels
-from iclgd.core import forward, stats
+from iclgd.core import forward, prompts, stats
 
 TEMPLATE = "Review: {text}\nSentiment:"
 ROWS = [
@@ -61,6 +65,90 @@ def test_all_position_readout_equals_prefix_forwards(tiny):
         for i, pos in enumerate(ctx.answer_positions):
             np.testing.assert_allclose(got[c, i], prefix_logprobs(model, ctx.ids, pos, label_ids), atol=1e-4)
     np.testing.assert_allclose(np.exp(got).sum(-1), 1, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- LLaMa (SentencePiece dummy prefix)
+
+DATASETS = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "datasets.yaml").read_text())
+#: Demonstration texts that stress piecewise encoding: leading/trailing spaces, digits, non-ASCII, newlines.
+TEXTS = ["a gripping film .", "  leading spaces", "trailing space ", "3 dead as \"storm\" hits Zürich",
+         "naïve, yet 🙂 fun", "it 's 100% great!", "line one\nline two", "dull"]
+#: Replacement words by class index (up to dbpedia's 14 classes).
+LETTERS = [chr(ord("A") + i) for i in range(14)]
+FOO = ["foo", "bar", "baz", "qux", "zap", "zip", "wug", "dax", "blick", "fep", "toma", "lorp", "mib", "gazzer"]
+
+
+def old_encode_context(tokenizer, queries, words, instruction=""):
+    """`encode_context` before it passed the text so far as `prefix` (every piece encoded on its own)."""
+    ids = forward.encode_prefix(tokenizer, instruction)
+    answers = []
+    for i, (query, word) in enumerate(zip(queries, words)):
+        sep = prompts.DEMO_SEPARATOR if i > 0 or instruction else ""
+        ids = ids + tokenizer(sep + query, add_special_tokens=False).input_ids
+        answers.append(len(ids) - 1)
+        ids = ids + tokenizer(" " + word, add_special_tokens=False).input_ids
+    return curves.Context(ids, answers)
+
+
+def dataset_contexts(name: str, n_demos: int = 33):
+    """(queries, rows, word lists, instructions) for a context of `n_demos` made-up demonstrations of `name`."""
+    spec = DATASETS[name]
+    n = len(spec["classes"])
+    rows = [{f: TEXTS[(i + 3 * j) % len(TEXTS)] for j, f in enumerate(spec["fields"])} for i in range(n_demos)]
+    qs = [prompts.render_query(spec["template"], r) for r in rows]
+    shown = np.random.default_rng(len(name)).integers(0, n, n_demos)
+    word_sets = [[spec["verbalizer"][c] for c in spec["classes"]], LETTERS[:n], LETTERS[:n][::-1], FOO[:n]]
+    return spec, rows, qs, [[w[i] for i in shown] for w in word_sets]
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_llama_piecewise_ids_are_the_full_text_ids(llama_tok, name):
+    """On LLaMa, every piece after the first used to get SentencePiece's dummy "▁" ("Sentiment: ▁ ▁positive ▁
+    \\n\\nReview"); now the piecewise ids are exactly the tokenizer's ids of the whole rendered text (BOS
+    included), and the token after each answer position is the label token scored for its word."""
+    tok = llama_tok
+    spec, rows, qs, word_lists = dataset_contexts(name)
+    for shown in word_lists:
+        for instruction in ["", labels.flip_instruction(sorted(set(shown)))]:
+            ctx = curves.encode_context(tok, qs, shown, instruction)
+            full = tok(curves.render_context(spec["template"], rows, shown, instruction)).input_ids
+            assert full[0] == tok.bos_token_id
+            assert ctx.ids == full, (shown[:3], instruction)
+            assert old_encode_context(tok, qs, shown, instruction).ids != full  # the bug this guards against
+            assert len(ctx.answer_positions) == len(qs)
+            cue = spec["template"].rsplit("\n", 1)[-1].rstrip()  # "Sentiment:", "Answer:", ...
+            for pos, word in zip(ctx.answer_positions, shown):
+                assert ctx.ids[pos + 1] == forward.label_token_ids(tok, [word])[0]
+                assert tok.decode(ctx.ids[: pos + 1], skip_special_tokens=True).endswith(cue)
+                assert tok.convert_ids_to_tokens(ctx.ids[pos + 1]) != "\u2581"
+
+
+@pytest.mark.parametrize("name", ["sst2", "agnews", "cb", "trec", "dbpedia"])
+def test_smollm2_ids_are_unchanged(tiny, name):
+    """Byte-level BPE ignores the prefix: ids and answer positions bitwise as the old piecewise encoding's."""
+    _, tok = tiny
+    spec, rows, qs, word_lists = dataset_contexts(name)
+    for shown in word_lists:
+        for instruction in ["", labels.flip_instruction(sorted(set(shown)))]:
+            ctx = curves.encode_context(tok, qs, shown, instruction)
+            assert ctx == old_encode_context(tok, qs, shown, instruction)
+
+
+def window_llama(vocab: int = 64, window: int = 32) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=window)
+    config.name_or_path = "tiny-window"
+    return LlamaForCausalLM(config).eval()
+
+
+def test_all_position_logprobs_refuses_contexts_past_the_context_window():
+    model = window_llama(window=32)
+    fits = curves.Context(list(range(3, 35)), [9, 20, 31])  # 32 tokens
+    long = curves.Context(list(range(3, 43)), [9, 20, 39])  # 40 tokens
+    assert curves.all_position_logprobs(model, [fits], [1, 2], batch_size=2).shape == (1, 3, 2)
+    with pytest.raises(forward.ScoringError, match=r"40 tokens exceeds tiny-window's context window of 32"):
+        curves.all_position_logprobs(model, [fits, long], [1, 2], batch_size=2)
 
 
 def test_position_metrics_on_hand_computed_logprobs():

@@ -66,7 +66,9 @@ def bench_scoring(model, tok, k: int, n_queries: int, batch_size: int, batch_tok
     """Cached-prefix batched scoring vs one full forward per prompt, same prompts, same model."""
     prefix, queries = bench_prompts(k, n_queries)
     labels = forward.label_token_ids(tok, ["positive", "negative"])
-    full_ids = [forward.encode_prefix(tok, prefix) + forward.encode_query(tok, q) for q in queries]
+    prefix_ids = forward.encode_prefix(tok, prefix)
+    query_ids = [forward.encode_query(tok, q, prefix) for q in queries]
+    full_ids = [prefix_ids + q for q in query_ids]
     n_tokens = sum(len(ids) for ids in full_ids)
     cached = lambda: forward.score_queries(model, tok, prefix, queries, labels, batch_size, batch_tokens=batch_tokens)
     naive = lambda: [forward.score_full(model, ids, labels) for ids in full_ids]
@@ -80,7 +82,7 @@ def bench_scoring(model, tok, k: int, n_queries: int, batch_size: int, batch_tok
         "naive_tok_s": n_tokens / t_naive,
         "speedup": t_naive / t_cached,
         "max_abs_diff": float(np.abs(got - ref).max()),
-        "computed_tokens": len(forward.encode_prefix(tok, prefix)) + sum(len(forward.encode_query(tok, q)) for q in queries),
+        "computed_tokens": len(prefix_ids) + sum(len(q) for q in query_ids),
         "seconds_cached": t_cached,
     }
 
@@ -179,6 +181,7 @@ def bench_head(model_dir: Path, n_queries: int = 32, batch_size: int = 16) -> di
     label_ids = forward.label_token_ids(tok, ["positive", "negative"])
     ids = [forward.encode_query(tok, t) for t in texts]
     width = max(len(x) for x in ids)
+    forward.check_length(model, width, "bench_head")
     pad = tok.pad_token_id or 0
     batches = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
 
@@ -254,7 +257,7 @@ def bench_eval(model_dir: Path, threads: int, n_queries: int = 64, batch_size: i
           "label_words": ["negative", "positive"],
           "queries": [{"uid": i, "label": "pos", "query": q} for i, q in enumerate(texts)]}
     labels = forward.label_token_ids(tok, ps["label_words"])
-    tokens = sum(len(forward.encode_query(tok, q)) for q in texts)
+    tokens = sum(len(forward.encode_query(tok, q, ps["prefix"])) for q in texts)
     evaluate = lambda: finetune.evaluate(model, tok, ps, ps["queries"], labels, {}, batch_size, batch_tokens)  # noqa: E731
     icl = lambda: forward.score_prompt_set(model, tok, ps, batch_size, {}, batch_tokens)  # noqa: E731
     evaluate(), icl()  # warm-up

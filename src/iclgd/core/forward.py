@@ -83,6 +83,37 @@ def encode_query(tokenizer, query: str, prefix: str = "") -> list[int]:
     return ids[len(anchor):]
 
 
+def context_window(model) -> int | None:
+    """The model's `max_position_embeddings` (of its text config for nested ones such as Gemma 3), or None."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return None
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    window = getattr(text, "max_position_embeddings", None)
+    if window is None:
+        window = getattr(config, "max_position_embeddings", None)
+    return int(window) if window else None
+
+
+def check_length(model, n_tokens: int, what: str) -> None:
+    """Refuse a forward over more tokens than the model's context window (`max_position_embeddings`).
+
+    Why: positions past it get rotary angles the model never saw in training, so its predictions there
+    are garbage without any error; the start-up length estimate cannot guarantee every prompt. No check
+    for a model whose config has no window. Cheap: one comparison per batch.
+    """
+    window = context_window(model)
+    if window is not None and n_tokens > window:
+        config = getattr(model, "config", None)
+        name = getattr(config, "name_or_path", "") or type(model).__name__
+        raise ScoringError(
+            f"{what}: prompt of {n_tokens} tokens exceeds {name}'s context window of {window} "
+            "(max_position_embeddings); positions past it were never trained. Use fewer or shorter "
+            "demonstrations (k, n_demos, max query length) or a model with a longer context; see README "
+            "'Context length'."
+        )
+
+
 def _summarise(logits: torch.Tensor, label_ids: list[int], full: bool = False) -> dict[str, np.ndarray]:
     """Full-vocabulary log-probs -> label log-probs, argmax and top-k, in float32 numpy.
 
@@ -105,6 +136,7 @@ def _summarise(logits: torch.Tensor, label_ids: list[int], full: bool = False) -
 @torch.inference_mode()
 def score_full(model, prompt_ids: list[int], label_ids: list[int]) -> dict[str, np.ndarray]:
     """Reference: one plain forward over the whole prompt, no cache."""
+    check_length(model, len(prompt_ids), "score_full")
     ids = torch.tensor([prompt_ids], device=model.device)
     logits = model(input_ids=ids).logits[:, -1, :]
     return _summarise(logits, label_ids)
@@ -149,6 +181,7 @@ def prefix_cache(model, prefix_ids: Sequence[int]) -> Prefix | None:
     """KV cache of a shared prefix (None for an empty one), computed once and copied per batch."""
     if not prefix_ids:
         return None
+    check_length(model, len(prefix_ids), "shared prefix")
     ids = torch.tensor([list(prefix_ids)], device=model.device)
     return Prefix(model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values, len(prefix_ids))
 
@@ -171,13 +204,16 @@ def forward_at(
     Right padding puts pads after every answer position, so causal attention keeps them out of the
     real tokens; `mask=False` drops the attention mask altogether (training: no fully masked attention
     row can put NaNs into the backward pass). `prefix` is a `prefix_cache`, copied and repeated per row.
+    Refuses (`check_length`) a longest row that, after the prefix, passes the model's context window.
     """
     lengths = torch.tensor([len(r) for r in rows])
     width = int(lengths.max())
+    n_prefix = prefix.length if prefix is not None else 0
+    check_length(model, n_prefix + width, f"longest of {len(rows)} row(s)"
+                 + (f" after a {n_prefix}-token cached prefix" if n_prefix else ""))
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     for i, row in enumerate(rows):
         ids[i, : len(row)] = torch.tensor(list(row))
-    n_prefix = prefix.length if prefix is not None else 0
     kwargs: dict[str, Any] = {}
     if mask:
         attention = torch.zeros((len(rows), n_prefix + width), dtype=torch.long)

@@ -140,12 +140,12 @@ def capture(
 ) -> DaiCapture:
     """Per query, per layer: the attention output at the last token and its raw scores over the query tokens.
 
-    Prompts are encoded as `forward` encodes them (encode_prefix(prefix) + encode_query(query)), so a
+    Prompts are encoded as `forward` encodes them (encode_prefix(prefix) + encode_query(query, prefix)), so a
     zero-shot capture (prefix "") sees the tokens zero-shot scoring and fine-tuning see. The prefix is run
     once and its KV cache copied for every query (one query per forward, no padding).
     """
     prefix_ids = encode_prefix(tokenizer, prefix)
-    query_ids = [encode_query(tokenizer, q) for q in queries]
+    query_ids = [encode_query(tokenizer, q, prefix) for q in queries]
     if any(not q for q in query_ids):
         raise DaiError("a query tokenizes to nothing")
     n_layers = len(decoder_layers(model))

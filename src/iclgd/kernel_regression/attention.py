@@ -141,7 +141,7 @@ def capture(
     with eager_attention(model):
         cache = prefix_cache(model, prefix_ids)
         for query in tqdm(queries, desc="capture", disable=not progress, leave=False):
-            q_ids = encode_query(tokenizer, _query_text(query))
+            q_ids = encode_query(tokenizer, _query_text(query), prompt_set["prefix"])
             if not q_ids:
                 raise KernelError(f"query {query!r} tokenizes to nothing")
             spans = with_query(prefix_ids, xs, xe, ys, q_ids)

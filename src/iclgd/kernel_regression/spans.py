@@ -95,9 +95,9 @@ def prefix_spans(tokenizer, prompt_set: dict[str, Any]) -> tuple[list[int], np.n
 
 
 def demo_spans(tokenizer, prompt_set: dict[str, Any], query: str) -> Spans:
-    """Spans of every demonstration and of `query` in encode_prefix(prefix) + encode_query(query)."""
+    """Spans of every demonstration and of `query` in encode_prefix(prefix) + encode_query(query, prefix)."""
     ids, xs, xe, ys = prefix_spans(tokenizer, prompt_set)
-    return with_query(ids, xs, xe, ys, encode_query(tokenizer, query))
+    return with_query(ids, xs, xe, ys, encode_query(tokenizer, query, prompt_set["prefix"]))
 
 
 def with_query(ids, xs, xe, ys, query_ids: list[int]) -> Spans:

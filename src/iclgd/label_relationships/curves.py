@@ -3,8 +3,8 @@
 A context of N demonstrations is encoded piecewise so the index of every answer position (the last
 token before a label word) is known exactly; one forward pass then yields N predictions, the i-th
 conditioning on demonstrations 1..i-1 only (Kossen et al. 2023, `plot_utils.get_values`). The
-prediction is the model's next-token distribution restricted to the label tokens (first token of
-' word', as `forward.label_token_ids`) and renormalised over them.
+prediction is the model's next-token distribution restricted to the label tokens (each word's first
+token as it follows the answer cue, `forward.label_token_ids`) and renormalised over them.
 
 Per-position metrics are scored against the TRUE labels (`correct`, `loglik`, `entropy`) and
 against the labels shown in context (`agree_presented`, `loglik_presented`), so flipped or
@@ -55,20 +55,26 @@ def encode_context(tokenizer, queries: Sequence[str], words: Sequence[str], inst
     Built piece by piece so answer positions are exact. Each separator is encoded together with
     the query it precedes ('\\n\\nReview: ...'), and ' word' on its own, which is how the
     tokenizer splits the rendered text anyway (the tests check the ids equal those of the whole
-    string), while a lone '\\n\\n' would often get a different token than it has in running text.
+    string, `render_context`), while a lone '\\n\\n' would often get a different token than it has
+    in running text. Every piece goes through `forward.encode_query` with the text before it as
+    `prefix`: a SentencePiece tokenizer (LLaMa) would otherwise put its dummy "▁" in front of each
+    piece ("Sentiment: ▁ ▁positive"); byte-level BPE (SmolLM2, Gemma) ignores the prefix.
     """
     if len(queries) != len(words):
         raise ValueError(f"{len(queries)} queries but {len(words)} label words")
     ids = forward.encode_prefix(tokenizer, instruction)
-    word_ids: dict[str, list[int]] = {}
+    text = instruction  # what `ids` encode; only its emptiness matters to encode_query
+    word_ids: dict[str, list[int]] = {}  # ' word' always follows a query, so its ids are context-free
     answers = []
     for i, (query, word) in enumerate(zip(queries, words)):
         sep = prompts.DEMO_SEPARATOR if i > 0 or instruction else ""
-        ids += forward.encode_query(tokenizer, sep + query)
+        ids += forward.encode_query(tokenizer, sep + query, text)
+        text += sep + query
         answers.append(len(ids) - 1)
         if word not in word_ids:
-            word_ids[word] = tokenizer(" " + word, add_special_tokens=False).input_ids
+            word_ids[word] = forward.encode_query(tokenizer, " " + word, text)
         ids += word_ids[word]
+        text += " " + word
     return Context(ids, answers)
 
 
