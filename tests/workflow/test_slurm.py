@@ -2,8 +2,14 @@
 
 `.ci/slurm-cluster` brings up munged, MariaDB, slurmdbd, slurmctld and slurmd on this machine (and stops
 them by PID afterwards, also when a test fails). The end-to-end test config then runs through
-`--executor slurm` with the project's profile, generated for this cluster's partition and no GPU
-(`make slurm-profile` with a site.yaml naming partition `debug`, gpus 0), and is checked:
+`--executor slurm` with the project's profile, generated for this cluster: partitions `cpu` and `gpu`, one
+GPU per model job (`make slurm-profile` with site.yaml's partition cpu, gpu_partition gpu, gpus 1, gres ""; the
+node's two GPUs are fake, a gpu GRES on /dev/null and /dev/zero, and torch finds no CUDA device, so the jobs
+run their models on the CPU as locally), and is checked:
+
+- the sbatch calls (the plugin's debug log) and Slurm's accounting (`sacct -X -o Comment,Partition,AllocTRES`):
+  exactly the jobs of the rules that run a model (those that pass `runtime` to their script) asked for and got
+  `gres/gpu=1` in partition `gpu`, with no `--ntasks-per-gpu`; every other job none, in partition `cpu`;
 
 - one of its jobs, made to fail (label curves), ends the run with a non-zero exit that names the job's
   log and Slurm log, and leaves none of that job's outputs behind;
@@ -59,10 +65,14 @@ def cluster():
         assert down.returncode == 0, down.stderr
 
 
+#: This cluster's site (.ci/slurm-cluster): partitions cpu and gpu, GPUs asked for with --gpus.
+SITE = {"partition": "cpu", "gpu_partition": "gpu", "gpus": 1, "gpu_model": "", "gres": ""}
+
+
 def cluster_profile(tmp_path: Path) -> Path:
-    """The project's profile for this cluster: partition `debug`, no GPU; everything else as shipped."""
+    """The project's profile for this cluster: partitions cpu and gpu, 1 GPU per model job; all else as shipped."""
     site = yaml.safe_load((slurm_profile.PROFILE_DIR / "site.yaml").read_text())
-    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site | {"partition": "debug", "gpus": 0}))
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site | SITE))
     slurm_profile.write_profile(tmp_path / "site.yaml", slurm_profile.PROFILE_DIR / "measured.tsv",
                                 tmp_path / "config.yaml")
     return tmp_path
@@ -86,12 +96,16 @@ def slurm_run(cluster, tmp_path_factory):
     script = work / "repo" / FAILING
     original = script.read_text()
     script.write_text(original + INJECTED)
-    failed = on_slurm(work, profile)
+    failed = on_slurm(work, profile, "--verbose")  # --verbose: the plugin logs each sbatch call
     left = sorted(p.relative_to(work).as_posix() for p in (work / "results" / "label_curves").rglob("*") if p.is_file())
     logs = {p.relative_to(work).as_posix(): p.read_text() for p in (work / "logs").rglob("*label_curves/**/*.log")}
     script.write_text(original)
-    rerun = on_slurm(work, profile)
-    return {"dir": work, "failed": failed, "left": left, "logs": logs, "rerun": rerun}
+    rerun = on_slurm(work, profile, "--verbose")
+    # every job of both runs, as Slurm's accounting has it (the cluster is this module's alone)
+    sacct = subprocess.run(["sacct", "-X", "-P", "-n", "-a", "--starttime", "now-1days",
+                            "--format=JobID,JobName,Comment,Partition,AllocTRES,State"],
+                           capture_output=True, text=True, timeout=60)
+    return {"dir": work, "failed": failed, "left": left, "logs": logs, "rerun": rerun, "sacct": sacct}
 
 
 @pytest.mark.slow
@@ -118,6 +132,55 @@ def test_rerun_finishes_the_rest(slurm_run):
     (work / "profile_again").mkdir()
     dry = on_slurm(work, cluster_profile(work / "profile_again"), "-n")
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def sbatch_calls(result: subprocess.CompletedProcess) -> dict[str, list[str]]:
+    """Per rule, the sbatch calls the plugin made (its debug log: `sbatch call: sbatch ... --comment rule_<rule>...`)."""
+    calls: dict[str, list[str]] = {}
+    for line in (result.stdout + result.stderr).splitlines():
+        call = re.search(r"sbatch call: (sbatch .*?) (?:--wrap=|/dev/stdin)", line)
+        if call:
+            rule = re.search(r"--comment '?rule_(\w+?)(?:_wildcards_\S*?)?'? ", call.group(1)).group(1)
+            calls.setdefault(rule, []).append(call.group(1))
+    return calls
+
+
+@pytest.mark.slow
+def test_gpu_on_exactly_the_model_jobs(slurm_run):
+    """The model rules' jobs asked for one GPU in partition gpu (--gpus=1, no --ntasks-per-gpu) and Slurm gave
+    them one (sacct AllocTRES gres/gpu=1); every other job asked for none, got none, ran in partition cpu."""
+    kinds = slurm_profile.rule_kinds()
+    model_rules = {name for name, k in kinds.items() if k.device}
+    calls = sbatch_calls(slurm_run["failed"])
+    for rule, more in sbatch_calls(slurm_run["rerun"]).items():
+        calls.setdefault(rule, []).extend(more)
+    assert model_rules <= set(calls), f"model rules without a job: {model_rules - set(calls)}"
+    assert set(calls) - model_rules, "no CPU job was submitted"
+    for rule, rule_calls in calls.items():
+        for call in rule_calls:
+            assert "--ntasks-per-gpu" not in call, call
+            if rule in model_rules:
+                assert " -p gpu " in call and " --gpus=1" in call and "--gres" not in call, call
+                assert " --mem " in call and " -t " in call, call  # the rule's mem_mb, the profile's runtime
+            else:
+                assert " -p cpu " in call and "--gpus" not in call and "--gres" not in call, call
+                assert " --ntasks=1" in call, call
+
+    sacct = slurm_run["sacct"]
+    assert sacct.returncode == 0, sacct.stderr
+    jobs = [line.split("|") for line in sacct.stdout.splitlines() if line.strip()]
+    assert len(jobs) == sum(map(len, calls.values())), sacct.stdout
+    got_gpu = set()
+    for job_id, _name, comment, partition, tres, _state in jobs:
+        rule = comment.removeprefix("rule_").split("_wildcards_")[0]
+        assert rule in kinds and not kinds[rule].local, comment
+        gpus = re.findall(r"gres/gpu=(\d+)", tres)
+        if rule in model_rules:
+            assert gpus == ["1"] and partition == "gpu", (job_id, comment, partition, tres)
+            got_gpu.add(rule)
+        else:
+            assert gpus == [] and partition == "cpu", (job_id, comment, partition, tres)
+    assert got_gpu == model_rules
 
 
 @pytest.mark.slow

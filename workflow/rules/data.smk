@@ -32,6 +32,7 @@ rule prepare_model:
         "../../environment.yml"
     resources:
         gpu=prepare_gpus,
+        mem_mb=score_mem_mb,
     params:
         spec=model_spec,
         tokenizer_spec=tokenizer_spec,

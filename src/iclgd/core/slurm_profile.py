@@ -8,7 +8,16 @@ that belong to a site (partitions, account, GPUs) are written once into every ru
 Which rule is what comes from the rule files themselves (`rule_kinds`): a rule with `localrule: True`
 runs on the submitting host; every other rule has a `benchmark:` (so it has a measurement); a rule that
 passes `runtime=config["runtime"]` to its script puts a model on `runtime.device`, so it is the one that
-gets a GPU when the site has them.
+gets a GPU when the site has them (`prepare_model` among them: it draws an untrained copy on the run's
+device; `weight_sparsity` reads a model too, but on the CPU in float32: no GPU); a rule that sizes its own
+memory (`resources: mem_mb=...`, per model from its parameter count) gets no `mem_mb` here, since
+set-resources would override the rule's value.
+
+The GPU request of a model job, in the plugin's terms (snakemake-executor-plugin-slurm 2.8): `gpu` (and
+`gpu_model`) -> `sbatch --gpus=[<model>:]<n>`, or, with site key `gres`, `gres` -> `sbatch --gres=<gres>`
+(and `gpu: 0`); always `tasks_per_gpu: 0`, so the plugin never adds `--ntasks-per-gpu` (Slurm >= 23 rejects
+it beside `--cpus-per-task`: "SLURM_TRES_PER_TASK is mutually exclusive with --ntasks-per-gpu"). The set is
+static: every `prepare_model` job gets the GPU, also those that only dequantise a GGUF (about a minute).
 
     python -m iclgd.core.slurm_profile [--benchmarks RUN/benchmarks] [--site site.yaml] [--out config.yaml]
 """
@@ -18,6 +27,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +40,17 @@ RULES_DIR = Path(__file__).resolve().parents[3] / "workflow" / "rules"
 #: Requests = measured peak x MEM_MARGIN (rounded up to MEM_STEP MB) and wall x TIME_MARGIN (to TIME_STEP min).
 MEM_MARGIN, MEM_STEP, MEM_MIN = 1.5, 500, 1000
 TIME_MARGIN, TIME_STEP, TIME_MIN = 3.0, 5, 10
+#: What the plugin accepts as a GPU type (its gpu_model check) and a GPU GRES of ours: gpu[:<type>]:<n>.
+GPU_MODEL_RE = re.compile(r"[A-Za-z0-9_.]+")
+GRES_RE = re.compile(r"gpu(?::(?P<type>[A-Za-z0-9_.]+))?:(?P<count>[1-9][0-9]*)")
 SITE_KEYS = {
     "partition": "the partition CPU jobs go to",
     "account": "the account jobs are charged to ('' = none: the plugin guesses or submits without)",
     "gpu_partition": "the partition of the jobs that run a model (used when gpus > 0)",
     "gpus": "GPUs per model job (0: a CPU-only cluster; model jobs then go to `partition`)",
     "gpu_model": "GPU type for --gpus=<type>:<n> ('' = any)",
+    "gres": "'' = ask for GPUs with --gpus (gpus, gpu_model); or the GRES to ask with instead, --gres=gpu:<n> or "
+            "gpu:<type>:<n> (its count = gpus, its type = gpu_model)",
     "jobs": "jobs queued at once",
     "runtime_scale": "multiplies every measured wall time (measured on another config or machine)",
 }
@@ -50,6 +65,7 @@ class RuleKind:
     benchmark: str | None   # the benchmark: path pattern, None if the rule has none
     local: bool             # localrule: True
     device: bool            # runs a model on runtime.device
+    own_mem: bool = False   # sizes its own memory: `resources: mem_mb=...` in the rule (per model)
 
 
 def rule_kinds(rules_dir: Path = RULES_DIR) -> dict[str, RuleKind]:
@@ -59,10 +75,12 @@ def rule_kinds(rules_dir: Path = RULES_DIR) -> dict[str, RuleKind]:
         for block in re.split(r"\n(?=rule \w+:)", path.read_text())[1:]:
             name = re.match(r"rule (\w+):", block).group(1)
             bench = re.search(r"\n    benchmark:\n\s+\"([^\"]+)\"", block)
+            resources = re.search(r"\n    resources:\n((?:        .*\n|\s*\n)*)", block)
             kinds[name] = RuleKind(
                 benchmark=bench.group(1) if bench else None,
                 local=bool(re.search(r"\n    localrule: True\n", block)),
                 device='runtime=config["runtime"]' in block,
+                own_mem=bool(resources and re.search(r"^\s+mem_mb\s*=", resources.group(1), re.M)),
             )
     return kinds
 
@@ -121,17 +139,47 @@ def read_site(path: Path) -> dict[str, Any]:
     if unknown or missing:
         raise ProfileError(f"{path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)} "
                            f"(known: {sorted(SITE_KEYS)})")
-    for key in ("partition", "account", "gpu_partition", "gpu_model"):
+    for key in ("partition", "account", "gpu_partition", "gpu_model", "gres"):
         if not isinstance(site[key], str):
             raise ProfileError(f"{path}: key {key} must be a string, got {site[key]!r}")
     for key in ("gpus", "jobs"):
-        if not isinstance(site[key], int) or site[key] < (key == "jobs"):
+        if isinstance(site[key], bool) or not isinstance(site[key], int) or site[key] < (key == "jobs"):
             raise ProfileError(f"{path}: key {key} must be an integer >= {int(key == 'jobs')}, got {site[key]!r}")
-    if not isinstance(site["runtime_scale"], (int, float)) or site["runtime_scale"] <= 0:
-        raise ProfileError(f"{path}: key runtime_scale must be a number > 0, got {site['runtime_scale']!r}")
+    scale = site["runtime_scale"]
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
+        raise ProfileError(f"{path}: key runtime_scale must be a number > 0, got {scale!r}")
+    for key in ("partition", "account", "gpu_partition"):
+        if re.search(r"[\s,'\"]", site[key]):
+            raise ProfileError(f"{path}: key {key} must be one name (no spaces, commas or quotes), got {site[key]!r}")
     if not site["partition"]:
         raise ProfileError(f"{path}: key partition is empty (`sinfo -s` lists your cluster's partitions)")
+    _check_gpu_request(path, site)
     return site
+
+
+def _check_gpu_request(path: Path, site: dict[str, Any]) -> None:
+    """gpu_partition, gpu_model and gres agree with gpus and with what sbatch and the plugin accept."""
+    gpus, model, gres = site["gpus"], site["gpu_model"], site["gres"]
+    if model and not GPU_MODEL_RE.fullmatch(model):
+        raise ProfileError(f"{path}: key gpu_model must be a GPU type like a100 (letters, digits, _ and .), "
+                           f"got {model!r}")
+    if gres:
+        match = GRES_RE.fullmatch(gres)
+        if not match:
+            raise ProfileError(f"{path}: key gres must be a GPU GRES gpu:<n> or gpu:<type>:<n> (sbatch --gres), "
+                               f"or '' for --gpus; got {gres!r}")
+        if gpus == 0:
+            raise ProfileError(f"{path}: key gres is {gres!r} but gpus is 0 (a CPU-only cluster): set gpus to "
+                               f"its count or gres to ''")
+        if int(match["count"]) != gpus:
+            raise ProfileError(f"{path}: key gres asks for {match['count']} GPUs per job, key gpus for {gpus}: "
+                               "make them agree")
+        if (match["type"] or "") != model:
+            raise ProfileError(f"{path}: key gres names GPU type {match['type'] or '(any)'!r}, key gpu_model "
+                               f"{model or '(any)'!r}: make them agree (with gres, the type goes into gres)")
+    if gpus > 0 and not site["gpu_partition"]:
+        raise ProfileError(f"{path}: key gpu_partition is empty but gpus is {gpus} (`sinfo -s` lists your "
+                           "partitions; gpus: 0 for a CPU-only cluster)")
 
 
 def set_resources(site: dict[str, Any], measured: pd.DataFrame, kinds: dict[str, RuleKind]) -> dict[str, dict]:
@@ -145,12 +193,26 @@ def set_resources(site: dict[str, Any], measured: pd.DataFrame, kinds: dict[str,
         if rule not in kinds or kinds[rule].local:
             continue
         res: dict[str, Any] = dict(req)
-        if kinds[rule].device and site["gpus"] > 0:
-            res |= {"slurm_partition": site["gpu_partition"], "gpu": site["gpus"]}
-            if site["gpu_model"]:
-                res["gpu_model"] = site["gpu_model"]
+        if kinds[rule].own_mem:
+            del res["mem_mb"]  # the rule's own (per-model) mem_mb: set-resources would override it
+        if kinds[rule].device:
+            res |= gpu_request(site)
         out[rule] = res
     return dict(sorted(out.items()))
+
+
+def gpu_request(site: dict[str, Any]) -> dict[str, Any]:
+    """A model job's GPU resources for the plugin: the GPU partition with --gres=<gres> or --gpus=[<model>:]<n>,
+    never --ntasks-per-gpu (tasks_per_gpu 0). `gpu` is always written, since the rules carry their own (1 when
+    the *submitting* host has CUDA, workflow/rules/common.smk MODEL_GPUS), which must not add a second --gpus
+    next to --gres, nor a GPU request on a CPU-only cluster (gpus 0: gpu 0, no partition of its own)."""
+    if site["gpus"] == 0:
+        return {"gpu": 0}
+    if site["gres"]:
+        request: dict[str, Any] = {"gres": site["gres"], "gpu": 0}
+    else:
+        request = {"gpu": site["gpus"]} | ({"gpu_model": site["gpu_model"]} if site["gpu_model"] else {})
+    return {"slurm_partition": site["gpu_partition"]} | request | {"tasks_per_gpu": 0}
 
 
 def render(site: dict[str, Any], measured: pd.DataFrame, kinds: dict[str, RuleKind], measured_from: str) -> str:
@@ -164,11 +226,28 @@ def render(site: dict[str, Any], measured: pd.DataFrame, kinds: dict[str, RuleKi
                               "mem_mb": MEM_MIN, "runtime": TIME_MIN},
         "set-resources": set_resources(site, measured, kinds),
     }
+    cluster = {name: k for name, k in sorted(kinds.items()) if not k.local}
+    own_mem = ", ".join(name for name, k in cluster.items() if k.own_mem) or "none"
+    notes = [f"mem_mb: none here for the rules that size their own memory per model ({own_mem}): the rule's "
+             "`resources: mem_mb` applies (set-resources would override it); the other rules' is measured."]
+    if site["gpus"] > 0:
+        flags = f"--gres={site['gres']}" if site["gres"] else (
+            f"--gpus={site['gpu_model'] + ':' if site['gpu_model'] else ''}{site['gpus']}")
+        notes.append(f"GPU: the rules that run a model on runtime.device "
+                     f"({', '.join(n for n, k in cluster.items() if k.device)}) go to partition "
+                     f"{site['gpu_partition']} with {flags}"
+                     + (" (gpu: 0 overrides the rule's own gpu)" if site["gres"] else "")
+                     + "; tasks_per_gpu: 0 = no --ntasks-per-gpu (Slurm >= 23 rejects it beside --cpus-per-task). "
+                     "No other rule gets a GPU.")
+    else:
+        notes.append("GPU: none (gpus: 0 in site.yaml): every job goes to the CPU partition; gpu: 0 overrides the "
+                     "model rules' own gpu (1 when the submitting host has CUDA).")
     header = (
         "# Slurm profile: GENERATED by `python -m iclgd.core.slurm_profile` (make slurm-profile); do not edit.\n"
         "# Site settings: site.yaml beside this file. Per-rule requests: measured.tsv, peak RSS x "
         f"{MEM_MARGIN:g} and wall x {TIME_MARGIN:g} x runtime_scale,\n# measured on: {measured_from}.\n"
-        "# Rules with `localrule: True` run on the submitting host. README \"Running on a cluster\".\n"
+        + "".join(textwrap.fill(note, 110, initial_indent="# ", subsequent_indent="#   ") + "\n" for note in notes)
+        + "# Rules with `localrule: True` run on the submitting host. README \"Running on a cluster\".\n"
     )
     return header + yaml.safe_dump(profile, sort_keys=False, default_flow_style=None, width=110)
 
