@@ -159,3 +159,10 @@ def test_default_symbols_single_distinct_tokens_for_real_tokenizers(model, regis
     symbols = kernel_cfg["symbols"]
     ids = check_label_symbols(tok, symbols, len(symbols))
     assert len(set(ids)) == len(symbols)
+
+
+def test_label_symbols_are_single_tokens_in_llama_s_running_text(llama_tok):
+    """On LLaMa ' ^' alone encodes as ['▁', '▁^']; after earlier text it is the one token '▁^' the prompt holds."""
+    ids = check_label_symbols(llama_tok, ["^", "~", "|"], 3)
+    assert [llama_tok.convert_ids_to_tokens(i) for i in ids] == ["▁^", "▁~", "▁|"]
+    assert llama_tok("Sentiment: ^", add_special_tokens=False).input_ids[-1] == ids[0]

@@ -86,8 +86,9 @@ def lengths(tokenizer, spec: dict[str, Any], train, test, seed: int = 0, max_cha
 
     demos = [sep + prompts.render_demo(spec["template"], spec["verbalizer"], r) for r in cut(rows.to_dict("records"))]
     queries = [sep + prompts.render_query(spec["template"], r) for r in cut(test.head(SAMPLE).to_dict("records"))]
-    demo_len = np.array([len(forward.encode_query(tokenizer, t)) for t in demos], dtype=float)
-    query_len = [len(forward.encode_query(tokenizer, t)) for t in queries]
+    # encoded as they follow earlier text (prefix: a dummy-prefix tokenizer adds no bare "▁" there)
+    demo_len = np.array([len(forward.encode_query(tokenizer, t, prefix="x")) for t in demos], dtype=float)
+    query_len = [len(forward.encode_query(tokenizer, t, prefix="x")) for t in queries]
     return Lengths(float(demo_len.mean()), float(demo_len.std(ddof=1)) if len(demo_len) > 1 else 0.0,
                    max(query_len), len(forward.encode_prefix(tokenizer, "")))
 

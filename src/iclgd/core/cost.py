@@ -84,7 +84,7 @@ def measure(tokenizer, spec: dict[str, Any], train, test) -> TokenLengths:
     found = context.lengths(tokenizer, spec, train, test)
     texts = [prompts.DEMO_SEPARATOR + prompts.render_query(spec["template"], r)
              for r in test.head(context.SAMPLE).to_dict("records")]
-    query = sum(len(forward.encode_query(tokenizer, t)) for t in texts) / max(len(texts), 1)
+    query = sum(len(forward.encode_query(tokenizer, t, prefix="x")) for t in texts) / max(len(texts), 1)
     return TokenLengths(found.demo_mean, query, found.special, len(test))
 
 def dataset_lengths(run, config: dict[str, Any], tokenizer, identity: Any) -> dict[str, TokenLengths]:
@@ -101,7 +101,7 @@ def dataset_lengths(run, config: dict[str, Any], tokenizer, identity: Any) -> di
             args = (spec, pool, pool.head(context.SAMPLE))
         else:
             args = ({"name": name, **run.registry[name]}, *splits(name))
-        return TokenLengths(**context.cached(["cost-lengths", identity, args[0], data],
+        return TokenLengths(**context.cached(["cost-lengths-v2", identity, args[0], data],
                                              lambda: asdict(measure(tokenizer, *args))))
     return {name: one(name) for name in [*run.datasets, *([run.novel] if run.novel in run.curves.datasets else [])]}
 

@@ -176,7 +176,7 @@ def check_context(run: Run, config: dict[str, Any]) -> list[str]:
     def one(model: str, dataset: str, max_chars: int | None) -> context.Lengths:
         tok = tokenizers[model]
         spec = {"name": dataset, **run.registry[dataset]}
-        parts = ["lengths", tok[0], spec, max_chars, {k: config["data"][k] for k in ("n_test", "seed", "source")}]
+        parts = ["lengths-v2", tok[0], spec, max_chars, {k: config["data"][k] for k in ("n_test", "seed", "source")}]
         found = context.cached(parts, lambda: context.lengths(loaded(model), spec, *_splits(spec, config["data"])(),
                                                               max_chars=max_chars).__dict__)
         return context.Lengths(**found)

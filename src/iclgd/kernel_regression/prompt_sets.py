@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from iclgd.core import prompts
-from iclgd.core.forward import label_token_ids
+from iclgd.core.forward import encode_query, label_token_ids
 from iclgd.kernel_regression.spans import KernelError, demo_inputs
 
 
@@ -77,7 +77,7 @@ def check_label_symbols(tokenizer, symbols: Sequence[str], n_classes: int) -> li
     if len(chosen) < n_classes:
         raise KernelError(f"kernel.symbols lists {len(chosen)} symbols; this dataset has {n_classes} classes")
     for sym in chosen:
-        ids = tokenizer(" " + sym, add_special_tokens=False).input_ids
+        ids = encode_query(tokenizer, " " + sym, prefix="x")  # as in running text (LLaMa: no bare "▁" first)
         if len(ids) != 1:
             raise KernelError(
                 f"kernel.symbols: {sym!r} is {len(ids)} tokens ({tokenizer.convert_ids_to_tokens(ids)}) after a "
