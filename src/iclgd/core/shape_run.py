@@ -5,9 +5,12 @@ offline. What the pipeline would do with them is still checkable: a randomly ini
 LlamaForCausalLM with LLaMa-7B's exact configuration (6.74 B parameters, bf16) is written as a local
 Hugging Face directory, registered as the registry's `llama-7b` entry and sent through the project's
 own code paths (`models.prepare_model` / `load_model`, `forward.score_prompt_set` with prefix reuse,
-one `training.train` step on a single W_V). Every phase records wall time, peak and current RSS,
-parameters and bytes on disk, so the README's time and memory statements (including its arithmetic for
-one 80 GB GPU, recomputed here from the measured parameter count) can be checked.
+`training.train` steps on a single W_V: gd, then Adam at 1e-5 and SGD at 1e-4 through float32 master
+weights, reporting whether each update survived bf16), then its untrained control is drawn in bf16
+by `prepare_model` (after the loaded model is freed: never two 7B models at once). Every phase records
+wall time, peak and current RSS, parameters and bytes on disk, so the README's time and memory
+statements (with `memory`'s budget for one 80 GB GPU) can be checked. The tokenizer is LLaMa's own
+(`--tokenizer llama`) or SmolLM2's cut to 32000 ids (`--tokenizer smollm2`).
 
     python -m iclgd.core.shape_run --shape llama-7b --dir /work/shape7b --out shape7b.json --threads 2
 """
@@ -15,30 +18,32 @@ one 80 GB GPU, recomputed here from the measured parameter count) can be checked
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
+import gc
 import json
 import os
-import platform
-import resource
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-import transformers
 from transformers import (
     AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
 )
 
-from iclgd.core import forward, models, prompts, training
+from iclgd.core import forward, memory, models, prompts, training
 from iclgd.core.config import repo_path
+from iclgd.core.memory import (  # the probes (re-exported)
+    dir_bytes,
+    fingerprints,
+    phase,
+    saved_for_all,
+)
 from iclgd.core.registry import load_registry
 from iclgd.core.vocab_cut import VOCAB, ShapeError, check_tokenizer, truncate_tokenizer
 
@@ -46,6 +51,10 @@ REPO = Path(__file__).resolve().parents[3]
 GB = 1e9
 #: The registry entry the shape run fills in, as `config/config.yaml` names LLaMa-7B.
 MODEL_NAME = "llama-7b"
+#: Its untrained control, as a registry entry `{source: untrained, like: llama-7b}` would be prepared.
+UNTRAINED = "llama-7b-untrained"
+#: The steps whose survival in bf16 the run checks: (optimizer, lr) on v_mid, one demonstration each.
+SMALL_STEPS = (("adam", 1e-5), ("sgd", 1e-4))
 #: Hand-written SST-2-style reviews (uid, text, label): demonstrations and queries need no data mirror.
 TRAIN = [
     (101, "a gripping , beautifully shot film that earns every minute .", "positive"),
@@ -104,66 +113,22 @@ def smollm2_tokenizer(from_dir: Path | None = None):
     return tok
 
 
+def shape_tokenizer(name: str, vocab: int, from_dir: Path | None = None):
+    """llama: LLaMa's SentencePiece tokenizer (`llama_tokenizer`, imported only when asked for); smollm2:
+    SmolLM2's cut to `vocab` ids. `from_dir`: where to read it (default: each loader's own)."""
+    if name == "llama":
+        from iclgd.core.llama_tokenizer import load_llama_tokenizer
+
+        return load_llama_tokenizer(from_dir)
+    if name == "smollm2":
+        return truncate_tokenizer(smollm2_tokenizer(from_dir), vocab)
+    raise ShapeError(f"--tokenizer {name!r}: expected llama or smollm2")
+
+
 def _config_registry() -> dict[str, dict]:
     import yaml
 
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))["models"]
-
-
-# ------------------------------------------------------------------------------------ measuring
-
-
-def _status_gb(field: str) -> float:
-    """VmRSS / VmHWM / RssAnon / RssFile of this process from /proc/self/status, in GB (nan where there is no /proc)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024 / GB
-    return float("nan")
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's RSS high-water mark (VmHWM, which getrusage's ru_maxrss also reads) so each
-    phase reports its own peak; False where /proc/self/clear_refs is unavailable."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def phase(report: dict[str, Any], name: str) -> Iterator[dict[str, Any]]:
-    """Time a phase and record its peak and final RSS into report["phases"][name]."""
-    entry: dict[str, Any] = {"peak_reset": _reset_peak(), "rss_start_gb": round(_status_gb("VmRSS"), 3)}
-    started = time.perf_counter()
-    yield entry
-    entry |= {
-        "seconds": round(time.perf_counter() - started, 2),
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB, 3),
-        "vm_hwm_gb": round(_status_gb("VmHWM"), 3),
-        "rss_end_gb": round(_status_gb("VmRSS"), 3),
-        "rss_end_anon_gb": round(_status_gb("RssAnon"), 3),  # heap: what a copy of the weights costs
-        "rss_end_file_gb": round(_status_gb("RssFile"), 3),  # mmapped safetensors pages (page cache)
-        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-    }
-    report.setdefault("phases", {})[name] = entry
-
-
-def dir_bytes(path: Path) -> dict[str, int]:
-    """Apparent size and allocated blocks of every file under `path`."""
-    files = [p for p in Path(path).rglob("*") if p.is_file()]
-    return {"bytes": sum(p.stat().st_size for p in files), "allocated_bytes": sum(p.stat().st_blocks * 512 for p in files),
-            "files": len(files)}
-
-
-def fingerprints(model) -> dict[str, str]:
-    """sha256 of every parameter's bytes: a bitwise "did it change" check without a second copy."""
-    out = {}
-    for name, param in model.named_parameters():
-        data = param.detach().contiguous().view(torch.uint8).reshape(-1).numpy()
-        out[name] = hashlib.sha256(memoryview(data)).hexdigest()
-    return out
 
 
 # ------------------------------------------------------------------------------------ phases
@@ -187,15 +152,20 @@ def write_random_hf(out_dir: Path, config: LlamaConfig, tokenizer, seed: int = 0
     return {"parameters": n_params, "seed": seed, **dir_bytes(out_dir)}
 
 
-def load_registered(hf_dir: Path, prepared: Path, device: str, dtype: str):
-    """The pipeline's path for an `hf` model: config/config.yaml's `llama-7b` entry pointed at `hf_dir` ->
-    prepare_model (provenance only) -> load_model. On CPU, transformers maps the bf16 safetensors
-    without copying, so the weights are paged in by the first forward (RssFile), not here."""
+def registered(hf_dir: Path) -> dict[str, dict]:
+    """config/config.yaml's registry with `llama-7b` pointed at `hf_dir` and its untrained control added."""
     registry = _config_registry()
     if registry[MODEL_NAME]["source"] != "hf":
         raise ShapeError(f"config/config.yaml: models.{MODEL_NAME} is not an `hf` entry")
     registry[MODEL_NAME] = registry[MODEL_NAME] | {"path": str(Path(hf_dir).resolve())}
-    record = models.prepare_model(MODEL_NAME, registry, prepared)
+    return registry | {UNTRAINED: {"source": "untrained", "like": MODEL_NAME, "seed": 0}}
+
+
+def load_registered(hf_dir: Path, prepared: Path, device: str, dtype: str):
+    """The pipeline's path for an `hf` model: config/config.yaml's `llama-7b` entry pointed at `hf_dir` ->
+    prepare_model (provenance only) -> load_model. On CPU, transformers maps the bf16 safetensors
+    without copying, so the weights are paged in by the first forward (RssFile), not here."""
+    record = models.prepare_model(MODEL_NAME, registered(hf_dir), prepared)
     model, tok = models.load_model(prepared, device, dtype)
     return model, tok, record
 
@@ -239,125 +209,83 @@ def score_phase(model, tok, prompt_set: dict[str, Any], batch_size: int, batch_t
     return records, info
 
 
-class SavedBytes:
-    """Bytes of the activations autograd saves for backward (parameters excluded, storages counted once)."""
-
-    def __init__(self, model) -> None:
-        self.params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-        self.storages: dict[int, int] = {}
-
-    def pack(self, tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in self.params:
-            self.storages[storage.data_ptr()] = max(self.storages.get(storage.data_ptr(), 0), storage.nbytes())
-        return tensor
-
-    @property
-    def total(self) -> int:
-        return sum(self.storages.values())
-
-
-def saved_for_all(model, examples: list[training.Example]) -> int:
-    """Activation bytes autograd would keep for backward if every parameter trained (subset `all`), from
-    one forward of the loss with requires_grad on: no backward, so no gradient is ever allocated."""
-    flags = {name: p.requires_grad for name, p in model.named_parameters()}
-    saved = SavedBytes(model)
-    try:
-        for p in model.parameters():
-            p.requires_grad_(True)
-        with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
-            loss = training.label_loss(model, examples)
-        del loss
-    finally:
-        for name, p in model.named_parameters():
-            p.requires_grad_(flags[name])
-    return saved.total
-
-
-def train_phase(model, tok, prompt_set: dict[str, Any], subset: str, optimizer: str, lr: float) -> dict[str, Any]:
+def train_phase(model, tok, prompt_set: dict[str, Any], subset: str, optimizer: str, lr: float,
+                full: bool = True) -> dict[str, Any]:
     """One optimiser step on the prompt set's demonstrations with the training module's own functions
-    (`gd`: one full-batch step in one micro-batch; sgd/adam: one demonstration). Records which
-    parameters changed (bitwise), how many of the trained elements moved (bf16 rounds small updates
-    away), and the activation bytes a full-model step would save for backward."""
+    (`gd`: one full-batch step in one micro-batch; sgd/adam: one demonstration), through float32 masters
+    where the weights are bf16. Records whether the update survived (the master moved) and showed in the
+    weights (elements changed, bitwise); `full`: also fingerprint every parameter (which tensors changed,
+    restored bitwise) and probe the activation bytes a full-model step would save for backward."""
     names = training.select_parameters(model, subset)
     label_ids = forward.label_token_ids(tok, prompt_set["label_words"])
     examples = training.encode_examples(tok, training.demo_queries(prompt_set), prompt_set["classes"], label_ids)
     examples = examples if optimizer == "gd" else examples[:1]
-    before, hash_s = _timed(lambda: fingerprints(model))
+    before, hash_s = _timed(lambda: fingerprints(model) if full else {})
     base = training.snapshot(model, names)
     params = dict(model.named_parameters())
     with training.trainable(model, names, base) as trained:
         result, step_s = _timed(lambda: training.train(model, examples, optimizer, lr, 1, trained, batch_tokens=1 << 20))
-        after = fingerprints(model)
-        changed_elements = {n: int((params[n].detach() != base[n]).sum()) for n in names}
-    all_bytes, probe_s = _timed(lambda: saved_for_all(model, examples))
-    return {
+        after = fingerprints(model) if full else {}
+        changed = {n: int((params[n].detach() != base[n]).sum()) for n in names}
+        masters = dict(zip(names, result.optimizer.param_groups[0]["params"]))
+        moved = {n: int((m.detach() != base[n].float()).sum()) for n, m in masters.items()}
+        step = max(float((m.detach() - base[n].float()).abs().max()) for n, m in masters.items())
+    entry = {
         "subset": subset, "optimizer": optimizer, "lr": lr, "steps": 1, "examples": len(examples),
         "trained": names, "trainable_parameters": sum(base[n].numel() for n in names),
-        "step_seconds": step_s, "fingerprint_seconds": hash_s, "activation_probe_seconds": probe_s,
-        "loss_before_step": result.losses[0],
-        "changed_tensors": sorted(n for n in before if before[n] != after[n]),
-        "changed_elements": changed_elements,
-        "restored_bitwise": fingerprints(model) == before,
-        "padded_tokens": len(examples) * max(len(ex.ids) for ex in examples),
-        "saved_activation_bytes_all": all_bytes,
-        "layers": training.layer_count(model),
+        "step_seconds": step_s, "fingerprint_seconds": hash_s, "loss_before_step": result.losses[0],
+        "weight_dtype": str(base[names[0]].dtype), "master_dtype": str(masters[names[0]].dtype),
+        "master_changed_elements": sum(moved.values()), "max_master_step": step,
+        "changed_elements": changed, "update_survived": sum(moved.values()) > 0,
+        "visible_in_weights": sum(changed.values()) > 0,
+        "restored_bitwise": fingerprints(model) == before if full else all(torch.equal(params[n], base[n]) for n in names),
+        "padded_tokens": len(examples) * max(len(ex.ids) for ex in examples), "layers": training.layer_count(model),
     }
+    if full:
+        all_bytes, probe_s = _timed(lambda: saved_for_all(model, examples))
+        entry |= {"changed_tensors": sorted(n for n in before if before[n] != after[n]),
+                  "saved_activation_bytes_all": all_bytes, "activation_probe_seconds": probe_s}
+    return entry
 
 
-# ------------------------------------------------------------------------------------ arithmetic
+def untrained_phase(hf_dir: Path, prepared_root: Path, dtype: str) -> dict[str, Any]:
+    """The untrained control of the registered `hf` entry through `models.prepare_model`, drawn in `dtype`
+    on the CPU and written under `prepared_root`; the model is freed before this returns."""
+    out = Path(prepared_root) / UNTRAINED
+    record = models.prepare_model(UNTRAINED, registered(hf_dir), out, device="cpu", dtype=dtype)
+    gc.collect()
+    return {"provenance": {k: record[k] for k in ("like", "seed", "device", "dtype")}, **dir_bytes(out)}
 
 
-def memory_arithmetic(n_params: int, train: dict[str, Any], batch_tokens: int = 256,
-                      gpu_gb: float = 80.0) -> dict[str, Any]:
-    """The README's budget for full-model fine-tuning of this model on one GPU, from measured numbers:
-    weights and gradients at 2 bytes per parameter (bf16), Adam's two states, and the activations of one
-    micro-batch of `batch_tokens` padded tokens (finetune.batch_tokens), scaled from the bytes the
-    all-parameter probe saved per token per layer (CPU attention kernels; includes the few per-row
-    loss tensors). CUDA context and allocator slack (1-2 GB) are not included."""
-    per_token_layer = train["saved_activation_bytes_all"] / (train["padded_tokens"] * train["layers"])
-    act = per_token_layer * batch_tokens * train["layers"] / GB
-    weights = 2 * n_params / GB
-    budget = {
-        "parameters": n_params, "gpu_gb": gpu_gb, "batch_tokens": batch_tokens,
-        "activation_bytes_per_token_per_layer": round(per_token_layer),
-        "weights_bf16_gb": weights, "gradients_bf16_gb": weights, "activations_gb": act,
-        "host_snapshot_gb": weights,
-        "sgd_bf16_total_gb": 2 * weights + act,
-        "adam_states_bf16_gb": 2 * weights,
-        "adam_bf16_total_gb": 4 * weights + act,
-        "adam_fp32_total_gb": 4 * (4 * n_params / GB) + act,
-    }
-    budget |= {f"{key[:-9]}_fits": budget[key] <= gpu_gb for key in
-               ("sgd_bf16_total_gb", "adam_bf16_total_gb", "adam_fp32_total_gb")}
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in budget.items()}
+def memory_budget(config: LlamaConfig, train: dict[str, Any], batch_tokens: int = 256) -> dict[str, Any]:
+    """`memory.gpu_budget` for this model on one 80 GB GPU, beside the activation bytes per token per
+    layer the probe measured and `memory.activation_bytes`' formula for them."""
+    h, inter = config.hidden_size, config.intermediate_size
+    dtype = train["weight_dtype"].removeprefix("torch.")
+    formula = memory.activation_bytes(1, 1, h, dtype, inter) - memory.activation_bytes(1, 0, h, dtype, inter)
+    measured = train["saved_activation_bytes_all"] / (train["padded_tokens"] * train["layers"])
+    return memory.gpu_budget(config, batch_tokens) | {"activation_bytes_per_token_per_layer": {
+        "measured": round(measured), "formula": formula, "dtype": dtype}}
 
 
 # ------------------------------------------------------------------------------------ the run
 
 
-def _machine() -> dict[str, Any]:
-    meminfo = {line.split(":")[0]: int(line.split()[1]) * 1024 / GB
-               for line in Path("/proc/meminfo").read_text().splitlines()[:3]} if Path("/proc/meminfo").exists() else {}
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "threads": torch.get_num_threads(),
-            "memory_gb": {k: round(v, 2) for k, v in meminfo.items()}, "loadavg_start": list(os.getloadavg())}
-
-
 def run(shape: str, out_dir: Path, queries: int = 4, k: int = 4, dtype: str = "bfloat16", subset: str = "v_mid",
         optimizer: str = "gd", lr: float = 1e-3, seed: int = 0, tokenizer_from: Path | None = None,
-        reuse: bool = False) -> dict[str, Any]:
-    """Write (or reuse) the random model under out_dir/hf, then load, score and train it; the report."""
+        reuse: bool = False, tokenizer: str = "llama") -> dict[str, Any]:
+    """Write (or reuse) the random model under out_dir/hf, then load, score and train it, free it and draw
+    its untrained control; the report."""
     config = SHAPES[shape]()
     out_dir = Path(out_dir)
     hf_dir, prepared = out_dir / "hf", out_dir / "prepared" / MODEL_NAME
-    report: dict[str, Any] = {"shape": shape, "dtype": dtype, "config": config.to_diff_dict(), "machine": _machine()}
+    report: dict[str, Any] = {"shape": shape, "dtype": dtype, "config": config.to_diff_dict(), "machine": memory.machine()}
     with phase(report, "write") as entry:
         if reuse and (hf_dir / "config.json").exists():
             entry |= {"reused": True, **dir_bytes(hf_dir)}
         else:
-            tok = truncate_tokenizer(smollm2_tokenizer(tokenizer_from), config.vocab_size)
-            entry |= {"tokenizer": check_tokenizer(tok, config.vocab_size)}
+            tok = shape_tokenizer(tokenizer, config.vocab_size, tokenizer_from)
+            entry |= {"tokenizer": {"name": tokenizer} | check_tokenizer(tok, config.vocab_size)}
             entry |= write_random_hf(hf_dir, config, tok, seed)
     with phase(report, "load") as entry:
         model, tok, record = load_registered(hf_dir, prepared, "cpu", dtype)
@@ -365,15 +293,23 @@ def run(shape: str, out_dir: Path, queries: int = 4, k: int = 4, dtype: str = "b
                   "weight_dtype": str(next(model.parameters()).dtype), "tokenizer_size": len(tok)}
     prompt_set = sst2_prompt_set(k, queries)
     with phase(report, "score") as entry:
-        _, info = score_phase(model, tok, prompt_set, batch_size=16, batch_tokens=1024)
-        entry |= info
+        entry |= score_phase(model, tok, prompt_set, batch_size=16, batch_tokens=1024)[1]
     with phase(report, "train_step") as entry:
         entry |= train_phase(model, tok, prompt_set, subset, optimizer, lr)
-    n_params = report["phases"]["load"]["parameters"]
-    report["parameters"] = n_params
+    for small_opt, small_lr in SMALL_STEPS:
+        with phase(report, f"train_{small_opt}") as entry:
+            entry |= train_phase(model, tok, prompt_set, subset, small_opt, small_lr, full=False)
+    del model
+    gc.collect()
+    with phase(report, "untrained") as entry:
+        entry |= untrained_phase(hf_dir, prepared.parent, dtype)
+    report["parameters"] = report["phases"]["load"]["parameters"]
     report["peak_rss_gb"] = max(p["peak_rss_gb"] for p in report["phases"].values())
     report["disk"] = dir_bytes(hf_dir)
-    report["memory_80gb_gpu"] = memory_arithmetic(n_params, report["phases"]["train_step"])
+    report["update_survived"] = {f"{p['optimizer']}@{p['lr']:g}": {key: p[key] for key in (
+        "update_survived", "visible_in_weights", "master_changed_elements", "max_master_step")}
+        for name, p in report["phases"].items() if name.startswith("train_")}
+    report["memory_80gb_gpu"] = memory_budget(config, report["phases"]["train_step"])
     report["machine"]["loadavg_end"] = list(os.getloadavg())
     return report
 
@@ -389,16 +325,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--tokenizer-from", type=Path, help="a prepared smollm2-135m directory (default: its GGUF)")
+    parser.add_argument("--tokenizer", choices=["llama", "smollm2"], default="llama",
+                        help="LLaMa's SentencePiece tokenizer, or SmolLM2's cut to 32000 ids")
+    parser.add_argument("--tokenizer-from", type=Path,
+                        help="where to read it (smollm2: a prepared smollm2-135m directory; default: its GGUF)")
     parser.add_argument("--reuse", action="store_true", help="keep DIR/hf if it is there already")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     report = run(args.shape, args.dir, args.queries, args.k, args.dtype, lr=args.lr,
-                 tokenizer_from=args.tokenizer_from, reuse=args.reuse)
+                 tokenizer_from=args.tokenizer_from, reuse=args.reuse, tokenizer=args.tokenizer)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(json.dumps({k: report[k] for k in ("parameters", "peak_rss_gb", "disk")} |
-                     {name: p["seconds"] for name, p in report["phases"].items()}, indent=2))
+    print(json.dumps({k: report[k] for k in ("parameters", "peak_rss_gb", "disk", "update_survived")} |
+                     {name: [p["seconds"], p["peak_rss_gb"]] for name, p in report["phases"].items()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ after at least one epoch of updates (every label is the full-vocabulary argmax a
 loss is below `target_loss`: converged), the run diverges (the loss stops being finite, blows up
 past `blowup` x its start, or stays above its start for `diverge_patience` epochs in a row), or
 `max_epochs` pass (not converged): an ICL-vs-GD comparison is only meaningful against a GD that
-has learned what ICL was shown, and a model that was never updated is no GD at all.
+has learned what ICL was shown, and a model that was never updated is no GD at all. Parameters that
+are not float32 (bf16 on a GPU) are stepped through float32 master copies (`master_weights`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from iclgd.core import forward
+from iclgd.core.master_weights import MasterWeights
 from iclgd.core.vocab_grad import FactoredVocab  # noqa: F401 (re-exported)
 
 OPTIMIZERS = ("gd", "sgd", "adam")
@@ -260,29 +262,25 @@ def _epoch(model, opt, vocab: FactoredVocab, batches, micro_batch: int, batch_to
 
 
 def train(
-    model,
-    examples: Sequence[Example],
-    optimizer: str,
-    lr: float,
-    epochs: int,
-    params: list[torch.nn.Parameter],
-    on_epoch: Callable[[int], None] | None = None,
-    micro_batch: int = 0,
-    batch_tokens: int = 1024,
+    model, examples: Sequence[Example], optimizer: str, lr: float, epochs: int, params: list[torch.nn.Parameter],
+    on_epoch: Callable[[int], None] | None = None, micro_batch: int = 0, batch_tokens: int = 1024, *,
+    master_weights: bool = True,
 ) -> TrainResult:
     """Exactly `epochs` epochs, in place; `on_epoch(epoch)` runs after each (checkpoint evaluation).
 
     For experiments that fix the epoch count (order sensitivity, Dai et al.); `train_until` trains
     to convergence. The model stays in eval mode (no dropout), so two runs of the same spec are
-    bitwise equal on CPU.
+    bitwise equal on CPU. Non-float32 parameters are stepped through float32 masters (`MasterWeights`)
+    unless `master_weights` is False.
     """
     if not examples:
         raise FinetuneError("nothing to train on: the prompt set has no demonstrations")
     model.eval()
-    opt = make_optimizer(optimizer, params, lr)
+    masters = MasterWeights(params, master_weights)
+    opt = make_optimizer(optimizer, masters.params, lr)
     result = TrainResult(optimizer=opt)
     batches = epoch_batches(examples, optimizer)
-    with FactoredVocab(model) as vocab:
+    with FactoredVocab(model, masters) as vocab:
         for epoch in range(1, epochs + 1):
             result.losses.append(float(np.mean(_epoch(model, opt, vocab, batches, micro_batch, batch_tokens))))
             if on_epoch is not None:
@@ -310,18 +308,9 @@ def run_status(fits: Sequence[Fit], target_loss: float, blowup: float, patience:
 
 
 def train_until(
-    model,
-    examples: Sequence[Example],
-    optimizer: str,
-    lr: float,
-    params: list[torch.nn.Parameter],
-    max_epochs: int,
-    target_loss: float,
-    micro_batch: int = 0,
-    batch_tokens: int = 1024,
-    *,
-    blowup: float,
-    diverge_patience: int,
+    model, examples: Sequence[Example], optimizer: str, lr: float, params: list[torch.nn.Parameter],
+    max_epochs: int, target_loss: float, micro_batch: int = 0, batch_tokens: int = 1024, *,
+    blowup: float, diverge_patience: int, master_weights: bool = True,
 ) -> RunResult:
     """Train in place until the demonstrations are learned, the run diverges, or max_epochs pass
     (`run_status`, with `blowup` and `diverge_patience` as its divergence rule).
@@ -329,14 +318,16 @@ def train_until(
     The fit is measured on all demonstrations before every epoch and after the last one. For gd the
     measuring forward is the gradient's own forward (the check costs nothing but the last forward);
     sgd/adam step at other weights during an epoch, so they measure with one extra forward.
+    Non-float32 parameters train through float32 masters, as in `train`.
     """
     if not examples:
         raise FinetuneError("nothing to train on: the prompt set has no demonstrations")
     model.eval()
-    opt = make_optimizer(optimizer, params, lr)
+    masters = MasterWeights(params, master_weights)
+    opt = make_optimizer(optimizer, masters.params, lr)
     full, per_demo = canonical(examples), epoch_batches(examples, optimizer)
     fits: list[Fit] = []
-    with FactoredVocab(model) as vocab:
+    with FactoredVocab(model, masters) as vocab:
         for epoch in range(max_epochs + 1):
             fused = optimizer == "gd" and epoch < max_epochs
             vocab.zero_grad(opt)

@@ -12,12 +12,15 @@ and the dense buffers dominated its peak memory. Inside `FactoredVocab`
   optimizer (Adam keeps dense state anyway).
 
 The update equals the dense one up to float rounding (tested); factors are applied in the order the
-micro-batches ran, so full-batch GD over a canonical order stays bitwise order-invariant.
+micro-batches ran, so full-batch GD over a canonical order stays bitwise order-invariant. With float32
+`MasterWeights` (a bf16 model) the factors go to the head's master in float32 instead.
 """
 
 from __future__ import annotations
 
 import torch
+
+from iclgd.core.master_weights import MasterWeights
 
 
 class _Head(torch.autograd.Function):
@@ -42,7 +45,8 @@ class FactoredVocab:
     Inactive (a no-op) when the head is frozen or has a bias; then autograd's dense path runs.
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, masters: MasterWeights | None = None) -> None:
+        self.masters = masters if masters is not None and masters.active else None
         self.head = model.get_output_embeddings()
         self.embed = model.get_input_embeddings()
         self.factors: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -63,10 +67,15 @@ class FactoredVocab:
 
     def zero_grad(self, optimizer: torch.optim.Optimizer) -> None:
         optimizer.zero_grad(set_to_none=True)
+        if self.masters is not None:
+            self.masters.zero_grad()
         self.factors.clear()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         """optimizer.step() with the recorded factors included in the head's gradient."""
+        if self.masters is not None:
+            self._master_step(optimizer, self.masters)
+            return
         if not self.factors:
             optimizer.step()
             return
@@ -80,15 +89,36 @@ class FactoredVocab:
             optimizer.step()
         self.factors.clear()
 
-    def _stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
-        grads, hidden = zip(*self.factors)
-        weight = self.head.weight
-        return torch.cat(grads).to(weight.dtype), torch.cat(hidden).to(weight.dtype)
+    def _master_step(self, optimizer: torch.optim.Optimizer, masters: MasterWeights) -> None:
+        """The same update on the float32 masters: SGD's head factors go to the head's master with one
+        addmm_ (then it is copied back); other optimisers get the dense head gradient in float32."""
+        head = self.head.weight
+        if not self.factors:
+            masters.step(optimizer)
+        elif type(optimizer) is torch.optim.SGD and _plain(optimizer):
+            masters.step(optimizer, defer=[head])
+            grads, hidden = self._stacked(torch.float32)
+            with torch.no_grad():
+                masters.master(head).addmm_(grads.T, hidden, alpha=-optimizer.param_groups[0]["lr"])
+            masters.copy_back([head])
+        else:
+            self._sparse_to_dense()
+            grads, hidden = self._stacked(torch.float32)
+            masters.step(optimizer, extra={id(head): grads.T @ hidden})
+        self.factors.clear()
 
-    def _densify(self) -> None:
+    def _stacked(self, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        grads, hidden = zip(*self.factors)
+        dtype = dtype or self.head.weight.dtype
+        return torch.cat(grads).to(dtype), torch.cat(hidden).to(dtype)
+
+    def _sparse_to_dense(self) -> None:
         for param in {id(p): p for p in (self.embed.weight, self.head.weight)}.values():
             if param.grad is not None and param.grad.is_sparse:
                 param.grad = param.grad.to_dense()
+
+    def _densify(self) -> None:
+        self._sparse_to_dense()
         grads, hidden = self._stacked()
         weight = self.head.weight
         dense = grads.T @ hidden
