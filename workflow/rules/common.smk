@@ -20,7 +20,7 @@ for note in RUN.notes:
 if workflow.is_main_process:  # once, not again in every job's own process
     for note in startup.check(RUN, config):
         logger.warning(note)
-#: GPUs a job that runs a model holds (rule resource `gpu`): 1 on CUDA, else 0. The local profile caps
+#: GPUs a job that runs a model holds (resource `gpu` of its rule) - 1 on CUDA, else 0. The local profile caps
 #: `gpu` at 1, so `--cores N` on one GPU never puts two model jobs on the card; Slurm gives each its own.
 MODEL_GPUS = startup.model_gpus(config["runtime"])
 REGISTRY = RUN.registry
