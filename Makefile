@@ -64,9 +64,11 @@ paper-dag: venv tex
 
 # LLaMa-7B's exact shape (random bf16 weights, 13.5 GB on disk) through prepare/load/score/one W_V step on the
 # CPU (README "LLaMa-7B's shape"); opt-in, not part of any test.
+# SHAPE_ARGS: e.g. "--k 1 --queries 1 --subset v_deep --reuse" on a CPU without bf16 matrix units (README).
 SHAPE_DIR ?= resources/models/llama-7b-shape-random
+SHAPE_ARGS ?=
 llama7b-shape: venv llama-tokenizer
-	$(BIN)/python -m iclgd.core.shape_run --shape llama-7b --dir $(SHAPE_DIR) --out results/shape/llama-7b.json --threads $(CORES)
+	$(BIN)/python -m iclgd.core.shape_run --shape llama-7b --dir $(SHAPE_DIR) --out results/shape/llama-7b.json --threads $(CORES) $(SHAPE_ARGS)
 
 # On a machine with an NVIDIA GPU: the smoke config on CUDA in bf16 vs the CPU in float32 (.ci/gpu-check; it
 # builds its own venv with a CUDA torch, so it does not depend on `venv`).

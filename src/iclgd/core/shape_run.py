@@ -325,6 +325,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--subset", choices=list(training.SUBSETS), default="v_mid",
+                        help="parameters the steps train (v_deep: backward through one layer, for CPUs without "
+                             "bf16 matrix units, where a bf16 matmul takes the generic path)")
     parser.add_argument("--tokenizer", choices=["llama", "smollm2"], default="llama",
                         help="LLaMa's SentencePiece tokenizer, or SmolLM2's cut to 32000 ids")
     parser.add_argument("--tokenizer-from", type=Path,
@@ -332,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reuse", action="store_true", help="keep DIR/hf if it is there already")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    report = run(args.shape, args.dir, args.queries, args.k, args.dtype, lr=args.lr,
+    report = run(args.shape, args.dir, args.queries, args.k, args.dtype, args.subset, lr=args.lr,
                  tokenizer_from=args.tokenizer_from, reuse=args.reuse, tokenizer=args.tokenizer)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
