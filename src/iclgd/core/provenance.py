@@ -16,6 +16,15 @@ import pandas as pd
 from iclgd.core.paper import booktabs_table, latex_escape, macro_name
 
 
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in blocks so large checkpoints do not fill memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 #: The file every prepared model directory carries (written by `models.prepare_model`). Defined here,
 #: not in `models`, so the workflow can read provenance without importing torch at parse time.
 PROVENANCE = "provenance.json"
