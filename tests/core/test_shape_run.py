@@ -117,6 +117,7 @@ def test_tiny_run_draws_the_untrained_control_in_the_run_dtype(tiny_run):
     assert untrained.config.hidden_size == base.config.hidden_size == 64
     assert not torch.equal(untrained.lm_head.weight, base.lm_head.weight)
     assert 4 * report["parameters"] < entry["bytes"] < 4 * report["parameters"] + 5_000_000
+    assert 0 < entry["child_peak_rss_gb"] < 8  # drawn in its own process: its own peak, measured there
 
 
 def test_tiny_run_reports_whether_small_steps_survived(tiny_run):

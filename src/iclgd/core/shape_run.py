@@ -18,8 +18,10 @@ statements (with `memory`'s budget for one 80 GB GPU) can be checked. The tokeni
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import gc
 import json
+import multiprocessing
 import os
 import tempfile
 import time
@@ -248,13 +250,22 @@ def train_phase(model, tok, prompt_set: dict[str, Any], subset: str, optimizer: 
     return entry
 
 
+def _draw_untrained(hf_dir: Path, out: Path, dtype: str) -> tuple[dict[str, Any], float]:
+    """In a fresh process: prepare the untrained control; its provenance and the process's peak RSS (GB)."""
+    record = models.prepare_model(UNTRAINED, registered(hf_dir), out, device="cpu", dtype=dtype)
+    return {k: record[k] for k in ("like", "seed", "device", "dtype")}, round(memory._status_gb("VmHWM"), 3)
+
+
 def untrained_phase(hf_dir: Path, prepared_root: Path, dtype: str) -> dict[str, Any]:
     """The untrained control of the registered `hf` entry through `models.prepare_model`, drawn in `dtype`
-    on the CPU and written under `prepared_root`; the model is freed before this returns."""
+    on the CPU and written under `prepared_root`, in a spawned process: what the draw itself holds is then its
+    own peak RSS, not mixed with this process's pages of the scored model (still mapped from its safetensors
+    files after the model object is freed: the loaded tensors stay alive, referenced from outside Python)."""
     out = Path(prepared_root) / UNTRAINED
-    record = models.prepare_model(UNTRAINED, registered(hf_dir), out, device="cpu", dtype=dtype)
-    gc.collect()
-    return {"provenance": {k: record[k] for k in ("like", "seed", "device", "dtype")}, **dir_bytes(out)}
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        provenance, peak = pool.submit(_draw_untrained, hf_dir, out, dtype).result()
+    return {"provenance": provenance, "child_peak_rss_gb": peak, **dir_bytes(out)}
 
 
 def memory_budget(config: LlamaConfig, train: dict[str, Any], batch_tokens: int = 256) -> dict[str, Any]:
@@ -304,7 +315,8 @@ def run(shape: str, out_dir: Path, queries: int = 4, k: int = 4, dtype: str = "b
     with phase(report, "untrained") as entry:
         entry |= untrained_phase(hf_dir, prepared.parent, dtype)
     report["parameters"] = report["phases"]["load"]["parameters"]
-    report["peak_rss_gb"] = max(p["peak_rss_gb"] for p in report["phases"].values())
+    report["peak_rss_gb"] = max(p.get("child_peak_rss_gb", p["peak_rss_gb"]) if name == "untrained" else
+                                p["peak_rss_gb"] for name, p in report["phases"].items())
     report["disk"] = dir_bytes(hf_dir)
     report["update_survived"] = {f"{p['optimizer']}@{p['lr']:g}": {key: p[key] for key in (
         "update_survived", "visible_in_weights", "master_changed_elements", "max_master_step")}
