@@ -19,7 +19,6 @@ from iclgd.core import context
 from iclgd.core.config import ConfigError, Run
 
 GB = 1e9
-PREPARED = Path("resources", "models")
 
 
 def device_gb(runtime: dict[str, Any], gpus: int) -> float | None:
@@ -52,14 +51,29 @@ def settings(run: Run) -> list[tuple[str, str, str, str, int]]:
 
 def _identity(model: str, models: dict[str, dict]) -> list[Any]:
     """What a model's parameter counts depend on: its (original's) spec and the config.json on disk, if any."""
-    from iclgd.core.startup import source_of
+    from iclgd.core.startup import model_dir
 
-    base, spec = source_of(model, models)
-    where = Path(spec["path"]) if spec["source"] == "hf" else PREPARED / base
+    spec, where = model_dir(model, models)
     found = where / "config.json"
     stamp = [str(found.resolve()), found.stat().st_size, found.stat().st_mtime_ns] if found.exists() else None
     tokenizer = models.get(spec.get("tokenizer", ""), {})
     return [spec, stamp, tokenizer]
+
+
+def run_dtype(runtime: dict[str, Any], gpus: int) -> str:
+    """The dtype model jobs run in: runtime.dtype, where `auto` is bf16 on a GPU and float32 on the CPU."""
+    return runtime["dtype"] if runtime["dtype"] != "auto" else ("bfloat16" if gpus else "float32")
+
+
+def _counts_and_shape(models: dict[str, dict], model: str):
+    """(parameter counts, the text model's config) of `model` from its config.json, or None while unknown."""
+    from iclgd.core import memory
+    from iclgd.core.startup import PREPARED
+
+    cfg = memory.model_config(models, model, ".", PREPARED / model)
+    if cfg is None:
+        return None
+    return memory.parameter_counts(cfg), getattr(cfg, "get_text_config", lambda: cfg)()
 
 
 def estimates(model: str, models: dict[str, dict], combos: list[tuple[str, str, int]], dtype: str) -> dict | None:
@@ -67,11 +81,10 @@ def estimates(model: str, models: dict[str, dict], combos: list[tuple[str, str, 
     def compute() -> dict[str, Any]:
         from iclgd.core import memory
 
-        cfg = memory.model_config(models, model, ".", PREPARED / model)
-        if cfg is None:
+        found = _counts_and_shape(models, model)
+        if found is None:
             return {"bytes": None}
-        counts = memory.parameter_counts(cfg)
-        text = getattr(cfg, "get_text_config", lambda: cfg)()
+        counts, text = found
         return {"bytes": [memory.finetune_bytes(counts, s, o, dtype, t, text.num_hidden_layers, text.hidden_size,
                                                 getattr(text, "intermediate_size", None)).device_bytes
                           for o, s, t in combos]}
@@ -86,7 +99,7 @@ def check(run: Run, config: dict[str, Any], gpus: int) -> list[str]:
     budget = device_gb(runtime, gpus)
     if budget is None:
         return ["device memory unknown (set runtime.device_memory_gb): fine-tuning settings not checked at start-up"]
-    dtype = runtime["dtype"] if runtime["dtype"] != "auto" else ("bfloat16" if gpus else "float32")
+    dtype = run_dtype(runtime, gpus)
     by_model: dict[str, list[tuple[str, str, str, int]]] = {}
     for key, model, opt, subset, tokens in settings(run):
         by_model.setdefault(model, []).append((key, opt, subset, tokens))
@@ -118,16 +131,16 @@ def host_mb(model: str, config: dict[str, Any], gpus: int, train: bool, dtype: s
     the weights passing through the host while loading and, for training, the snapshot of every parameter
     a run may train (`memory.request_mb`; on the CPU the device part too). Cached like `estimates`."""
     runtime = config["runtime"]
-    dtype = dtype or (runtime["dtype"] if runtime["dtype"] != "auto" else ("bfloat16" if gpus else "float32"))
+    dtype = dtype or run_dtype(runtime, gpus)
     tokens = max(config["finetune"]["batch_tokens"], runtime["batch_tokens"])
 
     def compute() -> dict[str, Any]:
         from iclgd.core import memory
 
-        cfg = memory.model_config(config["models"], model, ".", PREPARED / model)
-        if cfg is None:
+        found = _counts_and_shape(config["models"], model)
+        if found is None:
             return {"mb": None}
-        counts, text = memory.parameter_counts(cfg), getattr(cfg, "get_text_config", lambda: cfg)()
+        counts, text = found
         shape = (text.num_hidden_layers, text.hidden_size)
         est = (memory.finetune_bytes(counts, "all", "adam" if train else "sgd", dtype, tokens, *shape) if train
                else memory.scoring_bytes(counts, dtype, tokens, *shape))

@@ -74,12 +74,19 @@ def source_of(name: str, models: dict[str, dict]) -> tuple[str, dict[str, Any]]:
     return name, spec
 
 
+def model_dir(name: str, models: dict[str, dict]) -> tuple[dict[str, Any], Path]:
+    """The spec of the entry whose weights `name` uses, and the directory that holds (or will hold) its
+    config.json and tokenizer: an `hf` entry's path, else the prepared model's directory."""
+    base, spec = source_of(name, models)
+    return spec, Path(spec["path"]) if spec["source"] == "hf" else PREPARED / base
+
+
 def window(name: str, models: dict[str, dict]) -> tuple[int, str] | None:
     """(context window, where it was read) without loading weights, or None when not knowable yet."""
-    base, spec = source_of(name, models)
+    spec, where = model_dir(name, models)
     if spec["source"] == "tiny":
         return context.TINY_WINDOW, "models.tiny_llama"
-    config_json = Path(spec["path"], "config.json") if spec["source"] == "hf" else PREPARED / base / "config.json"
+    config_json = where / "config.json"
     found = context.window_of(config_json)
     if found:
         return found, str(config_json)
@@ -106,10 +113,9 @@ def _gguf_window(spec: dict[str, Any]) -> int:
 
 def tokenizer_of(name: str, models: dict[str, dict]) -> tuple[list[Any], Callable[[], Any]] | None:
     """(identity for the cache, loader) of the tokenizer `name` uses, or None when it is not on disk yet."""
-    base, spec = source_of(name, models)
+    spec, where = model_dir(name, models)
     if spec["source"] == "tiny":
         return tokenizer_of(spec["tokenizer"], models)
-    where = Path(spec["path"]) if spec["source"] == "hf" else PREPARED / base
     files = sorted(where.glob("tokenizer*")) if where.is_dir() else []
     if files:
         stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
