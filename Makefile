@@ -56,7 +56,7 @@ test-cluster-paper: venv tex
 # Rewrite config/profiles/slurm/config.yaml from site.yaml (your partitions, account, GPUs) and measured.tsv;
 # BENCH=<run>/benchmarks re-measures the per-rule requests from that run first.
 slurm-profile: venv
-	$(BIN)/python -m iclgd.core.slurm_profile $(if $(BENCH),--benchmarks $(BENCH) --note "$(BENCH)",)
+	$(BIN)/python -m iclgd.tools.slurm_profile $(if $(BENCH),--benchmarks $(BENCH) --note "$(BENCH)",)
 
 # config/paper.yaml's whole DAG with tiny models and small n (config/paper_tiny.yaml), in runs/paper-tiny.
 paper-dag: venv tex
@@ -68,7 +68,7 @@ paper-dag: venv tex
 SHAPE_DIR ?= resources/models/llama-7b-shape-random
 SHAPE_ARGS ?=
 llama7b-shape: venv llama-tokenizer
-	$(BIN)/python -m iclgd.core.shape_run --shape llama-7b --dir $(SHAPE_DIR) --out results/shape/llama-7b.json --threads $(CORES) $(SHAPE_ARGS)
+	$(BIN)/python -m iclgd.tools.shape_run --shape llama-7b --dir $(SHAPE_DIR) --out results/shape/llama-7b.json --threads $(CORES) $(SHAPE_ARGS)
 
 # On a machine with an NVIDIA GPU: the smoke config on CUDA in bf16 vs the CPU in float32 (.ci/gpu-check; it
 # builds its own venv with a CUDA torch, so it does not depend on `venv`).
@@ -96,12 +96,12 @@ llama-tokenizer: venv
 # What config/paper.yaml costs on GPUs (README "What config/paper.yaml costs"): token counts x per-token costs.
 # COSTS=<measured costs JSON> replaces the FLOP model; EPOCHS=<n> states a typical epoch count.
 cost: venv llama-tokenizer
-	$(BIN)/python -m iclgd.core.cost --config config/paper.yaml $(if $(COSTS),--costs $(COSTS),) \
+	$(BIN)/python -m iclgd.tools.cost --config config/paper.yaml $(if $(COSTS),--costs $(COSTS),) \
 	  $(if $(EPOCHS),--typical-epochs $(EPOCHS),) --nodes 1 4 16 \
 	  --out results/cost/paper.json --markdown results/cost/paper.md
 
 bench: venv
-	$(BIN)/python -m iclgd.core.bench
+	$(BIN)/python -m iclgd.tools.bench
 
 lint: venv
 	$(BIN)/snakemake --lint

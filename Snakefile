@@ -1,15 +1,16 @@
 """iclgd: how do pretrained language models learn in context?
 
 A shared core (workflow/rules/data.smk: data, models, prompts; claims.smk: statistics; paper.smk:
-the paper) around one rule file per study (icl_vs_gd, dai_metrics, kernel_regression,
-label_relationships), each with one library package of the same name under src/iclgd/. Inside a
-study the DAG runs run -> metrics -> figures -> paper numbers; every study feeds the claims table
-and the paper. Run `make reproduce` (default config) or `snakemake --configfile config/smoke.yaml`.
+the paper) around one rule file per study, each with one library package of the same name under
+src/iclgd/ that declares the study (study.py; iclgd.core.studies finds them): icl, finetune, order,
+construction, dai, labels, kernel. Inside a study the DAG runs run -> metrics -> figures -> paper
+numbers; a study feeds the claims table and the paper through `contribute` (common.smk). Run `make reproduce` (default config) or `snakemake --configfile config/smoke.yaml`.
 """
 
 from snakemake.utils import min_version, validate
 
-from iclgd.core.config import typed
+from iclgd.core.config import check_renamed
+from iclgd.core.config_files import typed
 
 min_version("9.0")
 
@@ -21,6 +22,7 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 # config/schema.yaml: every default and description; --config values arrive as strings (typed fixes them)
+check_renamed(config)
 typed(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 validate(
     config, os.path.join(workflow.basedir, "config", "schema.yaml"), set_default=True
@@ -29,10 +31,14 @@ validate(
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/icl_vs_gd.smk"
-include: "workflow/rules/dai_metrics.smk"
-include: "workflow/rules/kernel_regression.smk"
-include: "workflow/rules/label_relationships.smk"
+
+
+# one rule file per study, found through the study registry (src/iclgd/<study>/study.py)
+for study in RUN.specs:
+
+    include: f"workflow/rules/{study.name}.smk"
+
+
 include: "workflow/rules/claims.smk"
 include: "workflow/rules/paper.smk"
 

@@ -1,18 +1,25 @@
 """Shared fixtures: the validated configs (defaults from config/schema.yaml only), the tiny random
-Llama with the real SmolLM2 tokenizer, built once per session, and LLaMa's real tokenizer."""
+Llama with the real SmolLM2 tokenizer, built once per session, LLaMa's real tokenizer, and a toy
+sentiment dataset with its k = 4 prompt set (fine-tuning, order and Dai-metrics tests)."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
+import torch
 import yaml
 from pipeline_support import copy_workflow, snakemake, write_test_config
 
-from iclgd.core import models
-from iclgd.core.config import load_config
+from iclgd.core import models, prompts
+from iclgd.core.config_files import load_config
 
 REPO = Path(__file__).resolve().parents[1]
+#: Words of the toy reviews ("a <word> film, take <i>").
+TOY_WORDS = ["dull", "great", "flat", "lovely", "tedious", "superb", "boring", "moving", "weak", "sharp"]
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +92,52 @@ def llama_model(llama_dir):
     from iclgd.core import llama_tokenizer, models
 
     return models.tiny_llama(llama_tokenizer.load_llama_tokenizer(llama_dir), seed=0, layers=2, hidden=64, heads=4)
+
+
+# ---------------------------------------------------------------- toy sentiment data
+
+
+def _toy_frame(uids: list[int], offset: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "uid": uids,
+            "label": ["positive" if i % 2 else "negative" for i in range(len(uids))],
+            "text": [f"a {TOY_WORDS[(i + offset) % len(TOY_WORDS)]} film, take {i}" for i in range(len(uids))],
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def toy() -> SimpleNamespace:
+    """A toy sentiment task: template, spec (a datasets.yaml entry), train (30 rows, the demonstration
+    pool) and test (6 rows) splits."""
+    template = "Review: {text}\nSentiment:"
+    spec = {
+        "template": template,
+        "verbalizer": {"negative": "negative", "positive": "positive"},
+        "classes": ["negative", "positive"],
+    }
+    return SimpleNamespace(template=template, spec=spec, train=_toy_frame(list(range(100, 130)), 0),
+                           test=_toy_frame(list(range(900, 906)), 3))
+
+
+@pytest.fixture(scope="session")
+def prompt_set(toy) -> dict:
+    """The toy task's k = 4, seed 0 prompt set."""
+    (ps,) = prompts.build_prompt_sets("toy", toy.spec, toy.train, toy.test, [4], [0])
+    return ps
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for the module's tests (bitwise comparisons)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def model(tiny):
+    """A private copy of the tiny model: training must not leak into the session-wide one other tests use."""
+    return copy.deepcopy(tiny[0])

@@ -89,7 +89,7 @@ def write_test_config(tmp: Path) -> Path:
         "metrics": {"n_boot": 200},
         "claims": {"n_sim": 200},
         "runtime": {"threads": 1, "batch_size": 4},
-        "curves": {"models": [], "datasets": ["toy_sent", "novel"], "n_demos": 5, "repetitions": 3,
+        "labels": {"models": [], "datasets": ["toy_sent", "novel"], "n_demos": 5, "repetitions": 3,
                    "novel": {"sources": ["toy_sent", "toy_nli"]}},
         "finetune": {"models": [], "lrs": [0.0, 0.01], "max_epochs": 60, "target_loss": 0.3, "dev_size": 4},
         "kernel": {"models": [], "datasets": ["toy_sent"], "n_demos": 4, "n_prompt_sets": 2, "probe_offsets": [-1, 0, 1],

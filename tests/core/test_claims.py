@@ -12,11 +12,15 @@ from scipy import stats as sps
 from statsmodels.stats.power import TTestPower
 
 from iclgd.core import claims, claims_tex, crossed, power, stats
-from iclgd.icl_vs_gd import claims as shen_claims
-from iclgd.kernel_regression import claims as kernel_claims
-from iclgd.kernel_regression import summaries
-from iclgd.label_relationships import claims as kossen_claims
-from iclgd.label_relationships import curves
+from iclgd.finetune import study as finetune_study
+from iclgd.construction import claims as construction_claims
+from iclgd.finetune import claims as shen_claims
+from iclgd.kernel import study as kernel_study
+from iclgd.kernel import claims as kernel_claims
+from iclgd.kernel import summaries
+from iclgd.labels import claims as kossen_claims
+from iclgd.labels import curves
+from iclgd.labels import study as labels_study
 
 
 def records(method: str, preds: list[int], labels: list[int], k: int = 2, lr: float = 0.0, seed: int = 0,
@@ -124,7 +128,7 @@ def test_no_learned_gd_run_leaves_shen_claims_untested(paired):
     assert shen_claims.icl_vs_gd_tests(none, alpha=0.05).empty
     rows = shen_claims.shen_claims(none, 0.05, seed=0)
     assert rows["family"].tolist() == ["shen_pooled"] and rows["n"].tolist() == [0] and rows["p"].isna().all()
-    table = claims.claims_table([rows], construction(), CFG)
+    table = claims.claims_table([rows], [construction()], CFG)
     assert table["verdict"].iloc[0] == "not tested"
 
 
@@ -184,7 +188,7 @@ def flip_table(dataset: str, reps: int = 10, n: int = 9) -> pd.DataFrame:
 
 
 def test_kossen_labels_matter_is_a_t_test_over_contexts(default_config):
-    cfg = {**default_config["curves"], "skip_first": 2, "n_demos": 9, "conditions": ["default", "random"]}
+    cfg = {**default_config["labels"], "skip_first": 2, "n_demos": 9, "conditions": ["default", "random"]}
     planted = kossen_claims.kossen_tests(kossen_table(1.0), cfg, n_boot=200, ci=0.95, seed=0, alpha=0.05)
     row = planted.iloc[0]
     assert row["family"] == "kossen_labels_matter_loglik_default_random"
@@ -205,8 +209,8 @@ def test_kossen_labels_matter_is_a_t_test_over_contexts(default_config):
 
 
 def test_kossen_novel_task_default_minus_flipped_is_a_negative_control(default_config):
-    cfg = {**default_config["curves"], "skip_first": 2, "n_demos": 9, "conditions": ["default", "flipped"]}
-    novel = default_config["curves"]["novel"]["name"]
+    cfg = {**default_config["labels"], "skip_first": 2, "n_demos": 9, "conditions": ["default", "flipped"]}
+    novel = default_config["labels"]["novel"]["name"]
     table = pd.concat([flip_table("sst2"), flip_table(novel)], ignore_index=True)
     rows = kossen_claims.kossen_tests(table, cfg, n_boot=200, ci=0.95, seed=0, alpha=0.05)
     gap = rows[rows["claim"].str.startswith("Pretraining preference")].set_index("dataset")
@@ -287,7 +291,7 @@ def kossen_row(dataset: str, effect: float, lo: float, hi: float, p: float, se: 
 
 
 def construction() -> pd.DataFrame:
-    return shen_claims.construction_claims(
+    return construction_claims.construction_claims(
         {"final_pred_cosine": 0.9995, "order_std_constructed": 1e-16},
         pd.DataFrame({"proj": ["q_proj", "k_proj"], "threshold": [1e-3, 1e-3], "measured": [0.01, 0.02],
                       "constructed": [0.9999, 0.9999]}), 1e-3)
@@ -311,7 +315,7 @@ def full_table() -> pd.DataFrame:
     # 18 head-only, 0 const-only over a 0.5 baseline: far bound 0.18 + 1.98 x 0.0386 = 0.257, between the
     # reference range's ends 0.25 (kappa 0.5 x 0.5) and 0.3 (kappa 0.6 x 0.5)
     kernel = kernel_claims.kernel_claims(han_summary(18, 0, 50, 32))
-    return claims.claims_table([controls, pd.DataFrame([shen_row()]), kossen, kernel], construction(), CFG)
+    return claims.claims_table([controls, pd.DataFrame([shen_row()]), kossen, kernel], [construction()], CFG)
 
 
 def test_claims_table_gives_every_verdict():
@@ -399,7 +403,7 @@ def test_han_reference_range_with_conflicting_ends_is_inconclusive():
     # variance (14 - 40 x 0.01) / 39, se = sqrt(13.6 / 39 / 40) = 0.0934; non-superiority t = -2.14 against 0.3
     # (p 0.019: absent) but -1.61 against 0.25 (p 0.058: inconclusive)
     kernel = kernel_claims.kernel_claims(han_summary(9, 5, 15, 11))
-    row = claims.claims_table([kernel], construction(), CFG).iloc[0]
+    row = claims.claims_table([kernel], [construction()], CFG).iloc[0]
     se = math.sqrt(13.6 / 39 / 40)
     assert row["p"] == pytest.approx(sum(math.comb(14, j) for j in range(9, 15)) / 2**14)
     assert row["p_tost"] == pytest.approx(sps.t.cdf((0.1 - 0.3) / se, 39))
@@ -411,7 +415,7 @@ def test_han_reference_range_with_conflicting_ends_is_inconclusive():
 def test_kernel_reference_carries_the_seeds_kappa_to_the_rows_baseline():
     kernel = kernel_claims.kernel_claims(pd.concat([han_summary(18, 0, 70, 12, "a"), han_summary(0, 0, 100, 0, "b")],
                                                    ignore_index=True))
-    table = claims.claims_table([kernel], construction(), CFG)
+    table = claims.claims_table([kernel], [construction()], CFG)
     # over a 0.7 baseline: kappa 0.6 x 0.3 = 0.18 and 0.5 x 0.3 = 0.15
     assert table["reference"].iloc[0] == pytest.approx(0.18) and table["reference_hi"].iloc[0] == pytest.approx(0.15)
     # ICL constant on the held-out part (baseline 1): no room above it, no reference, nothing can be called absent
@@ -420,25 +424,25 @@ def test_kernel_reference_carries_the_seeds_kappa_to_the_rows_baseline():
 
 def test_a_decided_test_on_the_wrong_side_is_contradicted():
     table = claims.claims_table([pd.DataFrame([kossen_row("a", -0.3, -0.32, -0.28, 1e-4, 0.01, 20)])],
-                                construction(), CFG)
+                                [construction()], CFG)
     assert table["verdict"].iloc[0] == "contradicted"
 
 
 def test_claims_table_names_a_family_without_a_reference():
     with pytest.raises(ValueError, match="claims.references has no entry for claim family 'shen_new'"):
-        claims.claims_table([pd.DataFrame([shen_row(family="shen_new")])], construction(), CFG)
+        claims.claims_table([pd.DataFrame([shen_row(family="shen_new")])], [construction()], CFG)
 
 
 def test_a_level_reference_needs_the_seeds_baseline():
     refs = {**CFG["references"], "han_kernel": {"seed": 0.8, "level": True, "source": "Table 2"}}
     kernel = kernel_claims.kernel_claims(han_summary(18, 0, 50, 32))
     with pytest.raises(ValueError, match="claims.references.han_kernel: level: true needs seed_baseline"):
-        claims.claims_table([kernel], construction(), CFG | {"references": refs})
+        claims.claims_table([kernel], [construction()], CFG | {"references": refs})
 
 
 def test_construction_claims_fail_when_the_criterion_fails():
     sparsity = pd.DataFrame({"proj": ["q_proj"], "threshold": [1e-3], "measured": [0.9], "constructed": [0.99]})
-    table = shen_claims.construction_claims({"final_pred_cosine": 0.5, "order_std_constructed": 1e-3}, sparsity, 1e-3)
+    table = construction_claims.construction_claims({"final_pred_cosine": 0.5, "order_std_constructed": 1e-3}, sparsity, 1e-3)
     assert table["verdict"].tolist() == ["not reproduced"] * 3
     ok = construction()
     assert ok["verdict"].tolist() == ["reproduced"] * 3
@@ -447,13 +451,16 @@ def test_construction_claims_fail_when_the_criterion_fails():
 # --------------------------------------------------------------------------- sizing
 
 
-SIZING_CFG = {"data": {"n_test": 20}, "curves": {"repetitions": 10}, "kernel": {"n_queries": None, "n_train_queries": 10},
+SIZING_CFG = {"data": {"n_test": 20}, "labels": {"repetitions": 10}, "kernel": {"n_queries": None, "n_train_queries": 10},
               "icl": {"demo_seeds": [0, 1, 2]}}
+#: each family's knob, as rule claims takes it from the family's study
+KNOBS = {"shen_pooled": finetune_study.STUDY.knob, "kossen_x": labels_study.STUDY.knob,
+         "han_kernel": kernel_study.STUDY.knob}
 
 
 def test_sizing_turns_units_needed_into_the_config_value_that_sets_them():
     table = full_table()
-    out = claims.sizing(table, SIZING_CFG | {"references": CFG["references"]})
+    out = claims.sizing(table, SIZING_CFG | {"references": CFG["references"]}, KNOBS)
     assert set(out["family"]) == {"shen_pooled", "kossen_x", "han_kernel"}  # no construction, no controls
     by = out.set_index(["family", "dataset"])
     shen = by.loc[("shen_pooled", "all")]
@@ -462,7 +469,7 @@ def test_sizing_turns_units_needed_into_the_config_value_that_sets_them():
     assert crossed.power(0.05, SHEN_PARTS, 0.05, set_scale=1e6) < 0.8
     assert shen["n_needed"] == math.inf and shen["needed"] == math.inf
     kossen = by.loc[("kossen_x", "e")]
-    assert (kossen["config_key"], kossen["current"]) == ("curves.repetitions", 10)
+    assert (kossen["config_key"], kossen["current"]) == ("labels.repetitions", 10)
     assert kossen["needed"] == kossen["n_needed"] > 10  # one context per repetition
     assert np.isnan(by.loc[("kossen_x", "f"), "needed"])  # not tested: no N
     # 100 held-out queries out of 20 test + 10 extra: 100 / 30 held out per query; minus the 20 test queries
@@ -472,8 +479,8 @@ def test_sizing_turns_units_needed_into_the_config_value_that_sets_them():
     # targets: seed-quantified rows (the SESOI row is not one)
     assert not shen["target"] and kossen["target"] and han["target"]
     refs = {**CFG["references"], "kossen_x": {**CFG["references"]["kossen_x"], "datasets": ["sst2"]}}
-    summary = claims.sizing_summary(claims.sizing(table, SIZING_CFG | {"references": refs})).set_index("config_key")
-    assert summary.loc["curves.repetitions", "target_rows"] == 0  # kossen_x's rows are not on SST-2
+    summary = claims.sizing_summary(claims.sizing(table, SIZING_CFG | {"references": refs}, KNOBS)).set_index("config_key")
+    assert summary.loc["labels.repetitions", "target_rows"] == 0  # kossen_x's rows are not on SST-2
     assert summary.loc["kernel.n_train_queries", "needed"] == han["needed"]
     assert summary.loc["icl.demo_seeds (count)", "target_rows"] == 0
     assert np.isnan(summary.loc["icl.demo_seeds (count)", "needed"])

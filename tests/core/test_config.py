@@ -12,7 +12,9 @@ import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from iclgd.core.config import ConfigError, load_config, resolve, typed
+from iclgd.core.config import ConfigError, resolve
+from iclgd.core.config_files import load_config, typed
+from iclgd.finetune import study as finetune_study
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
@@ -71,7 +73,7 @@ def test_config_yaml_sets_no_key_that_the_schema_defaults():
 
 
 def test_blocks_absent_from_the_config_file_get_the_schema_defaults(default_config):
-    blocks = {"icl", "curves", "kernel", "finetune", "control", "order", "dai", "claims", "construction", "metrics"}
+    blocks = {"icl", "labels", "kernel", "finetune", "control", "order", "dai", "claims", "construction", "metrics"}
     assert blocks <= set(default_config)
     for key, sub in schema_keys(SCHEMA):
         if "default" in sub and sub["default"] != {}:
@@ -83,7 +85,7 @@ def test_blocks_absent_from_the_config_file_get_the_schema_defaults(default_conf
     assert default_config["order"]["lrs"] == {"gd": 1.0, "sgd": 0.125, "adam": 1.0e-3}
     assert default_config["icl"]["permuted"] == {"orders": 1, "n_queries": 16}
     assert default_config["construction"]["lsa"]["n_demos"] == 20
-    assert default_config["curves"]["novel"]["sources"] == ["sst2", "agnews"]
+    assert default_config["labels"]["novel"]["sources"] == ["sst2", "agnews"]
     assert default_config["claims"]["references"]["han_kernel"]["seed_baseline"] == [0.5, 0.695]
     assert default_config["data"]["n_test"] == 48
 
@@ -139,10 +141,10 @@ def test_shipped_configs_resolve_without_dropping_anything(tmp_path):
 def test_default_run_resolves_to_what_its_blocks_name(default_config, tmp_path):
     config = copy.deepcopy(default_config) | {"data": {**default_config["data"], "mirror_dir": str(tmp_path)}}
     run = resolve(config, REPO)
-    assert run.kernel.datasets == ("sst2", "agnews") and run.kernel.models == ("smollm2-135m", "gemma3-270m")
-    assert run.order.models == ("smollm2-135m",) and run.order.datasets == ("agnews",)
-    assert run.curves.datasets == ("sst2", "novel")
-    assert run.dai_runs == (("smollm2-135m", "sst2"), ("gemma3-270m", "sst2"), ("smollm2-135m-untrained", "sst2"))
+    assert run.studies["kernel"].datasets == ("sst2", "agnews") and run.studies["kernel"].models == ("smollm2-135m", "gemma3-270m")
+    assert run.studies["order"].models == ("smollm2-135m",) and run.studies["order"].datasets == ("agnews",)
+    assert run.studies["labels"].datasets == ("sst2", "novel")
+    assert run.pairs["dai"] == (("smollm2-135m", "sst2"), ("gemma3-270m", "sst2"), ("smollm2-135m-untrained", "sst2"))
     assert run.prompts["n_demos"] == [0, 2, 4, 8] and run.prompts["demo_seeds"] == [0, 1, 2, 3, 4]  # + order.n_demos
     assert set(run.registry) == {"sst2", "agnews"}
 
@@ -150,45 +152,45 @@ def test_default_run_resolves_to_what_its_blocks_name(default_config, tmp_path):
 def test_a_list_restricts_the_study_in_the_runs_order(tmp_path):
     run = resolve(run_config(tmp_path, datasets=["sst2", "agnews", "rte"], kernel={"datasets": ["rte", "mr", "sst2"]}),
                   REPO)
-    assert run.kernel.datasets == ("sst2", "rte")
+    assert run.studies["kernel"].datasets == ("sst2", "rte")
     assert run.blocks["kernel"]["datasets"] == ["sst2", "rte"]
     assert any("kernel.datasets" in n and "'mr'" in n and "left out" in n for n in run.notes)
 
 
 def test_an_empty_list_means_everything_the_run_uses(tmp_path):
     run = resolve(run_config(tmp_path, datasets=["sst2", "agnews", "cb", "rte"], order={"models": [], "datasets": []}), REPO)
-    assert run.order.models == ("smollm2-135m", "gemma3-270m")
-    assert run.order.datasets == ("sst2", "agnews", "cb", "rte") and run.notes == ()
+    assert run.studies["order"].models == ("smollm2-135m", "gemma3-270m")
+    assert run.studies["order"].datasets == ("sst2", "agnews", "cb", "rte") and run.notes == ()
 
 
 def test_a_list_naming_nothing_the_run_uses_falls_back_to_everything(tmp_path):
     run = resolve(run_config(tmp_path, datasets=["trec"], use_models=["gemma3-270m"]), REPO)
-    for study in (run.kernel, run.order, run.dai, run.control):
+    for study in (run.studies["kernel"], run.studies["order"], run.studies["dai"], run.control):
         assert set(study.datasets) == {"trec"}
-    assert run.order.models == ("gemma3-270m",)
-    assert run.curves.datasets == ("trec", "novel")  # the novel task stays; its sources are read
+    assert run.studies["order"].models == ("gemma3-270m",)
+    assert run.studies["labels"].datasets == ("trec", "novel")  # the novel task stays; its sources are read
     assert {"sst2", "agnews", "trec"} == set(run.registry)
     notes = "\n".join(run.notes)
     for key in ("kernel.datasets", "order.datasets", "order.models", "dai.datasets", "control.datasets",
-                "curves.datasets"):
+                "labels.datasets"):
         assert f"config key {key}:" in notes and "using all of them" in notes, key
     # the control's original is not used: left out, and so are its Dai runs
     assert run.control.models == () and "control.models" in notes
-    assert run.dai_runs == (("gemma3-270m", "trec"),)
+    assert run.pairs["dai"] == (("gemma3-270m", "trec"),)
 
 
 def test_the_novel_task_alone_runs_alone(tmp_path):
-    run = resolve(run_config(tmp_path, curves={"datasets": ["novel"]}), REPO)
-    assert run.curves.datasets == ("novel",)
+    run = resolve(run_config(tmp_path, labels={"datasets": ["novel"]}), REPO)
+    assert run.studies["labels"].datasets == ("novel",)
 
 
 def test_control_models_run_dai_only_on_control_datasets(tmp_path):
     run = resolve(run_config(tmp_path, datasets=["sst2", "agnews", "cb", "rte"], dai={"datasets": ["sst2", "rte"]}, control={"datasets": ["rte", "cb"]}),
                   REPO)
     assert run.control.datasets == ("cb", "rte")
-    assert ("smollm2-135m-untrained", "rte") in run.dai_runs
-    assert ("smollm2-135m-untrained", "sst2") not in run.dai_runs
-    assert ("smollm2-135m", "sst2") in run.dai_runs
+    assert ("smollm2-135m-untrained", "rte") in run.pairs["dai"]
+    assert ("smollm2-135m-untrained", "sst2") not in run.pairs["dai"]
+    assert ("smollm2-135m", "sst2") in run.pairs["dai"]
 
 
 @pytest.mark.parametrize(
@@ -196,14 +198,14 @@ def test_control_models_run_dai_only_on_control_datasets(tmp_path):
     [
         ({"kernel": {"datasets": ["imdb"]}}, "kernel.datasets"),
         ({"control": {"datasets": ["imdb"]}}, "control.datasets"),
-        ({"curves": {"novel": {"sources": ["sst2", "imdb"]}}}, "curves.novel.sources"),
+        ({"labels": {"novel": {"sources": ["sst2", "imdb"]}}}, "labels.novel.sources"),
         ({"finetune": {"models": ["gpt-5"]}}, "finetune.models"),
         ({"dai": {"models": ["gpt-5"]}}, "dai.models"),
         ({"control": {"models": ["gemma3-270m"]}}, "control.models"),
         ({"finetune": {"lrs_by_model": {"smollm2": [1.0e-3]}}}, "finetune.lrs_by_model"),
         ({"construction": {"macro_threshold": 0.5}}, "construction.macro_threshold"),
         ({"order": {"n_demos": 2, "orderings": 3}}, "order.orderings"),
-        ({"curves": {"novel": {"words": ["a", "b", "c"]}}}, "curves.novel.words"),
+        ({"labels": {"novel": {"words": ["a", "b", "c"]}}}, "labels.novel.words"),
         ({"kernel": {"symbols": ["^"]}}, "kernel.symbols"),
         ({"icl": {"n_demos": [0]}}, "icl.n_demos"),
     ],
@@ -240,11 +242,11 @@ def test_dai_n_demos_fall_back_to_every_icl_n_demos_with_demonstrations(tmp_path
 def test_demo_seeds_restrict_to_icls_and_empty_means_all(tmp_path):
     run = resolve(run_config(tmp_path, icl={"demo_seeds": [0, 1, 2]}, finetune={"demo_seeds": []},
                              dai={"demo_seeds": [2, 5]}), REPO)
-    assert run.finetune_demo_seeds == (0, 1, 2) and run.blocks["finetune"]["demo_seeds"] == []
+    assert finetune_study.demo_seeds(run) == (0, 1, 2) and run.blocks["finetune"]["demo_seeds"] == []
     assert run.blocks["dai"]["demo_seeds"] == [2]
     run = resolve(run_config(tmp_path, icl={"demo_seeds": [0, 1]}, finetune={"demo_seeds": [7]},
                              dai={"demo_seeds": [7]}), REPO)
-    assert run.finetune_demo_seeds == (0, 1) and run.blocks["finetune"]["demo_seeds"] == []
+    assert finetune_study.demo_seeds(run) == (0, 1) and run.blocks["finetune"]["demo_seeds"] == []
     assert run.blocks["dai"]["demo_seeds"] == [0, 1]
 
 
@@ -259,9 +261,9 @@ def test_kernel_extras_follow_the_kernel_datasets(tmp_path):
 def test_finetune_grid_takes_the_models_own_learning_rates(default_config, tmp_path):
     config = copy.deepcopy(default_config) | {"data": {**default_config["data"], "mirror_dir": str(tmp_path)}}
     run = resolve(config, REPO)
-    assert run.finetune_grid("gemma3-270m")["lrs"] == [1.0e-4, 5.0e-4]
-    assert run.finetune_grid()["lrs"] == [1.0e-4, 5.0e-4, 1.0e-3, 5.0e-3]
-    assert not {"models", "demo_seeds", "lrs_by_model"} & set(run.finetune_grid())
+    assert finetune_study.grid(run, "gemma3-270m")["lrs"] == [1.0e-4, 5.0e-4]
+    assert finetune_study.grid(run)["lrs"] == [1.0e-4, 5.0e-4, 1.0e-3, 5.0e-3]
+    assert not {"models", "demo_seeds", "lrs_by_model"} & set(finetune_study.grid(run))
 
 
 def test_importing_the_config_module_loads_no_heavy_library():

@@ -1,5 +1,5 @@
 """The start-up context-length check: the estimate by hand, the error naming the key, a real HF
-directory whose window the default prompts exceed, and curves.skip."""
+directory whose window the default prompts exceed, and labels.skip."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from iclgd.core import context, startup
 from iclgd.core.config import ConfigError, resolve
+from iclgd.finetune import study as finetune_study
+from iclgd.order import study as order_study
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
@@ -46,12 +48,12 @@ def test_lengths_count_tokens_as_the_prompts_render_them():
 
 
 def test_check_names_the_key_dataset_and_model():
-    demand = context.Demand("curves.n_demos", "agnews", 33, 500, ("big",))
+    demand = context.Demand("labels.n_demos", "agnews", 33, 500, ("big",))
     fits = {"big": (4096, "config.json")}
     small = {"big": (2048, "/m/config.json")}
     lengths = context.Lengths(60.0, 20.0, 90, 1)  # ~2071 typical: AG News-like
     assert context.check([demand], fits, lambda *_: lengths) == []
-    with pytest.raises(context.ContextError, match=r"curves\.n_demos: 33 demonstrations of 'agnews' do not fit 'big'"
+    with pytest.raises(context.ContextError, match=r"labels\.n_demos: 33 demonstrations of 'agnews' do not fit 'big'"
                        r"'s context of 2048 tokens \(/m/config\.json\): a typical prompt"):
         context.check([demand], small, lambda *_: lengths)
 
@@ -100,21 +102,21 @@ def test_start_up_refuses_prompts_past_a_real_window(default_config, short_windo
     assert startup.check(resolve(config, REPO_ROOT), config) == []
 
 
-def test_curves_skip_leaves_out_exactly_its_pairs(default_config):
+def test_labels_skip_leaves_out_exactly_its_pairs(default_config):
     config = copy.deepcopy(default_config)
-    config["curves"]["skip"] = [{"model": "gemma3-270m", "dataset": "sst2"}]
+    config["labels"]["skip"] = [{"model": "gemma3-270m", "dataset": "sst2"}]
     run = resolve(config, REPO_ROOT)
-    assert ("gemma3-270m", "sst2") not in run.curves_pairs
-    assert ("smollm2-135m", "sst2") in run.curves_pairs and ("gemma3-270m", "novel") in run.curves_pairs
-    sst2 = [d for d in startup.demands(run, config) if d.key == "curves.n_demos" and d.dataset == "sst2"]
+    assert ("gemma3-270m", "sst2") not in run.pairs["labels"]
+    assert ("smollm2-135m", "sst2") in run.pairs["labels"] and ("gemma3-270m", "novel") in run.pairs["labels"]
+    sst2 = [d for d in startup.demands(run, config) if d.key == "labels.n_demos" and d.dataset == "sst2"]
     assert sst2 and all("gemma3-270m" not in d.models for d in sst2)
     config["kernel"]["skip"] = [{"model": "gemma3-270m", "dataset": "agnews"}]
     run = resolve(config, REPO_ROOT)
-    assert run.kernel_pairs == (("smollm2-135m", "sst2"), ("smollm2-135m", "agnews"), ("gemma3-270m", "sst2"))
+    assert run.pairs["kernel"] == (("smollm2-135m", "sst2"), ("smollm2-135m", "agnews"), ("gemma3-270m", "sst2"))
     kernel = [d for d in startup.demands(run, config) if d.key == "kernel.n_demos" and d.dataset == "agnews"]
     assert kernel[0].models == ("smollm2-135m",)
-    config["curves"]["skip"] = [{"model": "nope", "dataset": "sst2"}]
-    with pytest.raises(ConfigError, match="curves.skip"):
+    config["labels"]["skip"] = [{"model": "nope", "dataset": "sst2"}]
+    with pytest.raises(ConfigError, match="labels.skip"):
         resolve(config, REPO_ROOT)
 
 
@@ -123,7 +125,7 @@ def test_skips_reach_the_runs_that_read_them(default_config):
     config["finetune"]["skip"] = [{"model": "smollm2-135m", "optimizer": "gd", "subset": "all"}]
     config["order"]["skip"] = [{"model": "smollm2-135m", "optimizer": "adam"}]
     run = resolve(config, REPO_ROOT)
-    assert run.finetune_grid("smollm2-135m")["skip"] == [["gd", "all"]]
-    assert run.finetune_grid("gemma3-270m")["skip"] == []
-    assert "adam" not in run.order_block("smollm2-135m")["optimizers"]
-    assert "adam" in run.order_block("gemma3-270m")["optimizers"]
+    assert finetune_study.grid(run, "smollm2-135m")["skip"] == [["gd", "all"]]
+    assert finetune_study.grid(run, "gemma3-270m")["skip"] == []
+    assert "adam" not in order_study.order_block(run, "smollm2-135m")["optimizers"]
+    assert "adam" in order_study.order_block(run, "gemma3-270m")["optimizers"]

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from iclgd.core import figures
-from iclgd.kernel_regression.attention import MASS_PARTS
-from iclgd.kernel_regression.report import plot_heads
-from iclgd.label_relationships.curves_report import COLUMNS, RUNS_PER_PAGE, plot_learning_curves
+from iclgd.kernel.attention import MASS_PARTS
+from iclgd.kernel.report import plot_heads
+from iclgd.labels.report import COLUMNS, RUNS_PER_PAGE, plot_learning_curves
 
 needs_poppler = pytest.mark.skipif(shutil.which("pdfinfo") is None, reason="needs poppler-utils (make tex)")
 
@@ -95,7 +95,7 @@ def test_wrap_hides_the_unused_cells():
 @needs_poppler
 def test_many_models_and_datasets_continue_on_further_pages(tmp_path):
     """config/paper.yaml's scale: more models (Dai) or datasets (ICL accuracy) than a page holds."""
-    from iclgd.dai_metrics.report import MODEL_ROWS_PER_PAGE, MODELS_PER_ROW, plot_layers
+    from iclgd.dai.report import MODEL_ROWS_PER_PAGE, MODELS_PER_ROW, plot_layers
 
     names = ["simaou", "random_simaou", "simam", "zsl_simam"]
     layers = pd.DataFrame([{"model": f"m{i}", "layer": layer, **{f"{n}{s}": 0.1 * layer + d for n in names

@@ -10,7 +10,7 @@ from transformers import LlamaConfig
 
 from iclgd.core import context, fit_check
 from iclgd.core.config import ConfigError, resolve
-from iclgd.core.shape_run import LLAMA_7B
+from iclgd.tools.shape_run import LLAMA_7B
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -94,7 +94,7 @@ def test_records_frame_schema(tiny):
 
 def test_bench_compares_equal_scores(tiny):
     """`make bench` times two paths that must agree; check the agreement it reports, not the time."""
-    from iclgd.core import bench
+    from iclgd.tools import bench
 
     model, tok = tiny
     result = bench.bench_scoring(model, tok, k=4, n_queries=6, batch_size=4, batch_tokens=256)
@@ -104,7 +104,7 @@ def test_bench_compares_equal_scores(tiny):
 
 def test_bench_packing_trains_the_same_weights_both_ways(tiny_dir):
     """Packing only skips padding: the bench's packed and padded runs must end at the same weights."""
-    from iclgd.core import bench
+    from iclgd.tools import bench
 
     result = bench.bench_packing(tiny_dir, k=4, epochs=1, budget=64)
     assert result["max_abs_diff"] < 1e-5
@@ -114,7 +114,7 @@ def test_bench_packing_trains_the_same_weights_both_ways(tiny_dir):
 def test_bench_finetune_restore_matches_a_reload(tiny_dir):
     """Restoring the base weights in memory (what the grid does) trains exactly what a fresh load trains,
     and leaves the model at its base weights."""
-    from iclgd.core import bench
+    from iclgd.tools import bench
 
     result = bench.bench_finetune(tiny_dir, k=2, epochs=1, runs=1)
     assert result["max_abs_diff"] == 0.0 and result["restored_diff"] == 0.0

@@ -10,7 +10,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from iclgd.core import memory, models, shape_run, training
+from iclgd.core import memory, models, training
+from iclgd.tools import shape_run
 
 N7B = 6_738_415_616
 H, LAYERS = 4096, 32

@@ -1,14 +1,19 @@
-"""Accuracy tables and bootstrap CIs against hand-computed cases; paper helpers."""
+"""Accuracy tables, Rec2FTP and bootstrap CIs against hand-computed cases; paper helpers."""
 
 from __future__ import annotations
 
+import copy
 import json
+import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from iclgd.core import metrics, paper, stats
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def records(rows):
@@ -28,6 +33,19 @@ def test_accuracy_averages_seeds_within_examples():
     assert row["acc_lo"] <= row["acc"] <= row["acc_hi"]
     per_seed = metrics.per_seed_accuracy(recs).set_index("seed")["acc"]
     assert per_seed[0] == pytest.approx(200 / 3) and per_seed[1] == pytest.approx(100 / 3)
+
+
+def test_rec2ftp_hand_case_and_empty_denominator():
+    # ex:    1  2  3  4  5  6
+    zero = [0, 0, 0, 0, 1, 1]
+    ft = [1, 1, 1, 0, 1, 1]
+    icl = [1, 0, 1, 1, 1, 0]
+    # ZS wrong & FT right: examples 1, 2, 3 -> n = 3; ICL right on 1 and 3 -> 2/3
+    # (ex 4: FT wrong; ex 5, 6: ZS already right -> outside the denominator whatever ICL does)
+    value, n_fixed = metrics.rec2ftp(zero, ft, icl)
+    assert n_fixed == 3 and value == pytest.approx(2 / 3)
+    value, n_fixed = metrics.rec2ftp([1, 1, 0], [1, 0, 0], [1, 1, 1])  # nothing that FT newly fixes
+    assert n_fixed == 0 and math.isnan(value)
 
 
 def test_bootstrap_ci_constant_and_known_spread():
@@ -69,29 +87,36 @@ def test_render_macros_and_tables(tmp_path):
     assert paper.fmt(-0.0001, 3) == "0.000" and paper.fmt(-0.02) == "0.0" and paper.fmt(-0.06) == "-0.1"
 
 
-def test_scale_paragraph_states_the_run_from_config():
+def scale_run(config: dict, tmp_path, **blocks):
+    from iclgd.core.config import resolve
+
+    config = copy.deepcopy(config) | {"data": {**config["data"], "mirror_dir": str(tmp_path)}}
+    for name, values in blocks.items():
+        config[name] = config[name] | values
+    return resolve(config, REPO)
+
+
+def test_scale_paragraph_states_the_run_from_config(default_config, tmp_path):
     from iclgd.core import provenance
 
-    text = provenance.scale_paragraph(
-        ["smol_lm", "gemma"], {"demo_seeds": [0], "optimizers": ["gd"], "subsets": ["all"], "lrs": [1e-4], "max_epochs": 5,
-         "target_loss": 0.2, "lrs_by_model": {"gemma": [1e-3]}},
-        {"n_demos": 17, "repetitions": 16}, ["smol_lm"], ["smol_lm"],
-    )
-    assert "Fine-tuning ran for smol\\_lm (of smol\\_lm, gemma) on demonstration seeds 0" in text
-    assert "5 epochs" in text and "below 0.2 nats" in text and "smol\\_lm: 0.0001" in text
-    assert "17 demonstrations and 16 random contexts" in text
+    run = scale_run(default_config, tmp_path, finetune={"models": ["smollm2-135m"], "demo_seeds": [0],
+                                                        "optimizers": ["gd"], "subsets": ["all"], "lrs": [1e-4],
+                                                        "max_epochs": 5, "lrs_by_model": {"gemma3-270m": [1e-3]}},
+                    labels={"models": ["smollm2-135m"], "n_demos": 17, "repetitions": 16})
+    text = provenance.scale_paragraph(run)
+    assert "Fine-tuning ran for smollm2-135m (of smollm2-135m, gemma3-270m) on demonstration seeds 0" in text
+    assert "5 epochs" in text and "below 0.2 nats" in text and "smollm2-135m: 0.0001" in text
+    assert "17 demonstrations and 16 random contexts" in text and "left out" not in text.lower()
 
 
-def test_scale_paragraph_lists_what_was_left_out():
+def test_scale_paragraph_lists_what_was_left_out(default_config, tmp_path):
     from iclgd.core import provenance
 
-    finetune = {"demo_seeds": [0], "optimizers": ["gd", "adam"], "subsets": ["all"], "lrs": [1e-4], "max_epochs": 5,
-                "target_loss": 0.2, "skip": [{"model": "llama-7b", "optimizer": "adam", "subset": "all"}]}
-    curves = {"n_demos": 33, "repetitions": 500, "skip": [{"model": "llama-7b", "dataset": "rte"}]}
-    order = {"skip": [{"model": "llama-7b", "optimizer": "adam"}]}
-    kernel = {"n_demos": 16, "skip": [{"model": "llama-7b", "dataset": "mr"}]}
-    text = provenance.scale_paragraph(["llama-7b"], finetune, curves, ["llama-7b"], ["llama-7b"], order, kernel)
-    assert "adam on all of llama-7b" in text and "adam for llama-7b" in text and "llama-7b on rte" in text
-    assert "kernel study because 16 demonstrations" in text and "llama-7b on mr" in text
-    assert "left out" not in provenance.scale_paragraph(["m"], finetune | {"skip": []}, curves | {"skip": []},
-                                                        ["m"], ["m"], {"skip": []}, kernel | {"skip": []}).lower()
+    run = scale_run(default_config, tmp_path, finetune={"skip": [{"model": "gemma3-270m", "optimizer": "adam",
+                                                                  "subset": "all"}]},
+                    labels={"n_demos": 33, "skip": [{"model": "gemma3-270m", "dataset": "sst2"}]},
+                    order={"skip": [{"model": "smollm2-135m", "optimizer": "adam"}]},
+                    kernel={"n_demos": 16, "skip": [{"model": "gemma3-270m", "dataset": "agnews"}]})
+    text = provenance.scale_paragraph(run)
+    assert "adam on all of gemma3-270m" in text and "adam for smollm2-135m" in text and "gemma3-270m on sst2" in text
+    assert "kernel study because 16 demonstrations" in text and "gemma3-270m on agnews" in text

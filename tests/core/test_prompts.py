@@ -106,3 +106,15 @@ def test_permuted_orders_are_other_orders_of_the_same_demonstrations():
 def test_one_demonstration_has_no_other_order():
     with pytest.raises(prompts.PromptError, match="k >= 2"):
         prompts.permuted(build(ks=[1], seeds=[0])[0], 1)
+
+
+def test_demo_inputs_strip_the_label_word_render_demo_appended():
+    s = build(ks=[4], seeds=[0])[0]
+    by_uid = TRAIN.set_index("uid")
+    assert prompts.demo_inputs(s) == [prompts.render_query(SPEC["template"], by_uid.loc[d["uid"]].to_dict())
+                                      for d in s["demos"]]
+    bad = {**s, "demos": [{**s["demos"][0], "text": s["demos"][0]["text"] + "."}]}
+    with pytest.raises(prompts.PromptError, match="does not end with its label word ' (negative|positive)'"):
+        prompts.demo_inputs(bad)
+    with pytest.raises(KeyError):  # the error class is the caller's
+        prompts.demo_inputs(bad, error=KeyError)

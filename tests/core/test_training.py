@@ -1,5 +1,7 @@
-"""run_status on hand-built loss sequences: divergence needs a blow-up or a persistent rise, convergence an
-update; float32 master weights make bf16 fine-tuning keep updates bf16 alone rounds away."""
+"""Core fine-tuning (`iclgd.core.training`) on the tiny random Llama and the toy prompt set (tests/conftest.py):
+examples, parameter subsets, the label loss, full-batch GD and per-demonstration SGD against plain torch autograd,
+order (in)variance, training to convergence, run_status on hand-built loss sequences, and float32 master weights
+(bf16 fine-tuning keeps updates bf16 alone rounds away)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,302 @@ import numpy as np
 import pytest
 import torch
 
-from iclgd.core import training
+from iclgd.core import forward, models, prompts, training
 
+# toy, prompt_set, model and one_thread: tests/conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")
+OPTIMIZERS = ("gd", "sgd", "adam")
 TARGET, BLOWUP, PATIENCE = 0.1, 3.0, 3
 
+
+def examples(tok, ps):
+    label_ids = forward.label_token_ids(tok, ps["label_words"])
+    return training.encode_examples(tok, training.demo_queries(ps), ps["classes"], label_ids)
+
+
+def reordered(ps: dict) -> dict:
+    demos = ps["demos"][::-1]
+    return {**ps, "order": 1, "demos": demos, "prefix": "".join(d["text"] + "\n\n" for d in demos)}
+
+
+def state(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def fit(model, tok, ps, optimizer, subset="all", lr=0.05, epochs=1, **kwargs) -> training.TrainResult:
+    params = training.freeze_except(model, training.select_parameters(model, subset))
+    return training.train(model, examples(tok, ps), optimizer, lr, epochs, params, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def batch(tiny) -> list[training.Example]:
+    """Four fixed demonstrations of 6-9 token ids, labels among four ids: enough for a stable gradient."""
+    gen = torch.Generator().manual_seed(0)
+    return [training.Example(uid=i, ids=tuple(torch.randint(10, 1000, (6 + i,), generator=gen).tolist()),
+                             target=[300, 301, 302, 303][i]) for i in range(4)]
+
+
+def hand_loss(model, batch) -> torch.Tensor:
+    """Plain reference: each example alone (no padding), -log softmax of its target over the whole
+    vocabulary at its last token, averaged over the batch."""
+    nll = []
+    for ex in batch:
+        last = model(input_ids=torch.tensor([ex.ids])).logits[0, -1].float()
+        nll.append(-torch.log_softmax(last, dim=-1)[ex.target])
+    return torch.stack(nll).mean()
+
+
+# ---------------------------------------------------------------- examples
+
+
+def test_demo_queries_are_the_zero_shot_prompts(toy, prompt_set):
+    rows = toy.train.set_index("uid")
+    for demo, query in zip(prompt_set["demos"], training.demo_queries(prompt_set)):
+        assert query["query"] == prompts.render_query(toy.template, rows.loc[demo["uid"]].to_dict())
+        assert demo["text"] == query["query"] + " " + demo["label"]
+
+
+def test_examples_encode_like_zero_shot_scoring(tiny, prompt_set):
+    _, tok = tiny
+    (ex, *_) = examples(tok, prompt_set)
+    query = training.demo_queries(prompt_set)[0]["query"]
+    assert list(ex.ids) == forward.encode_prefix(tok, "") + forward.encode_query(tok, query)
+    label = prompt_set["demos"][0]["label"]
+    assert ex.target == tok(" " + label, add_special_tokens=False).input_ids[0]
+
+
+def test_a_demo_without_its_label_word_is_refused(prompt_set):
+    demo = prompt_set["demos"][0]
+    bad = {**prompt_set, "demos": [{**demo, "text": demo["text"] + "!"}]}
+    with pytest.raises(training.FinetuneError, match="does not end with its label word"):
+        training.demo_queries(bad)
+
+
+def test_examples_are_ordered_canonically_for_gd_and_as_given_otherwise(batch):
+    shuffled = [batch[i] for i in (2, 0, 3, 1)]
+    assert training.canonical(shuffled) == batch  # uids 0..3
+    assert training.epoch_batches(shuffled, "gd") == [batch]
+    one_each = [[ex] for ex in shuffled]
+    assert training.epoch_batches(shuffled, "sgd") == training.epoch_batches(shuffled, "adam") == one_each
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def test_subsets_select_intended_parameters(tiny):
+    deep = models.tiny_llama(tiny[1], seed=0, layers=4)
+    pick = lambda subset: set(training.select_parameters(deep, subset))  # noqa: E731
+    attn = "model.layers.{}.self_attn.{}_proj.weight"
+    assert pick("kv") == {attn.format(i, p) for i in range(4) for p in "kv"}
+    assert pick("v_mid") == {attn.format(2, "v")}
+    assert pick("v_deep") == {attn.format(3, "v")}
+    everything = pick("all")
+    assert everything == {n for n, _ in deep.named_parameters()}
+    assert "model.embed_tokens.weight" in everything and "lm_head.weight" not in everything  # tied, listed once
+    with pytest.raises(training.FinetuneError):
+        training.select_parameters(deep, "q_only")
+
+
+def test_layer_count_reads_the_parameter_names(tiny, model):
+    assert training.layer_count(model) == 2
+    assert training.layer_count(models.tiny_llama(tiny[1], seed=0, layers=3)) == 3
+    with pytest.raises(training.FinetuneError, match="no parameters named"):
+        training.layer_count(torch.nn.Linear(2, 2))
+
+
+def test_trainable_restores_the_weights_and_freezes_even_on_error(model):
+    names = training.select_parameters(model, "v_deep")
+    before = state(model)
+    with pytest.raises(RuntimeError, match="boom"):
+        with training.trainable(model, names) as params:
+            assert [p.requires_grad for p in model.parameters()].count(True) == len(params) == 1
+            with torch.no_grad():
+                params[0].add_(1.0)
+            raise RuntimeError("boom")
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    assert not any(p.requires_grad or p.grad is not None for p in model.parameters())
+
+
+def test_make_optimizer_plain_sgd_and_default_adam():
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    sgd, adam = training.make_optimizer("gd", params, 0.1), training.make_optimizer("adam", params, 0.1)
+    assert type(sgd) is torch.optim.SGD and sgd.defaults["momentum"] == 0 and sgd.defaults["weight_decay"] == 0
+    assert type(adam) is torch.optim.Adam and adam.defaults["betas"] == (0.9, 0.999)
+    with pytest.raises(training.FinetuneError, match="rmsprop"):
+        training.make_optimizer("rmsprop", params, 0.1)
+
+
+# ---------------------------------------------------------------- loss and steps against autograd
+
+
+def test_label_logits_are_each_examples_own_last_token_logits(model, batch):
+    """Right-padded rows without an attention mask give each example's unpadded logits."""
+    with torch.no_grad():
+        got = training.label_logits(model, batch)
+        assert got.shape == (len(batch), model.config.vocab_size)
+        for row, ex in zip(got, batch):
+            want = model(input_ids=torch.tensor([ex.ids])).logits[0, -1]
+            torch.testing.assert_close(row, want, rtol=0, atol=1e-5)
+
+
+def test_label_loss_is_the_full_vocabulary_cross_entropy(model, batch):
+    with torch.no_grad():
+        logits = training.label_logits(model, batch).double()
+        hand = [float(torch.logsumexp(row, 0) - row[ex.target]) for row, ex in zip(logits, batch)]
+        assert training.label_loss(model, batch).item() == pytest.approx(np.mean(hand), rel=1e-6)
+        assert training.label_loss(model, batch, "sum").item() == pytest.approx(sum(hand), rel=1e-6)
+        assert training.label_loss(model, batch).item() == pytest.approx(hand_loss(model, batch).item(), rel=1e-5)
+
+
+def test_micro_batches_pack_by_length_under_the_budgets():
+    lengths = [9, 3, 5, 3, 12]
+    batch = [training.Example(uid=i, ids=tuple(range(n)), target=0) for i, n in enumerate(lengths)]
+    # Sorted lengths 3, 3, 5, 9, 12; rows * longest <= 16: [3, 3, 5] (15), [9] (18 > 16 with two), [12].
+    groups = training.micro_batches(batch, micro_batch=0, batch_tokens=16)
+    assert [[ex.uid for ex in g] for g in groups] == [[1, 3, 2], [0], [4]]
+    # A row cap of 2 splits the first group; an ample budget keeps everything in length order.
+    assert [len(g) for g in training.micro_batches(batch, 2, 1024)] == [2, 2, 1]
+    assert [ex.uid for ex in training.micro_batches(batch, 0, 1024)[0]] == [1, 3, 2, 0, 4]
+
+
+@pytest.mark.parametrize("micro_batch,batch_tokens", [(0, 1024), (0, 20), (1, 1024)])
+def test_a_gd_epoch_is_one_step_down_the_autograd_gradient(model, batch, micro_batch, batch_tokens):
+    """All parameters (the tied embedding/head through FactoredVocab), however the batch is packed: one
+    epoch of gd moves every weight by -lr x autograd's gradient of the mean label loss."""
+    lr = 0.05
+    params = training.freeze_except(model, training.select_parameters(model, "all"))
+    before = [p.detach().clone() for p in params]
+    loss = hand_loss(model, batch)
+    grads = torch.autograd.grad(loss, params)
+    packed = training.micro_batches(training.canonical(batch), micro_batch, batch_tokens)
+    assert len(packed) == (1 if (micro_batch, batch_tokens) == (0, 1024) else 2 if batch_tokens == 20 else 4)
+    result = training.train(model, batch, "gd", lr, 1, params, micro_batch=micro_batch, batch_tokens=batch_tokens)
+    assert result.losses == [pytest.approx(loss.item(), rel=1e-5)]
+    for p, start, grad in zip(params, before, grads):
+        torch.testing.assert_close(p.detach(), start - lr * grad, rtol=0, atol=1e-6)
+    assert max(float(g.abs().max()) for g in grads) > 1e-2  # the step is not vacuous
+
+
+def test_an_sgd_epoch_steps_once_per_example_in_prompt_order(model, batch):
+    """sgd: one step of -lr x autograd's gradient per demonstration, in the order given (not canonical)."""
+    lr, order = 0.05, [batch[i] for i in (3, 1, 0, 2)]
+    ref = copy.deepcopy(model)
+    ref_params = training.freeze_except(ref, training.select_parameters(ref, "all"))
+    losses = []
+    for ex in order:
+        loss = hand_loss(ref, [ex])
+        losses.append(loss.item())
+        grads = torch.autograd.grad(loss, ref_params)
+        with torch.no_grad():
+            for p, grad in zip(ref_params, grads):
+                p.sub_(lr * grad)
+    params = training.freeze_except(model, training.select_parameters(model, "all"))
+    result = training.train(model, order, "sgd", lr, 1, params)
+    assert result.losses == [pytest.approx(np.mean(losses), rel=1e-5)]
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("micro_batch,batch_tokens", [(0, 1024), (3, 1024), (0, 30)])
+def test_full_batch_gd_is_bitwise_order_invariant(model, tiny, prompt_set, micro_batch, batch_tokens):
+    tok = tiny[1]
+    base = training.snapshot(model, [n for n, _ in model.named_parameters()])
+    budget = {"micro_batch": micro_batch, "batch_tokens": batch_tokens}
+    fit(model, tok, prompt_set, "gd", epochs=2, **budget)
+    first = state(model)
+    training.restore(model, base)
+    fit(model, tok, reordered(prompt_set), "gd", epochs=2, **budget)
+    second = state(model)
+    assert any(not torch.equal(first[n], base[n]) for n in base)  # it did train
+    assert all(torch.equal(first[n], second[n]) for n in first)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_per_demo_optimisers_depend_on_order(model, tiny, prompt_set, optimizer):
+    tok = tiny[1]
+    base = training.snapshot(model, [n for n, _ in model.named_parameters()])
+    fit(model, tok, prompt_set, optimizer, lr=0.05)
+    first = state(model)
+    training.restore(model, base)
+    fit(model, tok, reordered(prompt_set), optimizer, lr=0.05)
+    assert any(not torch.equal(first[n], p) for n, p in model.named_parameters())
+
+
+def test_frozen_parameters_stay_put_without_grads_or_state(model, tiny, prompt_set):
+    tok = tiny[1]
+    before = state(model)
+    trained = set(training.select_parameters(model, "kv"))
+    result = fit(model, tok, prompt_set, "adam", subset="kv", lr=0.01)
+    params = dict(model.named_parameters())
+    for name, param in params.items():
+        assert param.grad is None
+        if name in trained:
+            assert param.requires_grad and not torch.equal(param, before[name])
+        else:
+            assert not param.requires_grad and torch.equal(param, before[name])
+    with_state = {id(p) for p in result.optimizer.state}
+    assert with_state == {id(params[n]) for n in trained}
+
+
+def test_tied_embeddings_train_together_under_all(model, tiny, prompt_set):
+    embed = model.model.embed_tokens.weight
+    assert model.lm_head.weight is embed
+    before = embed.detach().clone()
+    fit(model, tiny[1], prompt_set, "sgd", subset="all", lr=0.05)
+    assert model.lm_head.weight is embed and not torch.equal(embed, before)
+
+
+# ---------------------------------------------------------------- train_until
+
+
+#: The divergence rule of config/schema.yaml's defaults (finetune.blowup, finetune.diverge_patience).
+DIVERGE = {"blowup": BLOWUP, "diverge_patience": PATIENCE}
+
+
+def until(model, tok, ps, optimizer="gd", lr=0.05, max_epochs=100, target_loss=0.1, subset="all"):
+    params = training.freeze_except(model, training.select_parameters(model, subset))
+    return training.train_until(model, examples(tok, ps), optimizer, lr, params, max_epochs, target_loss, **DIVERGE)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_training_stops_as_soon_as_the_demonstrations_are_learned(model, tiny, prompt_set, optimizer):
+    tok = tiny[1]
+    lr = {"gd": 0.05, "sgd": 0.02, "adam": 1e-3}[optimizer]
+    result = until(model, tok, prompt_set, optimizer, lr)
+    assert result.status == "converged" and 0 < result.epochs < 100
+    last, before = result.fits[-1], result.fits[-2]
+    assert last.learned and last.loss < 0.1
+    assert not (before.learned and before.loss < 0.1)  # it stopped at the first epoch that got there
+    with torch.no_grad():  # the reported fit is the weights' own: every label is the argmax, loss as said
+        batch = training.canonical(examples(tok, prompt_set))
+        logits = training.label_logits(model, batch)
+        assert (logits.argmax(-1) == torch.tensor([ex.target for ex in batch])).all()
+        assert training.label_loss(model, batch).item() == pytest.approx(last.loss, rel=1e-4)
+
+
+def test_a_rate_that_raises_the_loss_is_diverged(model, tiny, prompt_set):
+    result = until(model, tiny[1], prompt_set, "gd", lr=50.0)
+    assert result.status == "diverged" and not result.fits[-1].loss <= result.fits[0].loss
+    # it stopped at the first epoch the rule fired
+    rule = (0.1, DIVERGE["blowup"], DIVERGE["diverge_patience"])
+    assert all(training.run_status(result.fits[:n], *rule) is None for n in range(1, len(result.fits)))
+
+
+def test_a_base_model_that_already_fits_still_takes_an_update(model, tiny, prompt_set):
+    """Once trained, the model fits its demonstrations before any update: it is converged only after one epoch."""
+    tok = tiny[1]
+    assert until(model, tok, prompt_set, "gd", lr=0.05).status == "converged"
+    result = until(model, tok, prompt_set, "gd", lr=0.0)  # starts from the trained weights
+    assert result.fits[0].learned and result.fits[0].loss < 0.1
+    assert result.status == "converged" and result.epochs == 1
+
+
+def test_max_epochs_without_learning_is_not_converged(model, tiny, prompt_set):
+    result = until(model, tiny[1], prompt_set, "gd", lr=1e-4, max_epochs=3)
+    assert result.status == "not_converged" and result.epochs == 3 and len(result.fits) == 4
+
+
+# ---------------------------------------------------------------- run_status
 
 def status(*losses: float, learned_last: bool = False, patience: int = PATIENCE) -> str | None:
     """Status after the hand-built mean losses (the first: the base model); only the last fit may be learned."""
@@ -64,14 +358,6 @@ def test_convergence_needs_every_label_learned_and_the_loss_below_target():
 # ---------------------------------------------------------------- float32 master weights
 
 WV = "model.layers.1.self_attn.v_proj.weight"  # v_mid of the 2-layer tiny Llama
-
-
-@pytest.fixture(scope="module")
-def batch(tiny) -> list[training.Example]:
-    """Four fixed demonstrations of 6-9 token ids, labels among four ids: enough for a stable gradient."""
-    gen = torch.Generator().manual_seed(0)
-    return [training.Example(uid=i, ids=tuple(torch.randint(10, 1000, (6 + i,), generator=gen).tolist()),
-                             target=[300, 301, 302, 303][i]) for i in range(4)]
 
 
 def copy_in(tiny, dtype: torch.dtype, spread: bool = False):

@@ -37,7 +37,7 @@ import pytest
 import yaml
 from pipeline_support import REPO, SNAKEMAKE, copy_workflow, run_outputs, write_test_config
 
-from iclgd.core import slurm_profile
+from iclgd.tools import slurm_profile
 
 pytestmark = [
     pytest.mark.cluster,

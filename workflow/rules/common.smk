@@ -29,8 +29,16 @@ MODELS = list(RUN.models)
 GIT_COMMIT = provenance.git_commit(workflow.basedir)
 
 #: What each study contributes to the paper: macro JSONs, generated .tex tables, figures, the
-#: benchmark files the provenance appendix reads and one output of each of those jobs.
-PAPER = {"macros": [], "tables": [], "figures": [], "benchmarks": [], "benchmarked": []}
+#: benchmark files the provenance appendix reads and one output of each of those jobs, and its claim rows
+#: (iclgd.core.claim_rows) for the claims table. Rules claims and paper read them through functions.
+PAPER = {
+    "macros": [],
+    "tables": [],
+    "figures": [],
+    "benchmarks": [],
+    "benchmarked": [],
+    "claims": [],
+}
 
 
 def contribute(**parts):

@@ -8,7 +8,7 @@ rule prepare_data:
         train="results/data/{dataset}/train.parquet",
         test="results/data/{dataset}/test.parquet",
     log:
-        "logs/data/{dataset}.log",
+        "logs/prepare_data/{dataset}.log",
     localrule: True
     conda:
         "../../environment.yml"
@@ -25,7 +25,7 @@ rule prepare_model:
     output:
         directory("resources/models/{model}"),
     log:
-        "logs/models/{model}.log",
+        "logs/prepare_model/{model}.log",
     benchmark:
         "benchmarks/prepare_model/{model}.tsv"
     conda:
@@ -48,7 +48,7 @@ rule build_prompts:
     output:
         "results/prompts/{dataset}.jsonl",
     log:
-        "logs/prompts/{dataset}.log",
+        "logs/build_prompts/{dataset}.log",
     localrule: True
     conda:
         "../../environment.yml"

@@ -20,7 +20,7 @@ rule model_provenance:
         macros="results/paper/macros/models.json",
         table="paper/generated/tab_models.tex",
     log:
-        "logs/paper/model_provenance.log",
+        "logs/model_provenance.log",
     localrule: True
     conda:
         "../../environment.yml"
@@ -39,18 +39,12 @@ rule run_scale:
     output:
         "paper/generated/scale.tex",
     log:
-        "logs/paper/run_scale.log",
+        "logs/run_scale.log",
     localrule: True
     conda:
         "../../environment.yml"
     params:
-        models=MODELS,
-        finetune=RUN.blocks["finetune"],
-        curves=RUN.blocks["curves"],
-        order=RUN.blocks["order"],
-        kernel=RUN.blocks["kernel"],
-        curves_models=list(RUN.curves.models),
-        finetune_models=list(RUN.finetune.models),
+        text=provenance.scale_paragraph(RUN),
     script:
         "../scripts/core/run_scale.py"
 
@@ -59,14 +53,14 @@ rule provenance_appendix:
     input:
         # the heavy jobs whose benchmark files it reads (not figures or tables: editing those
         # must not rerun the appendix)
-        heavy=PAPER["benchmarked"],
+        heavy=lambda wildcards: PAPER["benchmarked"],
         code=lib("core.provenance", "core.paper"),
     output:
         tex="paper/generated/appendix_provenance.tex",
         macros="results/paper/macros/provenance.json",
         json="results/paper/provenance.json",
     log:
-        "logs/paper/provenance_appendix.log",
+        "logs/provenance_appendix.log",
     localrule: True
     conda:
         "../../environment.yml"
@@ -74,20 +68,20 @@ rule provenance_appendix:
         commit=GIT_COMMIT,
         config=config,
         configfiles=[os.path.basename(f) for f in workflow.configfiles],
-        benchmarks=PAPER["benchmarks"],
+        benchmarks=lambda wildcards: PAPER["benchmarks"],
     script:
         "../scripts/core/provenance_appendix.py"
 
 
 rule macros:
     input:
-        macros=PAPER["macros"],
+        macros=lambda wildcards: PAPER["macros"],
         code=lib("core.paper"),
     output:
         json="paper/generated/macros.json",
         tex="paper/generated/macros.tex",
     log:
-        "logs/paper/macros.log",
+        "logs/macros.log",
     localrule: True
     conda:
         "../../environment.yml"
@@ -101,13 +95,13 @@ rule paper:
         bib=paper_source("refs.bib"),
         sty=paper_source("iclgd.sty"),
         macros="paper/generated/macros.tex",
-        tables=PAPER["tables"],
-        figures=PAPER["figures"],
+        tables=lambda wildcards: PAPER["tables"],
+        figures=lambda wildcards: PAPER["figures"],
         code=lib("core.latex"),
     output:
         "paper/main.pdf",
     log:
-        "logs/paper/latexmk.log",
+        "logs/paper.log",
     benchmark:
         "benchmarks/paper.tsv"
     localrule: True
@@ -127,7 +121,7 @@ rule check_paper:
     output:
         "results/paper/build_check.json",
     log:
-        "logs/paper/check_paper.log",
+        "logs/check_paper.log",
     localrule: True
     conda:
         "../../environment.yml"

@@ -1,19 +1,19 @@
 """The claims table: every study's tested statements, Holm within each family, power, verdicts.
 
-Each study builds its own rows (`iclgd.icl_vs_gd.claims`, `iclgd.label_relationships.claims`,
-`iclgd.kernel_regression.claims`), each with its test's estimate, 95 % and (1 - 2 alpha) intervals, p and a
-`plan` for the power of that same test. Holm runs within each family, for the test's p and for the
+Each study with claims builds its own rows in its own rule (written by `iclgd.core.claim_rows`), each with its
+test's estimate, 95 % and (1 - 2 alpha) intervals, p and a `plan` for the power of that same test. Holm runs within each family, for the test's p and for the
 equivalence p against the reference (the seed's effect or a declared SESOI; config `claims.references`).
 `stats.verdict` then reads the intervals against the reference: reproduced (at the reference's size or
 smaller than it), contradicted, absent (equivalence), inconclusive (with the N that would decide it).
-Negative controls (expected effect 0) form their own block, outside the replication counts. The LaTeX
-views are in `iclgd.core.claims_tex`.
+Negative controls (expected effect 0) form their own block, outside the replication counts; exact rows
+(test "exact", a construction's criterion) keep their own verdict. The LaTeX views are in
+`iclgd.core.claims_tex`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -114,10 +114,10 @@ COLUMNS = ["paper", "family", "block", "claim", "model", "dataset", "effect", "e
            "verdict_note", "reference_source", "evidence", "target"]
 
 
-def claims_table(tested_parts: Iterable[pd.DataFrame], construction: pd.DataFrame, cfg: dict[str, Any]) -> pd.DataFrame:
+def claims_table(tested_parts: Iterable[pd.DataFrame], exact_parts: Iterable[pd.DataFrame],
+                 cfg: dict[str, Any]) -> pd.DataFrame:
     """All claims: Holm-adjusted p and equivalence p within each family, power for the test run, reference
-    effect and verdict; negative controls in their own block; exact (construction) claims keep their
-    criterion's verdict."""
+    effect and verdict; negative controls in their own block; exact claims keep their criterion's verdict."""
     tested = pd.concat([t for t in tested_parts if len(t)], ignore_index=True)
     for col, default in (("negative_control", False), ("se", np.nan), ("df", np.nan), ("plan", None)):
         tested[col] = tested[col] if col in tested else default
@@ -130,38 +130,32 @@ def claims_table(tested_parts: Iterable[pd.DataFrame], construction: pd.DataFram
     tested["criterion"] = np.where(tested["negative_control"], "= 0 (control)",
                                    np.where(tested["expected_sign"] == 0, "two-sided",
                                             np.where(tested["expected_sign"] > 0, "> 0", "< 0")))
-    exact = construction.assign(p_holm=np.nan, unit="", test="exact", reference_kind="", reference_source="",
-                                block="claim")
+    exact = pd.concat([e for e in exact_parts if len(e)] or [pd.DataFrame()], ignore_index=True)
+    exact = exact.assign(p_holm=np.nan, unit="", test="exact", reference_kind="", reference_source="", block="claim")
     table = pd.concat([tested, exact], ignore_index=True).reindex(columns=COLUMNS)
     order = table["block"].map({"claim": 0, "negative control": 1})
     return table.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
 
 
-def _knob(row, cfg: dict[str, Any]) -> tuple[str, float, float]:
-    """(config key, its current value, the row's planning units per unit of it) that sets this row's N."""
-    data, kernel = cfg["data"], cfg["kernel"]
-    if row.family.startswith("kossen_"):
-        return "curves.repetitions", cfg["curves"]["repetitions"], 1.0
-    if row.family == "han_kernel":  # held-out queries = (test + extra training queries) x (1 - select_fraction)
-        extra = kernel["n_train_queries"]
-        return "kernel.n_train_queries", extra, row.n / ((kernel["n_queries"] or data["n_test"]) + extra)
-    # Shen et al.'s rows: demonstration sets per setting (the unit of replication), one per seed
-    return "icl.demo_seeds (count)", len(cfg["icl"]["demo_seeds"]), 1.0
+#: A study's knob: (row, cfg) -> (config key, its current value, the row's planning units per unit of it, units
+#: on top of which the key counts) that sets a claim row's N (iclgd.core.studies.StudySpec.knob).
+Knob = Callable[[Any, dict[str, Any]], tuple[str, float, float, float]]
 
 
-def sizing(table: pd.DataFrame, cfg: dict[str, Any]) -> pd.DataFrame:
-    """Per tested claim: the config key that sets its N and the value that gives 80 % power at its reference.
+def sizing(table: pd.DataFrame, cfg: dict[str, Any], knobs: Mapping[str, Knob]) -> pd.DataFrame:
+    """Per tested claim: the config key that sets its N (`knobs[family]`, its study's) and the value that gives
+    80 % power at its reference.
 
-    `needed` is for the key's own unit (repetitions, test examples per dataset, ...); for kernel.n_train_queries
-    it is the extra training queries on top of the test queries. inf: no N reaches 80 % power (the reference is
+    `needed` is for the key's own unit (repetitions, demonstration sets, ...), beyond the units the key counts
+    on top of (kernel.n_train_queries: the extra training queries on top of the test queries). inf: no N reaches 80 % power (the reference is
     out of reach of this test, e.g. a seed level below this run's baseline gives no reference at all: NaN).
     """
     rows = []
-    for r in table[(table["family"] != "construction") & (table["block"] == "claim")].itertuples():
-        key, current, per_unit = _knob(r, cfg)
+    for r in table[(table["test"] != "exact") & (table["block"] == "claim")].itertuples():
+        key, current, per_unit, on_top_of = knobs[r.family](r, cfg)
         units = r.n_needed / per_unit if per_unit > 0 else np.nan
-        if key == "kernel.n_train_queries" and np.isfinite(units):
-            units = units - (cfg["kernel"]["n_queries"] or cfg["data"]["n_test"])
+        if on_top_of and np.isfinite(units):
+            units = units - on_top_of
         needed = float(max(0, int(np.ceil(units - 1e-9)))) if np.isfinite(units) else units
         measured_on = cfg.get("references", {}).get(r.family, {}).get("datasets")
         target = r.reference_kind == "seed" and (not measured_on or r.dataset in measured_on)
@@ -187,3 +181,13 @@ def sizing_summary(rows: pd.DataFrame) -> pd.DataFrame:
 
 def families(frames: Iterable[pd.DataFrame]) -> list[str]:
     return sorted({f for frame in frames for f in frame["family"].unique()})
+
+
+def assemble(parts: Iterable[Any], specs: Mapping[str, Any], cfg: dict[str, Any],
+             sizing_cfg: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The claims table and its sizing from every study's claim rows (iclgd.core.claim_rows.ClaimRows), in the
+    studies' order; each family's N is sized by its own study's knob (`specs`: name -> StudySpec)."""
+    parts = sorted(parts, key=lambda rows: specs[rows.study].position)
+    table = claims_table([p.tested for p in parts], [p.exact for p in parts], cfg)
+    knobs = {family: specs[p.study].knob for p in parts if len(p.tested) for family in p.tested["family"].unique()}
+    return table, sizing(table, sizing_cfg | {"references": cfg["references"]}, knobs)

@@ -78,7 +78,7 @@ def claims_tex(table: pd.DataFrame) -> str:
             rows.append([f"\\multicolumn{{8}}{{{WIDE}}}{{\\textit{{{text}}}}}"] + [""] * 7)
         last = (r.block, r.family, r.claim)
         rows.append([latex_escape(f"{r.model} / {r.dataset}") if r.model else "--", units(r), _cell(r),
-                     fmt_p(r.p_holm, r.family == "construction"), _reference(r), _num(r.mde), _decide(r),
+                     fmt_p(r.p_holm, r.test == "exact"), _reference(r), _num(r.mde), _decide(r),
                      latex_escape(r.verdict)])
     shown = pd.DataFrame(rows, columns=["scope", "units", "estimate [95\\% CI]", "$p_\\mathrm{Holm}$", "ref.",
                                         "MDE", "$n_{80\\%}$", "verdict"])
@@ -152,11 +152,11 @@ def claims_macros(table: pd.DataFrame) -> dict[str, str]:
     out["ClaimsControls"] = str(len(controls))
     for v in stats.CONTROL_VERDICTS:
         out[macro_name("controls", v)] = str(int((controls["verdict"] == v).sum()))
-    tested = claims[claims["family"] != "construction"]
+    tested = claims[claims["test"] != "exact"]
     out["ClaimsTested"] = str(len(tested))
     out["ClaimsDecided"] = str(int(tested["verdict"].isin(["reproduced", "reproduced, smaller than the reference",
                                                             "contradicted", "absent"]).sum()))
-    for r in table[table["family"] != "construction"].itertuples():
+    for r in table[table["test"] != "exact"].itertuples():
         name = macro_name("claim", r.family, r.model, r.dataset)
         out |= {f"{name}Verdict": r.verdict, f"{name}Mde": _num(r.mde), f"{name}Ref": _num(r.reference),
                 f"{name}NNeeded": _n(r.n_needed), f"{name}Est": fmt(r.effect, 3)}

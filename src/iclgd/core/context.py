@@ -46,7 +46,7 @@ class ContextError(ValueError):
 class Demand:
     """The prompts one config block builds on one dataset: `k` demonstrations each, `n_prompts` of them."""
 
-    key: str  # the config key that sets k, e.g. "curves.n_demos"
+    key: str  # the config key that sets k, e.g. "labels.n_demos"
     dataset: str
     k: int
     n_prompts: int

@@ -1,183 +1,46 @@
 """Data preparation: turn raw benchmark files into checked train/test pools.
 
-Everything dataset-specific lives in the registry (`config/datasets.yaml`); this module only
-knows file *formats*, so adding a dataset of a supported format is a config change. Raw files
-come from a read-only mirror and are verified against the registry's sha256 before parsing,
-so a result can always be traced to exact bytes. Every problem with the input raises
-`DataError` naming the file and line (or the registry key) instead of skipping rows.
+Everything dataset-specific lives in the registry (`config/datasets.yaml`); this module and its
+parsers (`iclgd.core.data_formats`) only know file *formats*, so adding a dataset of a supported
+format is a config change. Raw files come from a read-only mirror and are verified against the
+registry's sha256 before parsing, so a result can always be traced to exact bytes. Every problem with
+the input raises `DataError` naming the file and line (or the registry key) instead of skipping rows.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# The registry (schema, loading, checks) lives in iclgd.core.registry, light enough for parse time;
-# its names stay importable from here.
+from iclgd.core.data_formats import PARSERS, Record, decode, parse_parallel, read_verified
+
+# The registry (schema, loading, checks) lives in iclgd.core.registry and iclgd.core.registry_schema,
+# light enough for parse time; its names stay importable from here.
 from iclgd.core.registry import (  # noqa: F401
-    FORMATS,
-    SPLITS,
     DataError,
     _as_list,
     _split_options,
     load_registry,
     validate_spec,
 )
+from iclgd.core.registry_schema import FORMATS, SPLITS  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-MIRROR_KEY = "data.mirror_dir"
-
-
-class _Record(NamedTuple):
-    idx: int  # 1-based row number in the source file
-    line: int  # 1-based line where the row starts (differs from idx only for multi-line CSV)
-    label: Any
-    values: dict[str, Any]
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def _read_bytes(spec: dict, mirror_dir: Path, rel: str, split: str) -> bytes:
-    """Read one mirror file and check its digest, so results trace to exact bytes."""
-    path = mirror_dir / rel
-    if not mirror_dir.is_dir():
-        raise DataError(f"mirror dir {mirror_dir} does not exist (it is set by config key {MIRROR_KEY})")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(
-            f"{path}: file not found (dataset '{spec['name']}', split '{split}'); "
-            f"the mirror dir {mirror_dir} is set by config key {MIRROR_KEY}"
-        ) from None
-    expected, actual = spec["sha256"][rel], hashlib.sha256(data).hexdigest()
-    if actual != expected:
-        raise DataError(f"{path}: sha256 mismatch: expected {expected}, got {actual}")
-    return data
-
-
-def _decode(data: bytes, encoding: str, path: Path) -> str:
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"{path}:{line}: cannot decode as {encoding}: {exc.reason} (set 'encoding')") from None
-
-
-def _lines(text: str) -> list[str]:
-    """Split on "\\n" only: str.splitlines() would also split inside sentences at U+0085 (cp1252 0x85)."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
-
-
-def _nonblank(lines: list[str], path: Path) -> Iterator[tuple[int, str]]:
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            raise DataError(f"{path}:{n}: empty line")
-        yield n, line
-
-
-def _parse_label_text(text: str, opts: dict, fields: list[str], path: Path) -> Iterator[_Record]:
-    sep = opts["label_sep"]
-    for n, line in _nonblank(_lines(text), path):
-        label, found, body = line.partition(sep)
-        if not found:
-            raise DataError(f"{path}:{n}: no {sep!r} between label and text")
-        yield _Record(n, n, label, {fields[0]: body})
-
-
-def _parse_at_suffix(text: str, opts: dict, fields: list[str], path: Path) -> Iterator[_Record]:
-    for n, line in _nonblank(_lines(text), path):
-        body, found, label = line.rpartition("@")
-        if not found:
-            raise DataError(f"{path}:{n}: no '@' before the label")
-        yield _Record(n, n, label, {fields[0]: body})
-
-
-def _parse_jsonl(text: str, opts: dict, fields: list[str], path: Path) -> Iterator[_Record]:
-    for n, line in _nonblank(_lines(text), path):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{n}: bad JSON: {exc.msg} (column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
-        yield _pick(row, opts, n, n, path)
-
-
-def _parse_csv(text: str, opts: dict, fields: list[str], path: Path) -> Iterator[_Record]:
-    columns = opts["columns"]
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    row_no, start = 0, 1
-    try:
-        for row in reader:
-            row_no += 1
-            if len(row) != len(columns):
-                raise DataError(f"{path}:{start}: expected {len(columns)} columns {columns}, got {len(row)}")
-            yield _pick(dict(zip(columns, row)), opts, row_no, start, path)
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise DataError(f"{path}:{reader.line_num}: bad CSV: {exc}") from None
-
-
-def _pick(row: dict, opts: dict, idx: int, line: int, path: Path) -> _Record:
-    """Label and text fields from one jsonl/csv row; several source keys are joined."""
-    if opts["label_key"] not in row:
-        raise DataError(f"{path}:{line}: missing label key {opts['label_key']!r}")
-    values = {}
-    for field, keys in opts["sources"].items():
-        parts = []
-        for key in keys:
-            if key not in row:
-                raise DataError(f"{path}:{line}: missing key {key!r} (for field {field!r})")
-            if not isinstance(row[key], str):
-                raise DataError(f"{path}:{line}: key {key!r} must be a string, got {type(row[key]).__name__}")
-            parts.append(row[key].strip())
-        values[field] = opts["join"].join(parts)
-    return _Record(idx, line, row[opts["label_key"]], values)
-
-
-_PARSERS = {
-    "label_text": _parse_label_text,
-    "at_suffix": _parse_at_suffix,
-    "jsonl": _parse_jsonl,
-    "csv": _parse_csv,
-}
-
-
-def _parse_parallel(spec: dict, mirror_dir: Path, opts: dict, split: str) -> Iterator[_Record]:
-    """Text file and label file aligned by line number (tweet_eval style)."""
-    texts, labels = (
-        _lines(_decode(_read_bytes(spec, mirror_dir, opts[k], split), opts["encoding"], mirror_dir / opts[k]))
-        for k in ("text", "labels")
-    )
-    if len(texts) != len(labels):
-        raise DataError(
-            f"{mirror_dir / opts['text']} has {len(texts)} lines but "
-            f"{mirror_dir / opts['labels']} has {len(labels)}; they must align line by line"
-        )
-    field = spec["fields"][0]
-    for n, (text, label) in enumerate(zip(texts, labels), 1):
-        yield _Record(n, n, label, {field: text})
-
-
-def _records_to_frame(records: Iterable[_Record], spec: dict, opts: dict, rel: str, path: Path) -> pd.DataFrame:
+def _records_to_frame(records: Iterable[Record], spec: dict, opts: dict, rel: str, path: Path) -> pd.DataFrame:
     """Map raw labels to class names and strip texts, failing on the first bad row."""
     label_map, fields = spec["label_map"], spec["fields"]
     allow_empty = spec.get("allow_empty_text", False)
@@ -215,13 +78,13 @@ def read_split(spec: dict, mirror_dir: str | Path, split: str) -> pd.DataFrame:
     opts = _split_options(spec, split)
     if opts["format"] == "parallel_lines":
         return _records_to_frame(
-            _parse_parallel(spec, mirror_dir, opts, split), spec, opts, opts["text"], mirror_dir / opts["text"]
+            parse_parallel(spec, mirror_dir, opts, split), spec, opts, opts["text"], mirror_dir / opts["text"]
         )
-    parser = _PARSERS[opts["format"]]
+    parser = PARSERS[opts["format"]]
     frames = []
     for rel in opts["paths"]:
         path = mirror_dir / rel
-        text = _decode(_read_bytes(spec, mirror_dir, rel, split), opts["encoding"], path)
+        text = decode(read_verified(spec, mirror_dir, rel, split), opts["encoding"], path)
         frames.append(_records_to_frame(parser(text, opts, spec["fields"], path), spec, opts, rel, path))
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 

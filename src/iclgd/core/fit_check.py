@@ -37,16 +37,9 @@ def device_gb(runtime: dict[str, Any], gpus: int) -> float | None:
 
 
 def settings(run: Run) -> list[tuple[str, str, str, str, int]]:
-    """(config key, model, optimizer, subset, micro-batch tokens) of every training run kind the config asks for."""
-    out = []
-    for model in dict.fromkeys(m for m, _ in run.compared):
-        grid = run.finetune_grid(model)
-        out += [("finetune", model, o, s, grid["batch_tokens"]) for o in grid["optimizers"] for s in grid["subsets"]
-                if [o, s] not in grid["skip"]]
-    for model in run.order.models:
-        block = run.order_block(model)
-        out += [("order", model, o, block["subset"], block["batch_tokens"]) for o in block["optimizers"]]
-    return out
+    """(config key, model, optimizer, subset, micro-batch tokens) of every training run kind the config asks for
+    (each study's `training` hook)."""
+    return [setting for spec in run.specs for setting in spec.training(run)]
 
 
 def _identity(model: str, models: dict[str, dict]) -> list[Any]:

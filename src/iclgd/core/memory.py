@@ -14,7 +14,7 @@ Activations (`activation_bytes`) follow from what a LLaMa decoder layer saves fo
 two RMSNorm inputs upcast to float32 (8 h bytes), in the run dtype the two norm outputs, q, k, v, the
 rotated q and k and the attention output (8 h) and the MLP's gate, up, act(gate) and product (4 i):
 (8 h + 4 i) x dtype bytes + 8 h; for LLaMa's i = 2.6875 h that is 45.5 h bytes in bf16, 83 h in
-float32. Autograd's own count (`shape_run.saved_for_all`, SDPA's flash kernel) measured 45.6 h and
+float32. Autograd's own count (`tools.shape_run.saved_for_all`, SDPA's flash kernel) measured 45.6 h and
 83.1 h per token per layer (the rest: per-row scalars), plus ~7 h per token outside the layers (final
 norm, label logits), here taken as 8 h. Eager attention also keeps its probabilities (`attention_row`).
 """

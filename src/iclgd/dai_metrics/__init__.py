@@ -1,1 +1,0 @@
-"""dai_metrics"""
