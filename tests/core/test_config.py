@@ -1,5 +1,7 @@
-"""The one source of config truth: defaults only from config/schema.yaml, unknown keys rejected by the
-schema, and resolve()'s choice of what each study runs on (restriction, fallback, the prompt grid)."""
+"""What a validated config means for the run (iclgd.core.config): the cross-checks a schema cannot make, a
+renamed block refused naming its new name, and resolve()'s choice of what each study runs on (restriction,
+fallback, the prompt grid). What each study's own hooks decide is tested beside it (tests/<study>/test_study.py);
+reading the config files and their defaults in test_config_files.py."""
 
 from __future__ import annotations
 
@@ -9,123 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from snakemake.exceptions import WorkflowError
 
-from iclgd.core.config import ConfigError, resolve
-from iclgd.core.config_files import load_config, typed
-from iclgd.finetune import study as finetune_study
+from config_support import run_config
+from iclgd.core.config import ConfigError, check_renamed, resolve
+from iclgd.core.config_files import load_config
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
-#: Keys config/config.yaml chooses for the default run (no schema default: they live there once).
-TOP_LEVEL = {"data.mirror_dir", "data.registry", "datasets", "use_models", "models", "runtime"}
-
-
-def schema_keys(node: dict, prefix: str = ""):
-    """(dotted key, subschema) of every property, depth first, $refs resolved."""
-    for key, sub in node.get("properties", {}).items():
-        name = f"{prefix}{key}"
-        if "$ref" in sub:
-            sub = {**SCHEMA["$defs"][sub["$ref"].split("/")[-1]], **sub}
-        yield name, sub
-        if sub.get("type") == "object" and "properties" in sub and name not in TOP_LEVEL and "$ref" not in sub:
-            yield from schema_keys(sub, f"{name}.")  # a $ref'd entry (a claim reference) has its default whole
-
-
-def flat(config: dict, prefix: str = "") -> dict[str, object]:
-    """Dotted key -> leaf value (dicts descended)."""
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            out |= flat(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def run_config(tmp_path: Path, **blocks) -> dict:
-    """The default config with `blocks` merged in (as a config file would be), its mirror a temp dir."""
-    return load_config(REPO, {"data": {"mirror_dir": str(tmp_path)}}, blocks)
-
-
-# ----------------------------------------------------------------------------------------- defaults
-
-
-def test_every_key_of_every_block_has_a_default_and_a_description():
-    missing_default, missing_description = [], []
-    for key, sub in schema_keys(SCHEMA):
-        top = key.split(".")[0]
-        if not sub.get("description"):
-            missing_description.append(key)
-        if key not in TOP_LEVEL | {"data"} and top not in TOP_LEVEL and "default" not in sub:
-            missing_default.append(key)
-    assert not missing_default, f"keys without a schema default: {missing_default}"
-    assert not missing_description, f"keys without a description: {missing_description}"
-
-
-def test_config_yaml_sets_no_key_that_the_schema_defaults():
-    """Defaults live once: config.yaml holds only the top-level choices."""
-    raw = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    defaulted = {key for key, sub in schema_keys(SCHEMA) if "default" in sub}
-    assert not set(flat(raw)) & defaulted
-    assert set(raw) == {"data", "datasets", "use_models", "models", "runtime"}
-
-
-def test_blocks_absent_from_the_config_file_get_the_schema_defaults(default_config):
-    blocks = {"icl", "labels", "kernel", "finetune", "control", "order", "dai", "claims", "construction", "metrics"}
-    assert blocks <= set(default_config)
-    for key, sub in schema_keys(SCHEMA):
-        if "default" in sub and sub["default"] != {}:
-            value = default_config
-            for part in key.split("."):
-                value = value[part]
-            assert value == sub["default"] or key.startswith("claims.references."), key
-    # nested objects are filled too (their own default is {})
-    assert default_config["order"]["lrs"] == {"gd": 1.0, "sgd": 0.125, "adam": 1.0e-3}
-    assert default_config["icl"]["permuted"] == {"orders": 1, "n_queries": 16}
-    assert default_config["construction"]["lsa"]["n_demos"] == 20
-    assert default_config["labels"]["novel"]["sources"] == ["sst2", "agnews"]
-    assert default_config["claims"]["references"]["han_kernel"]["seed_baseline"] == [0.5, 0.695]
-    assert default_config["data"]["n_test"] == 48
-
-
-def test_a_partial_block_keeps_the_defaults_of_its_other_keys(tmp_path):
-    config = run_config(tmp_path, order={"lrs": {"gd": 0.5}, "epochs": 7}, construction={"lsa": {"steps": 3}})
-    assert config["order"]["lrs"] == {"gd": 0.5, "sgd": 0.125, "adam": 1.0e-3}
-    assert config["order"]["epochs"] == 7 and config["order"]["subset"] == "v_deep"
-    assert config["construction"]["lsa"]["steps"] == 3 and config["construction"]["lsa"]["d"] == 10
-
-
-def test_smoke_config_overrides_and_keeps_the_rest(smoke_config, default_config):
-    assert smoke_config["icl"]["n_demos"] == [0, 4] and smoke_config["order"]["n_demos"] == 4
-    assert smoke_config["finetune"]["lrs_by_model"]["smollm2-135m-untrained"] == [5.0e-3]
-    assert smoke_config["kernel"]["symbols"] == default_config["kernel"]["symbols"]
-
-
-@pytest.mark.parametrize(
-    "override,named",
-    [
-        ({"icl": {"shots": 3}}, "'shots' was unexpected"),
-        ({"icl": {"k": [0, 2]}}, "'k' was unexpected"),  # old names fail loudly
-        ({"order": {"prompt_seed": 1}}, "'prompt_seed' was unexpected"),
-        ({"kernel": {"n_test": 5}}, "'n_test' was unexpected"),
-        ({"construction": {"lsa": {"n_ctx": 5}}}, "'n_ctx' was unexpected"),
-        ({"studies": {}}, "'studies' was unexpected"),
-    ],
-)
-def test_unknown_keys_are_rejected_by_the_schema_naming_the_key(tmp_path, override, named):
-    with pytest.raises(WorkflowError) as err:
-        run_config(tmp_path, **override)
-    assert named in str(err.value) + str(err.value.__cause__ or "") + repr(err.value.args)
-
-
-def test_command_line_strings_get_their_schema_types():
-    config = {"icl": {"n_demos": ["0", "2"], "permuted": {"n_queries": "null"}}, "datasets": ["trec"],
-              "order": {"lrs": {"gd": "1e-4"}}, "kernel": {"symbols": ["^", "1"]}}
-    typed(config, REPO / "config" / "schema.yaml")
-    assert config == {"icl": {"n_demos": [0, 2], "permuted": {"n_queries": None}}, "datasets": ["trec"],
-                      "order": {"lrs": {"gd": 1e-4}}, "kernel": {"symbols": ["^", "1"]}}
 
 
 # ----------------------------------------------------------------------------------------- resolve
@@ -179,40 +70,28 @@ def test_a_list_naming_nothing_the_run_uses_falls_back_to_everything(tmp_path):
     assert run.pairs["dai"] == (("gemma3-270m", "trec"),)
 
 
-def test_the_novel_task_alone_runs_alone(tmp_path):
-    run = resolve(run_config(tmp_path, labels={"datasets": ["novel"]}), REPO)
-    assert run.studies["labels"].datasets == ("novel",)
-
-
-def test_control_models_run_dai_only_on_control_datasets(tmp_path):
-    run = resolve(run_config(tmp_path, datasets=["sst2", "agnews", "cb", "rte"], dai={"datasets": ["sst2", "rte"]}, control={"datasets": ["rte", "cb"]}),
-                  REPO)
-    assert run.control.datasets == ("cb", "rte")
-    assert ("smollm2-135m-untrained", "rte") in run.pairs["dai"]
-    assert ("smollm2-135m-untrained", "sst2") not in run.pairs["dai"]
-    assert ("smollm2-135m", "sst2") in run.pairs["dai"]
-
-
 @pytest.mark.parametrize(
     "blocks,key",
     [
         ({"kernel": {"datasets": ["imdb"]}}, "kernel.datasets"),
         ({"control": {"datasets": ["imdb"]}}, "control.datasets"),
-        ({"labels": {"novel": {"sources": ["sst2", "imdb"]}}}, "labels.novel.sources"),
         ({"finetune": {"models": ["gpt-5"]}}, "finetune.models"),
         ({"dai": {"models": ["gpt-5"]}}, "dai.models"),
         ({"control": {"models": ["gemma3-270m"]}}, "control.models"),
-        ({"finetune": {"lrs_by_model": {"smollm2": [1.0e-3]}}}, "finetune.lrs_by_model"),
-        ({"construction": {"macro_threshold": 0.5}}, "construction.macro_threshold"),
-        ({"order": {"n_demos": 2, "orderings": 3}}, "order.orderings"),
-        ({"labels": {"novel": {"words": ["a", "b", "c"]}}}, "labels.novel.words"),
-        ({"kernel": {"symbols": ["^"]}}, "kernel.symbols"),
-        ({"icl": {"n_demos": [0]}}, "icl.n_demos"),
     ],
 )
 def test_cross_check_errors_name_the_config_key(tmp_path, blocks, key):
     with pytest.raises(ConfigError, match=f"config key {key}"):
         resolve(run_config(tmp_path, **blocks), REPO)
+
+
+def test_a_config_still_holding_a_renamed_block_fails_naming_the_new_one():
+    """The labels study declares renamed={"curves": "labels"}: a config still holding `curves:` is refused with
+    an error that names `labels` (before the schema would only call `curves` unexpected)."""
+    with pytest.raises(ConfigError, match=r"config key curves is now labels"):
+        check_renamed({"curves": {}})
+    check_renamed({"labels": {}, "icl": {}})  # the new name passes
+    check_renamed({})
 
 
 def test_missing_mirror_or_registry_names_the_key(default_config, tmp_path):
@@ -230,40 +109,6 @@ def test_prompt_sets_cover_every_n_demos_and_seed_a_study_reads(tmp_path):
     assert run.prompts["n_demos"] == [0, 2, 8]  # order.n_demos 8 added after icl's
     assert run.prompts["demo_seeds"] == [0, 1, 3]  # order.demo_seed added after icl's
     assert run.blocks["dai"]["n_demos"] == [2]  # dai.n_demos [1, 2, 4, 8] within icl.n_demos
-
-
-def test_dai_n_demos_fall_back_to_every_icl_n_demos_with_demonstrations(tmp_path):
-    run = resolve(run_config(tmp_path, icl={"n_demos": [0, 3, 16]}), REPO)
-    assert run.blocks["dai"]["n_demos"] == [3, 16]
-    assert run.prompts["n_demos"] == [0, 3, 16, 8]
-    assert any("dai.n_demos" in n for n in run.notes)
-
-
-def test_demo_seeds_restrict_to_icls_and_empty_means_all(tmp_path):
-    run = resolve(run_config(tmp_path, icl={"demo_seeds": [0, 1, 2]}, finetune={"demo_seeds": []},
-                             dai={"demo_seeds": [2, 5]}), REPO)
-    assert finetune_study.demo_seeds(run) == (0, 1, 2) and run.blocks["finetune"]["demo_seeds"] == []
-    assert run.blocks["dai"]["demo_seeds"] == [2]
-    run = resolve(run_config(tmp_path, icl={"demo_seeds": [0, 1]}, finetune={"demo_seeds": [7]},
-                             dai={"demo_seeds": [7]}), REPO)
-    assert finetune_study.demo_seeds(run) == (0, 1) and run.blocks["finetune"]["demo_seeds"] == []
-    assert run.blocks["dai"]["demo_seeds"] == [0, 1]
-
-
-def test_kernel_extras_follow_the_kernel_datasets(tmp_path):
-    run = resolve(run_config(tmp_path, datasets=["sst2", "agnews", "cb", "rte"], kernel={"datasets": ["rte"], "extras_datasets": ["sst2"]}), REPO)
-    block = run.blocks["kernel"]
-    assert block["knn"] is False and block["symbols"] == [] and block["extras_datasets"] == []
-    run = resolve(run_config(tmp_path, datasets=["sst2", "agnews", "cb", "rte"], kernel={"datasets": ["sst2", "rte"], "extras_datasets": []}), REPO)
-    assert run.blocks["kernel"]["extras_datasets"] == [] and run.blocks["kernel"]["knn"] is True
-
-
-def test_finetune_grid_takes_the_models_own_learning_rates(default_config, tmp_path):
-    config = copy.deepcopy(default_config) | {"data": {**default_config["data"], "mirror_dir": str(tmp_path)}}
-    run = resolve(config, REPO)
-    assert finetune_study.grid(run, "gemma3-270m")["lrs"] == [1.0e-4, 5.0e-4]
-    assert finetune_study.grid(run)["lrs"] == [1.0e-4, 5.0e-4, 1.0e-3, 5.0e-3]
-    assert not {"models", "demo_seeds", "lrs_by_model"} & set(finetune_study.grid(run))
 
 
 def test_importing_the_config_module_loads_no_heavy_library():

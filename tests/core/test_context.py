@@ -1,21 +1,15 @@
-"""The start-up context-length check: the estimate by hand, the error naming the key, a real HF
-directory whose window the default prompts exceed, and labels.skip."""
+"""The context-length check (iclgd.core.context): the estimate by hand, token counts as prompts render them, the
+error naming the key, dataset and model, and what it cannot check left as a note. The start-up check that
+feeds it the run's prompts and models' windows is tested in test_startup.py."""
 
 from __future__ import annotations
 
-import copy
 from types import SimpleNamespace
 
 import pytest
 from scipy.stats import norm
-from transformers import LlamaConfig, LlamaForCausalLM
 
-from iclgd.core import context, startup
-from iclgd.core.config import ConfigError, resolve
-from iclgd.finetune import study as finetune_study
-from iclgd.order import study as order_study
-
-REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+from iclgd.core import context
 
 
 class WordTokenizer:
@@ -67,65 +61,3 @@ def test_unknown_window_or_tokenizer_is_a_note_not_a_pass():
     demand = context.Demand("icl.n_demos", "sst2", 4, 5, ("a", "b"))
     notes = context.check([demand], {"a": None, "b": (64, "x")}, lambda *_: None)
     assert len(notes) == 2 and "'a'" in notes[0] and "window" in notes[0] and "tokenizer" in notes[1]
-
-
-@pytest.fixture()
-def short_window_dir(tmp_path, tiny, monkeypatch):
-    """A real HF directory (random Llama, SmolLM2's tokenizer) whose window is 64 tokens."""
-    monkeypatch.setattr(context, "CACHE", tmp_path / "cache")
-    _, tok = tiny
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, max_position_embeddings=64)
-    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "short")
-    tok.save_pretrained(tmp_path / "short")
-    return tmp_path / "short"
-
-
-def _with_model(config: dict, path, **blocks) -> dict:
-    config = copy.deepcopy(config)
-    config["models"]["short"] = {"source": "hf", "path": str(path)}
-    config["use_models"] = ["short"]
-    for key, value in blocks.items():
-        config[key] |= value
-    return config
-
-
-def test_start_up_refuses_prompts_past_a_real_window(default_config, short_window_dir, monkeypatch):
-    monkeypatch.chdir(REPO_ROOT)
-    config = _with_model(default_config, short_window_dir)
-    with pytest.raises(ConfigError, match=r"config key (icl|order)\.n_demos: 8 demonstrations of 'sst2' do not fit "
-                                          r"'short'.s context of 64 tokens"):
-        startup.check(resolve(config, REPO_ROOT), config)
-    # the same prompts fit a wide window, with nothing left unchecked
-    (short_window_dir / "config.json").write_text(
-        (short_window_dir / "config.json").read_text().replace('"max_position_embeddings": 64', '"max_position_embeddings": 8192'))
-    assert startup.check(resolve(config, REPO_ROOT), config) == []
-
-
-def test_labels_skip_leaves_out_exactly_its_pairs(default_config):
-    config = copy.deepcopy(default_config)
-    config["labels"]["skip"] = [{"model": "gemma3-270m", "dataset": "sst2"}]
-    run = resolve(config, REPO_ROOT)
-    assert ("gemma3-270m", "sst2") not in run.pairs["labels"]
-    assert ("smollm2-135m", "sst2") in run.pairs["labels"] and ("gemma3-270m", "novel") in run.pairs["labels"]
-    sst2 = [d for d in startup.demands(run, config) if d.key == "labels.n_demos" and d.dataset == "sst2"]
-    assert sst2 and all("gemma3-270m" not in d.models for d in sst2)
-    config["kernel"]["skip"] = [{"model": "gemma3-270m", "dataset": "agnews"}]
-    run = resolve(config, REPO_ROOT)
-    assert run.pairs["kernel"] == (("smollm2-135m", "sst2"), ("smollm2-135m", "agnews"), ("gemma3-270m", "sst2"))
-    kernel = [d for d in startup.demands(run, config) if d.key == "kernel.n_demos" and d.dataset == "agnews"]
-    assert kernel[0].models == ("smollm2-135m",)
-    config["labels"]["skip"] = [{"model": "nope", "dataset": "sst2"}]
-    with pytest.raises(ConfigError, match="labels.skip"):
-        resolve(config, REPO_ROOT)
-
-
-def test_skips_reach_the_runs_that_read_them(default_config):
-    config = copy.deepcopy(default_config)
-    config["finetune"]["skip"] = [{"model": "smollm2-135m", "optimizer": "gd", "subset": "all"}]
-    config["order"]["skip"] = [{"model": "smollm2-135m", "optimizer": "adam"}]
-    run = resolve(config, REPO_ROOT)
-    assert finetune_study.grid(run, "smollm2-135m")["skip"] == [["gd", "all"]]
-    assert finetune_study.grid(run, "gemma3-270m")["skip"] == []
-    assert "adam" not in order_study.order_block(run, "smollm2-135m")["optimizers"]
-    assert "adam" in order_study.order_block(run, "gemma3-270m")["optimizers"]

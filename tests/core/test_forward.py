@@ -92,34 +92,6 @@ def test_records_frame_schema(tiny):
     assert (frame["method"] == "icl").all() and (frame["model"] == "tiny").all()
 
 
-def test_bench_compares_equal_scores(tiny):
-    """`make bench` times two paths that must agree; check the agreement it reports, not the time."""
-    from iclgd.tools import bench
-
-    model, tok = tiny
-    result = bench.bench_scoring(model, tok, k=4, n_queries=6, batch_size=4, batch_tokens=256)
-    assert result["max_abs_diff"] < 1e-4
-    assert result["prompt_tokens"] > result["computed_tokens"]  # the prefix is counted once per query
-
-
-def test_bench_packing_trains_the_same_weights_both_ways(tiny_dir):
-    """Packing only skips padding: the bench's packed and padded runs must end at the same weights."""
-    from iclgd.tools import bench
-
-    result = bench.bench_packing(tiny_dir, k=4, epochs=1, budget=64)
-    assert result["max_abs_diff"] < 1e-5
-    assert 0.2 < result["padding"] < 1  # the demonstrations do differ in length
-
-
-def test_bench_finetune_restore_matches_a_reload(tiny_dir):
-    """Restoring the base weights in memory (what the grid does) trains exactly what a fresh load trains,
-    and leaves the model at its base weights."""
-    from iclgd.tools import bench
-
-    result = bench.bench_finetune(tiny_dir, k=2, epochs=1, runs=1)
-    assert result["max_abs_diff"] == 0.0 and result["restored_diff"] == 0.0
-
-
 def test_byte_level_bpe_keeps_first_token_of_space_word_and_ignores_the_prefix(tiny):
     """SmolLM2 has no SentencePiece dummy prefix: label ids stay the first token of ' word' for every
     dataset's verbalizer, and a query's ids do not depend on the prefix it follows (test_llama_tokenizer

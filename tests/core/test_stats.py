@@ -262,3 +262,13 @@ def test_verdict_rejects_bad_sign():
         stats.verdict(0.1, 0.1, 0.2, 0.01, 0.5, 2, 0.2)
     with pytest.raises(ValueError, match="expected_sign"):
         stats.verdict(0.1, 0.1, 0.2, np.nan, 0.5, 0.5, 0.2)  # checked before "not tested"
+
+
+def test_bootstrap_ci_constant_and_known_spread():
+    assert stats.bootstrap_ci(np.ones(10), 100, 0.95, 0) == (1.0, 1.0, 1.0)
+    values = np.r_[np.zeros(500), np.ones(500)]
+    mean, lo, hi = stats.bootstrap_ci(values, 2000, 0.95, 0)
+    se = 0.5 / np.sqrt(1000)  # binomial standard error at p = 0.5
+    assert mean == 0.5
+    assert lo == pytest.approx(0.5 - 1.96 * se, abs=0.01) and hi == pytest.approx(0.5 + 1.96 * se, abs=0.01)
+    assert stats.bootstrap_ci(values, 2000, 0.95, 0) == (mean, lo, hi)  # seeded

@@ -3,7 +3,6 @@ file -- reaches the claims table and the paper with no edit of core."""
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -11,14 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
-from iclgd.core import claim_rows, claims, studies
+from iclgd.core import studies
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = ("icl", "finetune", "order", "construction", "dai", "labels", "kernel")
+SHIPPED = ("icl", "finetune", "compare", "order", "construction", "dai", "labels", "kernel")
 
 TOY_STUDY = '''"""A toy study: one claim row, one macro."""
 
@@ -55,16 +53,6 @@ contribute(claims=["results/claims/toy.pkl"], macros=["results/paper/macros/toy.
 '''
 
 
-def toy_row(effect: float = 0.3, se: float = 0.05, n: int = 40) -> dict:
-    """A one-sample t test's row, as a study builds it (iclgd.labels.claims has the real ones)."""
-    sd, half = se * math.sqrt(n), 2.02 * se
-    return {"paper": "Toy", "family": "toy_effect", "claim": "a toy effect", "model": "m", "dataset": "d",
-            "expected_sign": 1, "effect": effect, "effect_lo": effect - half, "effect_hi": effect + half,
-            "tost_lo": effect - 0.8 * half, "tost_hi": effect + 0.8 * half, "p": 1e-6, "se": se, "df": n - 1.0,
-            "n": n, "evidence": "", "target": "toy", "test": "t", "unit": "contexts",
-            "plan": {"test": "t", "n": n, "sd": sd, "se": se, "df": n - 1.0, "max_effect": 2 * sd}}
-
-
 def test_the_shipped_studies_are_found_in_their_order_each_under_one_name():
     specs = studies.discover()
     assert tuple(s.name for s in specs) == SHIPPED
@@ -86,28 +74,6 @@ def test_a_study_module_must_name_its_package(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(TypeError, match="STUDY must be a StudySpec named 'wrong'"):
         studies.discover("fake")
-
-
-def test_claim_rows_survive_the_round_trip(tmp_path):
-    rows = claim_rows.ClaimRows("toy", pd.DataFrame([toy_row()]))
-    claim_rows.write(tmp_path / "toy.pkl", rows)
-    back = claim_rows.read(tmp_path / "toy.pkl")
-    assert back.study == "toy" and back.exact.empty
-    pd.testing.assert_frame_equal(back.tested, rows.tested)
-    (tmp_path / "other.pkl").write_bytes((tmp_path / "toy.pkl").read_bytes()[:20])
-    with pytest.raises(Exception):
-        claim_rows.read(tmp_path / "other.pkl")
-
-
-def test_a_new_studys_rows_join_the_claims_table_sized_by_its_own_knob():
-    toy_spec = studies.StudySpec(name="toy", title="toy", position=99, block=False,
-                                 knob=lambda row, cfg: ("toy.n", cfg["toy_n"], 1.0, 0.0))
-    cfg = {"alpha": 0.05, "power": 0.8, "references": {"toy_effect": {"sesoi": 0.1, "why": "declared"}}}
-    parts = [claim_rows.ClaimRows("toy", pd.DataFrame([toy_row()]))]
-    table, sizing = claims.assemble(parts, {"toy": toy_spec}, cfg, {"toy_n": 40})
-    row = table.set_index("family").loc["toy_effect"]
-    assert row["verdict"].startswith("reproduced") and row["block"] == "claim"
-    assert list(sizing["config_key"]) == ["toy.n"] and sizing["current"].iloc[0] == 40
 
 
 def toy_tree(tmp_path: Path) -> Path:

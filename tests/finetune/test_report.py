@@ -10,8 +10,6 @@ from iclgd.finetune import report as finetune_report
 from text_support import numbers_per_sentence
 
 
-
-
 def recs(lr: float, correct: list[bool], epoch: int = 5, uids=None, logprobs=None) -> pd.DataFrame:
     """Records of gold label 1; `logprobs`: each query's label log-probs (default: the prediction's, loss 0.5)."""
     n = len(correct)
@@ -181,17 +179,3 @@ def test_icl_accuracy_on_compared_and_not_converged_settings():
     assert "adam" not in text  # nothing was left out there
 
 
-def test_icl_summary_states_the_headline_means_and_points_to_the_table():
-    """icl_report.icl_summary (rule icl_paper_numbers), on an accuracy frame like the ones above: the mean over
-    datasets at the smallest and the largest k, the per-dataset CIs left to tab:icl."""
-    from iclgd.icl import report as icl_report
-
-    acc = pd.DataFrame({
-        "model": "m-2", "dataset": ["d", "d", "e", "e"], "method": "icl", "k": [0, 4, 0, 4],
-        "acc": [50.0, 70.0, 60.0, 90.0], "acc_lo": [40.0, 60.0, 50.0, 80.0], "acc_hi": [60.0, 80.0, 70.0, 95.0],
-    })
-    text = icl_report.icl_summary(acc)
-    assert "moves from 55.0\\% zero-shot to 80.0\\% at $k=4$" in text and "tab:icl" in text
-    assert numbers_per_sentence(text) == [3]
-    text = icl_report.icl_summary(acc.assign(k=acc["k"] + 1))
-    assert "55.0\\% at the smallest $k$ to 80.0\\% at $k=5$" in text and numbers_per_sentence(text) == [3]

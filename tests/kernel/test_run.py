@@ -1,5 +1,5 @@
-"""The kernel-regression run on the tiny Llama: the zero-shot forward against a plain transformers forward,
-and `run_kernel` (shapes, splits, and its held-out numbers against an independent recomputation)."""
+"""The kernel-regression run on the tiny Llama (iclgd.kernel.run): `run_kernel`'s shapes, splits, and its held-out
+numbers against an independent recomputation (the zero-shot forward it calls: test_analyses.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ import pytest
 import torch
 
 from iclgd.core import forward, prompts
-from iclgd.kernel.analyses import zero_shot
 from iclgd.kernel.attention import MASS_PARTS, PROFILE_LEN, capture
 from iclgd.kernel.heads import reconstruct, split_indices
 from iclgd.kernel.prompt_sets import draw_train_queries
 from iclgd.kernel.run import SUMMARY_COLUMNS, assign_sets, extras_on, run_kernel
-from iclgd.kernel.spans import demo_inputs
 
 torch.set_num_threads(1)
 
@@ -27,34 +25,6 @@ def test_assign_sets_round_robin():
 def test_extras_on_empty_means_every_dataset():
     assert extras_on({"extras_datasets": []}, "x") and extras_on({"extras_datasets": ["x"]}, "x")
     assert not extras_on({"extras_datasets": ["y"]}, "x")
-
-
-@torch.no_grad()
-def reference_zero_shot(model, tok, texts, label_ids, layer) -> tuple[np.ndarray, np.ndarray]:
-    """Each text alone through a plain transformers forward (no padding, no head hook): P(o|x) over the
-    label tokens and the `layer` hidden state at the last token."""
-    probs, hidden = [], []
-    for text in texts:
-        out = model(input_ids=torch.tensor([forward.encode_prefix(tok, text)]), output_hidden_states=True)
-        logp = torch.log_softmax(out.logits[0, -1], dim=-1)[label_ids]
-        probs.append(torch.softmax(logp, dim=-1).numpy())
-        hidden.append(out.hidden_states[layer][0, -1].numpy())
-    return np.stack(probs), np.stack(hidden)
-
-
-@pytest.mark.parametrize("layer", [-1, 1])
-def test_zero_shot_matches_a_plain_forward_per_text(tiny, make_prompt_set, layer):
-    model, tok = tiny
-    ps = make_prompt_set(k=3)
-    texts = demo_inputs(ps) + ["Review: dull, flat and long\nSentiment:", "x"]
-    assert all(t.endswith("Sentiment:") for t in texts[:3])
-    label_ids = forward.label_token_ids(tok, ps["label_words"])
-    p, hid = zero_shot(model, tok, texts, label_ids, layer, batch_size=2)  # padded batches of unequal lengths
-    assert p.shape == (5, 3) and hid.shape == (5, model.config.hidden_size) and hid.dtype == np.float32
-    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-6)
-    ref_p, ref_hid = reference_zero_shot(model, tok, texts, label_ids, layer)
-    np.testing.assert_allclose(p, ref_p, atol=1e-5)
-    np.testing.assert_allclose(hid, ref_hid, atol=1e-4)
 
 
 def tiny_data(n_train: int = 24):

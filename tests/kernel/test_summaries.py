@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from scipy import stats as sps
 
+from claims_support import han_summary
 from iclgd.kernel.attention import MASS_PARTS
 from iclgd.kernel.summaries import eval_agreement_stats, head_table, mean_profile, probe_table
 
@@ -64,3 +68,15 @@ def test_eval_agreement_stats_hand_case():
     assert res["eval_diff"] == pytest.approx(0.7)
     assert res["eval_agreement_lo"] <= 0.9 <= res["eval_agreement_hi"]
     assert eval_agreement_stats(agree, np.ones(10, int), pred_sel, 0, 2000, 0.95)["eval_agreement_p"] == 1.0
+
+
+def test_eval_agreement_stats_is_the_one_sided_exact_mcnemar():
+    # 18 head-only, 0 const-only, 50 both, 32 neither: p = P(Bin(18, 1/2) >= 18) = 2^-18
+    st = han_summary(18, 0, 50, 32).iloc[0]
+    assert (st["eval_head_only"], st["eval_const_only"]) == (18, 0)
+    assert st["eval_agreement_p"] == pytest.approx(2.0**-18)
+    assert st["eval_const_agreement"] == pytest.approx(0.5) and st["eval_diff"] == pytest.approx(0.18)
+    se = math.sqrt(0.18 * 0.82 * 100 / 99 / 100)  # per-query differences: 18 ones, 82 zeros
+    assert st["eval_diff_se"] == pytest.approx(se)
+    assert st["eval_diff_hi"] == pytest.approx(0.18 + sps.t.ppf(0.975, 99) * se)
+    assert st["eval_diff_tost_lo"] == pytest.approx(0.18 - sps.t.ppf(0.95, 99) * se)

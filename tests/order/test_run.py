@@ -1,27 +1,22 @@
-"""Order sensitivity on the tiny Llama: GD exactly invariant, SGD not, lr = 0 inert; hand-computed spreads."""
+"""Order sensitivity on the tiny Llama: GD exactly invariant, SGD not, lr = 0 inert; hand-computed spreads
+(the spread helpers themselves: test_spread.py; the paper outputs: test_report.py)."""
 
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from iclgd.order import run as order
-
-from iclgd.order import spread as order_spread
 from iclgd.core import forward, prompts
-from text_support import numbers_per_sentence
+from iclgd.order import run as order
 
 # prompt_set (k = 4), model and one_thread: tests/conftest.py
 pytestmark = pytest.mark.usefixtures("one_thread")
 #: runtime.batch_size / batch_tokens for the tiny model
 BATCHING = {"batch_size": 2, "batch_tokens": 1024}
-
-
 
 
 @pytest.fixture(scope="module")
@@ -42,33 +37,6 @@ def spreads(result: order.OrderResult, method: str, optimizer: str) -> pd.DataFr
 
 
 # ---------------------------------------------------------------- hand-computed statistics
-
-
-def test_welford_hand_case_and_numpy_agreement():
-    acc = order_spread.Welford()
-    acc.update(np.array([[1.0, 0.0, 0.0, 0.0]]))
-    acc.update(np.array([[0.0, 1.0, 0.0, 0.0]]))
-    # sd over the two orderings: [0.5, 0.5, 0, 0] -> mean 0.25; variances sum to 0.5 -> sqrt 0.7071
-    out = acc.summary()
-    assert out["vocab"][0] == pytest.approx(0.25)
-    assert out["vocab_l2"][0] == pytest.approx(math.sqrt(0.5))
-    rng = np.random.default_rng(0)
-    xs = rng.dirichlet(np.ones(7), size=(5, 3))  # 5 orderings, 3 queries, 7 tokens
-    acc = order_spread.Welford()
-    for x in xs:
-        acc.update(x)
-    np.testing.assert_allclose(acc.summary()["vocab"], xs.std(axis=0).mean(axis=1), rtol=1e-12)
-
-
-def test_welford_identical_updates_spread_exactly_zero():
-    acc = order_spread.Welford()
-    x = np.random.default_rng(1).dirichlet(np.ones(50), size=4)
-    for _ in range(10):
-        acc.update(x)
-    assert (acc.summary()["vocab"] == 0).all() and (acc.summary()["vocab_l2"] == 0).all()
-    single = order_spread.Welford()
-    single.update(x)
-    assert (single.summary()["vocab"] == 0).all()
 
 
 def test_spread_table_label_hand_case(boot):
@@ -194,53 +162,3 @@ def test_lr_zero_leaves_every_ordering_at_zero_shot(tiny, prompt_set, model, blo
     rec = out.records[out.records["method"] == "finetune"]
     for _, group in rec.groupby(["optimizer", "order"]):
         np.testing.assert_array_equal(np.stack(group["label_logprobs"]), zero["label_logprobs"])
-
-
-# ---------------------------------------------------------------- report: figure, macros, sentences
-
-
-def toy_table() -> pd.DataFrame:
-    """ICL spreads 0.2 (label) / 1e-5 (vocab); gd 0; sgd rises to 0.1 / 2e-5 (above ICL on the vocabulary)."""
-    rows = []
-    run = {"model": "m", "dataset": "agnews", "k": 8, "seed": 0, "n_queries": 4, "n_orders": 5}
-    for stat, icl, sgd in (("label", 0.2, [0.05, 0.1]), ("vocab", 1e-5, [5e-6, 2e-5])):
-        rows.append(run | {"method": "icl", "optimizer": "none", "subset": "none", "lr": 0.0, "epoch": 0,
-                           "statistic": stat, "spread": icl, "lo": icl / 2, "hi": icl * 2})
-        for epoch in (1, 2):
-            for opt, value in (("gd", 0.0), ("sgd", sgd[epoch - 1])):
-                rows.append(run | {"method": "finetune", "optimizer": opt, "subset": "v_deep", "lr": 0.1,
-                                   "epoch": epoch, "statistic": stat, "spread": value, "lo": value, "hi": value})
-    return pd.DataFrame(rows)
-
-
-def test_icl_above_and_last_epoch():
-    from iclgd.order import report as order_report
-
-    above = order_report.icl_above(toy_table()).set_index("statistic")
-    assert bool(above.loc["label", "icl_above_all"]) and above.loc["label", "ratio"] == pytest.approx(2.0)
-    assert not bool(above.loc["vocab", "icl_above_all"])
-    last = order_report.last_epoch(toy_table())
-    assert set(last[last["method"] == "finetune"]["epoch"]) == {2} and (last["method"] == "icl").sum() == 2
-
-
-def test_macros_and_summary_carry_the_numbers(tmp_path, default_config):
-    from iclgd.order import report as order_report
-
-    cfg = default_config["order"] | {"n_demos": 8, "orderings": 5, "epochs": 2, "subset": "v_deep",
-                                     "optimizers": ["gd", "sgd"], "lrs": {"gd": 1.0, "sgd": 0.125, "adam": 1e-3}}
-    macros = order_report.order_macros(toy_table(), cfg)
-    assert macros["OrderMAgnewsIclLabel"] == "0.200" and macros["OrderMAgnewsSgdLabel"] == "0.100"
-    assert macros["OrderMAgnewsGdLabel"] == "0" and macros["OrderMAgnewsIclVocab"] == "$1.0\\times 10^{-5}$"
-    assert macros["OrderSubset"] == "v\\_deep" and macros["OrderLrSgd"] == "0.125" and macros["OrderLrAdam"] == "--"
-    assert macros["OrderIclAboveLabel"] == "1" and macros["OrderIclAboveVocab"] == "0"
-    assert macros["OrderK"] == "8" and macros["OrderOrderings"] == "5" and macros["OrderEpochs"] == "2"
-    text = order_report.order_summary(toy_table())
-    assert "on the label probabilities, ICL's output spreads across demonstration orderings by 0.200, above" in text
-    assert "by $1.0\\times 10^{-5}$, not above" in text and "any scored epoch, $2.0\\times 10^{-5}$" in text
-    assert numbers_per_sentence(text) == [2, 2] and "\\ref{tab:order}" in text
-    tex = order_report.order_table(toy_table())  # what the sentences leave out: CIs, each optimizer's spread
-    assert "\\label{tab:order}" in tex
-    assert "label probs. & \\begin{tabular}[t]{@{}r@{}}0.200 \\\\ {}[0.100, 0.400]\\end{tabular} & 0 & 0.100 & 2 & 0.100 & yes" in tex
-    assert "full vocab." in tex and "& 0 & $2.0\\times 10^{-5}$ & 2 & $2.0\\times 10^{-5}$ & no" in tex
-    order_report.plot_spread(toy_table(), tmp_path / "f.pdf", tmp_path / "f.png")
-    assert (tmp_path / "f.pdf").read_bytes().startswith(b"%PDF") and (tmp_path / "f.png").stat().st_size > 0

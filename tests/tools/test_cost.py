@@ -138,21 +138,6 @@ def test_measured_epochs(tmp_path):
     assert epochs.per_run("sgd", "all") == 6 and epochs.per_run("adam", "kv") == pytest.approx(210 / 3)
 
 
-def test_measure_with_a_word_tokenizer():
-    class Words:
-        """One id per whitespace-separated word; BOS added unless told not to."""
-
-        def __call__(self, text, add_special_tokens=True):
-            return type("Enc", (), {"input_ids": [0] * add_special_tokens + [1] * len(text.split())})()
-
-    spec = {"template": "Review: {text}\nSentiment:", "verbalizer": {"pos": "good", "neg": "bad"}, "fields": ["text"]}
-    train = pd.DataFrame({"text": ["a b", "a b c d"], "label": ["pos", "neg"], "uid": [1, 2]})
-    test = pd.DataFrame({"text": ["a", "a b c"], "label": ["pos", "neg"], "uid": [3, 4]})
-    found = token_lengths.measure(Words(), spec, train, test)
-    # demos: Review: + words + Sentiment: + label -> 5 and 7; queries: 3 and 5; BOS 1
-    assert found == token_lengths.TokenLengths(demo=6.0, query=4.0, special=1, n_test=2)
-
-
 def test_paper_finetune_runs_are_the_grid(tmp_path):
     config = load_config(REPO, REPO / "config" / "paper.yaml", {"data": {"mirror_dir": str(tmp_path)}})
     run = resolve(config, REPO)

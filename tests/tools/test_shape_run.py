@@ -1,5 +1,5 @@
-"""LLaMa-7B's shape run: the truncated tokenizer, the exact parameter count, and the tiny shape through
-the same write -> load -> score -> train-step path the 7B run takes."""
+"""LLaMa-7B's shape run: the exact parameter count, and the tiny shape through the same write -> load -> score
+-> train-step path the 7B run takes (the truncated tokenizer it uses: test_vocab_cut.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders
-from tokenizers.models import BPE
-from transformers import AutoTokenizer, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM
 
 from iclgd.core import forward, memory, models, training
 from iclgd.tools import shape_memory, shape_run, vocab_cut
@@ -18,60 +16,9 @@ from iclgd.tools import shape_memory, shape_run, vocab_cut
 PHASES = {"write", "load", "score", "train_step", "train_adam", "train_sgd", "untrained"}
 
 
-def hand_tokenizer() -> PreTrainedTokenizerFast:
-    """ids in merge order, as in SmolLM2: a b -> ab (4), b c -> bc (5), ab c -> abc (6)."""
-    vocab = {"<unk>": 0, "a": 1, "b": 2, "c": 3, "ab": 4, "bc": 5, "abc": 6}
-    backend = Tokenizer(BPE(vocab, [("a", "b"), ("b", "c"), ("ab", "c")], unk_token="<unk>"))
-    backend.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>")
-
-
 def llama_parameters(v: int, h: int, i: int, layers: int) -> int:
     """Embedding + untied head, per layer q/k/v/o + gate/up/down + two norms, final norm."""
     return 2 * v * h + layers * (4 * h * h + 3 * h * i + 2 * h) + h
-
-
-def test_truncation_keeps_the_first_ids_and_the_merges_that_build_them():
-    full = hand_tokenizer()
-    assert full("abc", add_special_tokens=False).input_ids == [6]
-    cut = vocab_cut.truncate_tokenizer(full, 5)  # keeps <unk> a b c ab; merges: a b only
-    assert cut.convert_ids_to_tokens(list(range(5))) == ["<unk>", "a", "b", "c", "ab"]
-    assert cut("abc", add_special_tokens=False).input_ids == [4, 3]  # ab + c: the ab c merge is gone
-    assert cut("bc", add_special_tokens=False).input_ids == [2, 3]
-    assert vocab_cut.check_tokenizer(cut, 5, ["abc", "cab", "bcab"])["merges"] == 1
-    assert vocab_cut.truncate_tokenizer(full, 6)("abc", add_special_tokens=False).input_ids == [4, 3]
-
-
-def test_truncation_refuses_a_kept_merge_of_a_dropped_token():
-    vocab = {"<unk>": 0, "a": 1, "ab": 2, "b": 3}  # "ab" kept at 3 tokens, but its part "b" is not
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(BPE(vocab, [("a", "b")], unk_token="<unk>")),
-                                  unk_token="<unk>")
-    with pytest.raises(vocab_cut.ShapeError, match="dropped tokens"):
-        vocab_cut.truncate_tokenizer(tok, 3)
-
-
-def test_check_tokenizer_catches_a_wrong_size():
-    with pytest.raises(vocab_cut.ShapeError, match="expected 6"):
-        vocab_cut.check_tokenizer(vocab_cut.truncate_tokenizer(hand_tokenizer(), 5), 6, ["abc"])
-
-
-@pytest.fixture(scope="module")
-def smollm2_tok(tiny_dir):
-    return AutoTokenizer.from_pretrained(tiny_dir)  # SmolLM2's tokenizer, as prepare_model saves it
-
-
-def test_smollm2_cut_to_32000_encodes_english_as_before(smollm2_tok):
-    cut = vocab_cut.truncate_tokenizer(smollm2_tok)
-    seen = vocab_cut.check_tokenizer(cut, 32000)
-    assert seen["max_id_on_text"] < 32000 and len(cut) == 32000
-    assert (cut.bos_token_id, cut.eos_token_id) == (1, 2)  # LLaMa's bos / eos ids
-    assert cut.convert_ids_to_tokens(list(range(32000))) == smollm2_tok.convert_ids_to_tokens(list(range(32000)))
-    for text in vocab_cut.ENGLISH:  # where SmolLM2 itself stays below 32000 nothing changes (merge prefix)
-        ids = smollm2_tok(text, add_special_tokens=False).input_ids
-        if max(ids) < 32000:
-            assert cut(text, add_special_tokens=False).input_ids == ids
-    rare = " antidisestablishmentarianism"
-    assert max(cut(rare, add_special_tokens=False).input_ids) < 32000
 
 
 def test_llama7b_config_has_the_published_size():

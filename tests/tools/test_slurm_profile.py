@@ -88,7 +88,7 @@ def test_gpus_only_on_model_rules(kinds, measured):
         assert gpu == (expected if name in MODEL_RULES else {}), name
     assert "weight_sparsity" in set(res) - MODEL_RULES
     assert 'load_model(snakemake.input.model, "cpu"' in (
-        REPO / "workflow" / "scripts" / "icl_vs_gd" / "weight_sparsity.py").read_text()
+        REPO / "workflow" / "scripts" / "construction" / "weight_sparsity.py").read_text()
     # a CPU-only cluster: gpu 0 overrides the rules' own gpu (1 when the submitting host has CUDA)
     cpu_only = sp.set_resources(SITE | {"gpus": 0}, measured, kinds)
     for name, r in cpu_only.items():

@@ -67,7 +67,7 @@ def edited(e2e: Path, rel: str, tmp_path: Path):
 @pytest.mark.parametrize(
     "rel,expected",
     [
-        ("workflow/scripts/icl_vs_gd/figure_icl_accuracy.py", {"figure_icl_accuracy", "paper", "check_paper", "all"}),
+        ("workflow/scripts/icl/figure_icl_accuracy.py", {"figure_icl_accuracy", "paper", "check_paper", "all"}),
         ("paper/main.tex", {"paper", "check_paper", "all"}),
         ("paper/iclgd.sty", {"paper", "check_paper", "all"}),
     ],

@@ -47,7 +47,7 @@ CLUSTER = REPO / ".ci" / "slurm-cluster"
 #: A hung snakemake ignores SIGTERM; SIGINT ends it (../shared/reference/slurm.md).
 LIMIT_S = 900
 PAPER_LIMIT_S = 3600
-FAILING = "workflow/scripts/label_relationships/run_label_curves.py"
+FAILING = "workflow/scripts/labels/run_label_curves.py"
 INJECTED = '\nraise SystemExit("injected failure: the cluster test makes this job fail")\n'
 
 

@@ -1,6 +1,7 @@
 """Study finetune: ICL vs fine-tuning on the same demonstrations (Shen, Mishra & Khashabi 2023; package
-iclgd.finetune). Fine-tuning grid per (model, dataset) -> accuracies and convergence -> the example-level
-comparison with ICL -> claim rows, tables and paper numbers."""
+iclgd.finetune). Fine-tuning grid per (model, dataset) -> accuracies and convergence -> the crossed
+per-setting tests against ICL -> claim rows, tables and paper numbers. Study compare reads its records.
+"""
 
 from iclgd.finetune import study as finetune_study
 
@@ -14,7 +15,6 @@ FINETUNE_RECORDS = expand(
 FINETUNED_ICL = expand(
     "results/icl/{model}/{dataset}.parquet", model=FINETUNE.models, dataset=DATASETS
 )
-COMPARED = RUN.pairs["finetune"]
 
 
 rule finetune:
@@ -98,45 +98,11 @@ rule finetune_paper_numbers:
         "../scripts/finetune/finetune_paper_numbers.py"
 
 
-rule compare_icl_gd:
-    input:
-        icl=[f"results/icl/{m}/{d}.parquet" for m, d in COMPARED],
-        permuted=[f"results/icl/{m}/{d}.permuted.parquet" for m, d in COMPARED],
-        finetune=[f"results/finetune/{m}/{d}.parquet" for m, d in COMPARED],
-        finetune_dev=[f"results/finetune/{m}/{d}.dev.parquet" for m, d in COMPARED],
-        code=lib(
-            "finetune.compare",
-            "order.spread",
-            "core.metrics",
-            "finetune.compare_report",
-            "finetune.report",
-            "core.paper",
-        ),
-    output:
-        examples="results/metrics/icl_vs_gd_examples.parquet",
-        table="results/metrics/icl_vs_gd_compare.csv",
-        macros="results/paper/macros/compare.json",
-        tex="paper/generated/tab_compare.tex",
-        summary="paper/generated/compare_summary.tex",
-        control="results/metrics/icl_vs_gd_control.csv",
-        control_tex="paper/generated/tab_control.tex",
-    log:
-        "logs/compare_icl_gd.log",
-    localrule: True
-    conda:
-        "../../environment.yml"
-    params:
-        controls=dict(RUN.control_like),
-    script:
-        "../scripts/finetune/compare_icl_gd.py"
-
-
 rule finetune_claims:
     input:
         icl=FINETUNED_ICL,
         finetune=FINETUNE_RECORDS,
         finetune_dev=[p.replace(".parquet", ".dev.parquet") for p in FINETUNE_RECORDS],
-        compare="results/metrics/icl_vs_gd_examples.parquet",
         code=lib("finetune.claims", "core.claim_rows", "core.crossed", "core.stats"),
     output:
         rows="results/claims/finetune.pkl",
@@ -160,7 +126,6 @@ rule finetune_claims:
 contribute(
     macros=[
         "results/paper/macros/finetune.json",
-        "results/paper/macros/compare.json",
         "results/paper/macros/finetune_claims.json",
     ],
     tables=[
@@ -168,9 +133,6 @@ contribute(
         "paper/generated/tab_ft_nc_icl.tex",
         "paper/generated/tab_ft_convergence.tex",
         "paper/generated/ft_summary.tex",
-        "paper/generated/tab_compare.tex",
-        "paper/generated/compare_summary.tex",
-        "paper/generated/tab_control.tex",
     ],
     benchmarks=expand(
         "benchmarks/finetune/{model}/{dataset}.tsv",

@@ -205,3 +205,32 @@ def f_power(spread: float, result: dict[str, Any], alpha: float, set_scale: floa
     nc = float((w * (pattern - (w * pattern).sum() / w.sum()) ** 2).sum())
     _, df1, df2 = welch(pattern, parts, set_scale)
     return float(stats.ncf.sf(stats.f.ppf(1 - alpha, df1, df2), df1, df2, nc))
+
+
+# ------------------------------------------------------- claims rows over prompt-set records
+
+
+def design_ids(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """The crossed design's labels: a demonstration set is (dataset, k, seed), shared by the models and GD
+    variants that use it; a test example is (dataset, uid), shared across models, k and variants."""
+    return {"sets": frame["dataset"] + "|" + frame["k"].astype(str) + "|" + frame["seed"].astype(str),
+            "examples": frame["dataset"] + "|" + frame["uid"].astype(str)}
+
+
+def setting_labels(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """One label per setting: the row's values of `keys`, joined."""
+    return frame[keys].astype(str).agg("|".join, axis=1)
+
+
+def sets_per(frame: pd.DataFrame, settings: pd.Series) -> float:
+    """Demonstration sets per setting (averaged): the unit the planner scales (`icl.demo_seeds`)."""
+    return float(frame.groupby(settings.to_numpy())["seed"].nunique().mean())
+
+
+def crossed_row(frame: pd.DataFrame, value: pd.Series, settings: pd.Series, alpha: float) -> dict[str, Any]:
+    """The crossed t test of the average setting mean of `value`, as a claims row (with its power plan)."""
+    test = mean_test(value.to_numpy(), **design_ids(frame), settings=settings.to_numpy(), alpha=alpha)
+    sets_per_setting = sets_per(frame, settings)
+    parts = test.pop("parts")
+    plan = {"test": "crossed-t", "parts": parts, "n": float(sets_per_setting), "se": test["se"], "df": test["df"]}
+    return test | {"n": int(round(sets_per_setting)), "unit": "sets x examples", "plan": plan}

@@ -75,6 +75,12 @@ class StudySpec:
     renamed: Mapping[str, str] = field(default_factory=dict)  # old top-level config key -> its new name
 
 
+def prompt_sets_knob(row: Any, cfg: dict[str, Any]) -> tuple[str, float, float, float]:
+    """The knob of a claim over ICL's prompt sets: demonstration sets per setting are the unit of replication,
+    one per seed of the shared prompt grid (icl.demo_seeds)."""
+    return "icl.demo_seeds (count)", len(cfg["icl"]["demo_seeds"]), 1.0, 0.0
+
+
 def discover(package: str = "iclgd") -> tuple[StudySpec, ...]:
     """Every study under `package`, in their declared order: the subpackages (but core and tools) that hold a
     `study` module defining STUDY."""

@@ -7,7 +7,7 @@ same test queries, as their code (microsoft/LMOps understand_icl/icl_ft/compute_
 * SimAM: cosine between ICL's and FT's last-token raw (pre-softmax) attention scores over the query's own
   tokens, averaged over heads, examples, then layers. Baseline "ZSL SimAM": ICL against ZS.
 
-(Rec2FTP, the third metric, is `iclgd.finetune.compare.rec2ftp`.) Undefined cosines (a zero vector, e.g. a
+(Rec2FTP, the third metric, is `iclgd.core.metrics.rec2ftp`.) Undefined cosines (a zero vector, e.g. a
 layer whose update is exactly zero) are NaN, where Dai's code adds 1e-20 to the denominator and reports 0;
 means skip NaNs. Plain numpy; the last axis is the compared vector.
 """

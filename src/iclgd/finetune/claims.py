@@ -12,8 +12,6 @@ secondary, beside each arm's rate of non-label top-1 answers.
 * ``shen_pooled`` (``_full_vocab``): the ICL - GD gap averaged over settings;
 * ``shen_inconsistency``: "the trends are inconsistent across datasets and N": Welch's test that the
   per-setting gaps are equal, effect = their SD;
-* ``shen_permuted``: "ICL agrees more with its own permuted-order version than with GD": per model, top-10
-  overlap of ICL with ICL reordered minus with GD;
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ import pandas as pd
 
 from iclgd.core import crossed, power, stats
 from iclgd.core.paper import fmt, macro_name
-from iclgd.finetune import compare_report
 from iclgd.finetune import report as finetune_report
 
 log = logging.getLogger(__name__)
@@ -57,31 +54,6 @@ def paired_icl_gd(icl: pd.DataFrame, ft: pd.DataFrame, ft_dev: pd.DataFrame) -> 
     return paired.sort_values(PAIR_KEYS + ["variant"], ignore_index=True)
 
 
-def ids(frame: pd.DataFrame) -> dict[str, pd.Series]:
-    """The crossed design's labels: a demonstration set is (dataset, k, seed), shared by the models and GD
-    variants that use it; a test example is (dataset, uid), shared across models, k and variants."""
-    return {"sets": frame["dataset"] + "|" + frame["k"].astype(str) + "|" + frame["seed"].astype(str),
-            "examples": frame["dataset"] + "|" + frame["uid"].astype(str)}
-
-
-def _setting(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
-    return frame[keys].astype(str).agg("|".join, axis=1)
-
-
-def sets_per(frame: pd.DataFrame, settings: pd.Series) -> float:
-    """Demonstration sets per setting (averaged): the unit the planner scales (`icl.demo_seeds`)."""
-    return float(frame.groupby(settings.to_numpy())["seed"].nunique().mean())
-
-
-def crossed_row(frame: pd.DataFrame, value: pd.Series, settings: pd.Series, alpha: float) -> dict[str, Any]:
-    """The crossed t test of the average setting mean of `value`, as a claims row (with its power plan)."""
-    test = crossed.mean_test(value.to_numpy(), **ids(frame), settings=settings.to_numpy(), alpha=alpha)
-    sets_per_setting = sets_per(frame, settings)
-    parts = test.pop("parts")
-    plan = {"test": "crossed-t", "parts": parts, "n": float(sets_per_setting), "se": test["se"], "df": test["df"]}
-    return test | {"n": int(round(sets_per_setting)), "unit": "sets x examples", "plan": plan}
-
-
 METRICS = {"correct": "label", "full": "full_vocab"}
 
 
@@ -95,7 +67,7 @@ def icl_vs_gd_tests(paired: pd.DataFrame, alpha: float, gap: float = 0.2) -> pd.
     for key, group in paired.groupby(["model", "dataset", "k", "variant"], sort=True):
         for metric, name in METRICS.items():
             diff = group[f"{metric}_icl"] - group[f"{metric}_gd"]
-            row = crossed_row(group, diff, pd.Series("one", index=group.index), alpha)
+            row = crossed.crossed_row(group, diff, pd.Series("one", index=group.index), alpha)
             rows.append({**dict(zip(["model", "dataset", "k", "variant"], key)), "family": f"shen_icl_vs_gd_{name}",
                          **{k: v for k, v in row.items() if k != "plan"}, "plan": row["plan"]})
     out = pd.DataFrame(rows)
@@ -129,17 +101,17 @@ def nonlabel_rates(icl: pd.DataFrame, ft: pd.DataFrame, ft_dev: pd.DataFrame) ->
 
 def pooled_row(paired: pd.DataFrame, metric: str, alpha: float) -> dict[str, Any]:
     """ICL - GD accuracy averaged over settings (model, dataset, k, variant weigh equally), crossed t."""
-    settings = _setting(paired, ["model", "dataset", "k", "variant"])
-    return crossed_row(paired, paired[f"{metric}_icl"] - paired[f"{metric}_gd"], settings, alpha)
+    settings = crossed.setting_labels(paired, ["model", "dataset", "k", "variant"])
+    return crossed.crossed_row(paired, paired[f"{metric}_icl"] - paired[f"{metric}_gd"], settings, alpha)
 
 
 def inconsistency_row(paired: pd.DataFrame, alpha: float, seed: int) -> dict[str, Any]:
     """Shen et al.'s "inconsistent across settings": do the per-setting ICL - GD gaps (label-restricted)
     differ? Welch's F over the settings' crossed means; effect = SD of the setting gaps."""
-    settings = _setting(paired, ["model", "dataset", "k", "variant"])
-    test = crossed.heterogeneity_test((paired["correct_icl"] - paired["correct_gd"]).to_numpy(), **ids(paired),
+    settings = crossed.setting_labels(paired, ["model", "dataset", "k", "variant"])
+    test = crossed.heterogeneity_test((paired["correct_icl"] - paired["correct_gd"]).to_numpy(), **crossed.design_ids(paired),
                                       settings=settings.to_numpy(), seed=seed, alpha=alpha)
-    sets = sets_per(paired, settings)
+    sets = crossed.sets_per(paired, settings)
     plan = {"test": "welch-F", "result": test, "n": float(sets), "max_effect": 1.0}
     return {k: test[k] for k in ("effect", "effect_lo", "effect_hi", "tost_lo", "tost_hi", "p", "n_sets",
                                  "n_examples", "df_num", "df_denom")} | {
@@ -166,23 +138,6 @@ def shen_claims(paired: pd.DataFrame, alpha: float, seed: int) -> pd.DataFrame:
         rows.append({**SHEN, "family": "shen_inconsistency", "expected_sign": 0, "evidence": "Tab.~\\ref{tab:icl_vs_ft}",
                      "claim": "The ICL--GD gap is inconsistent across settings (model, dataset, $N$): SD of the "
                      "per-setting gaps, Welch test of their equality", **inconsistency_row(paired, alpha, seed)})
-    return pd.DataFrame(rows)
-
-
-def permutation_claims(examples: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    """Shen et al.'s reference claim per model, from `compare_report.icl_gd_examples` (with permuted records):
-    top-10 overlap of ICL with itself reordered minus with GD, crossed t over demonstration sets x examples."""
-    gap = compare_report.permutation_gap(examples)
-    rows = []
-    for model, g in gap.groupby("model", sort=True):
-        g = g.assign(variant=g["optimizer"] + "/" + g["subset"])
-        settings = _setting(g, ["dataset", "k", "variant"])
-        rows.append({
-            "paper": "Shen et al.", "family": "shen_permuted", "model": model, "dataset": "all", "expected_sign": 1,
-            "claim": "ICL agrees more with itself in another demonstration order than with GD: top-10 overlap, "
-                     "permuted $-$ GD ($N \\ge 2$)",
-            "evidence": "Tab.~\\ref{tab:compare}", "target": "compare_icl_gd", **crossed_row(g, g["gap"], settings, alpha),
-        })
     return pd.DataFrame(rows)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from iclgd.core.config import Run, Scope, as_listed
 from iclgd.core.paper import latex_escape
 from iclgd.core.provenance import names
-from iclgd.core.studies import StudySpec
+from iclgd.core.studies import StudySpec, prompt_sets_knob
 
 
 def _resolve(scope: Scope) -> tuple[dict, dict]:
@@ -66,13 +66,8 @@ def _scale(run: Run) -> tuple[list[str], list[str]]:
                     f"{left}."] if left else [])
 
 
-def _knob(row: Any, cfg: dict[str, Any]) -> tuple[str, float, float, float]:
-    """Demonstration sets per setting are the unit of replication: one per seed."""
-    return "icl.demo_seeds (count)", len(cfg["icl"]["demo_seeds"]), 1.0, 0.0
-
-
 STUDY = StudySpec(
     name="finetune", title="ICL vs fine-tuning on the same demonstrations (Shen et al. 2023)", position=20,
     model_keys=lambda config: {"finetune.lrs_by_model": list(config["finetune"]["lrs_by_model"])},
-    resolve=_resolve, pairs=_pairs, training=_training, knob=_knob, scale=_scale,
+    resolve=_resolve, pairs=_pairs, training=_training, knob=prompt_sets_knob, scale=_scale,
 )

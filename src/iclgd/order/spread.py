@@ -3,7 +3,7 @@ orderings, per test example and per setting.
 
 Full-batch GD is permutation-invariant, so its output cannot move when the demonstrations are reordered;
 any spread of ICL's output argues against the two being equivalent. Spreads are read from the stored
-records (`iclgd.finetune.compare` documents them): the label log-probs and the top-10 tokens.
+records (`iclgd.compare.distributions` documents them): the label log-probs and the top-10 tokens.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import pandas as pd
 
 from iclgd.core.metrics import rec2ftp
 from iclgd.core.paper import booktabs_table, fmt, latex_escape, macro_name
-from iclgd.finetune import compare
+from iclgd.compare import distributions
 from iclgd.finetune import report as finetune_report
 
 
@@ -32,7 +32,7 @@ def icl_gd_examples(
         others.append(permuted[permuted["order"] > 0].assign(method=PERMUTED))
     icl_runs = icl[(icl["method"] == "icl") & (icl["k"] > 0) & (icl["order"] == 0)]
     zero = icl[(icl["method"] == "icl") & (icl["k"] == 0)]
-    return compare.compare_examples(icl_runs, pd.concat(others, ignore_index=True), zero)
+    return distributions.compare_examples(icl_runs, pd.concat(others, ignore_index=True), zero)
 
 
 def same_queries(examples: pd.DataFrame) -> pd.DataFrame:
@@ -40,7 +40,7 @@ def same_queries(examples: pd.DataFrame) -> pd.DataFrame:
     ICL-permuted records, only the test queries that have them (rule icl scores the permuted copy on the
     first icl.permuted.n_queries only, and GD averaged over all queries beside a permuted reference on a
     few would compare different examples); a setting without any (N = 1) keeps all its examples."""
-    keys, setting = list(compare.KEYS), ["model", "dataset", "k", "seed"]
+    keys, setting = list(distributions.KEYS), ["model", "dataset", "k", "seed"]
     perm = examples.loc[examples["method"] == PERMUTED, keys]
     if perm.empty:
         return examples
@@ -51,15 +51,15 @@ def same_queries(examples: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary(examples: pd.DataFrame) -> pd.DataFrame:
-    """The per-setting table (`compare.summarise`) over `same_queries`, so GD and the permuted reference
+    """The per-setting table (`distributions.summarise`) over `same_queries`, so GD and the permuted reference
     average over the same test queries."""
-    return compare.summarise(same_queries(examples))
+    return distributions.summarise(same_queries(examples))
 
 
 def permutation_gap(examples: pd.DataFrame, metric: str = "token_overlap") -> pd.DataFrame:
     """Per (model, dataset, k, seed, uid) with both sides: `metric` of ICL vs ICL-permuted, vs the GD
     variant, and their difference (positive: ICL is closer to itself than to GD). One row per GD variant."""
-    keys = list(compare.KEYS)
+    keys = list(distributions.KEYS)
     perm = examples[examples["method"] == PERMUTED]
     if perm.empty:
         return pd.DataFrame(columns=[*keys, "optimizer", "subset", "permuted", "gd", "gap"])

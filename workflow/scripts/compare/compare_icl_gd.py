@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from iclgd.finetune import compare_report
+from iclgd.compare import report as compare_report
 from iclgd.core import logs, paper
 
 log = logs.to_file(snakemake.log[0])

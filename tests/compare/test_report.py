@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iclgd.finetune import compare_report
+from iclgd.compare import report as compare_report
 from text_support import numbers_per_sentence
 
 

@@ -8,24 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iclgd.finetune import compare
-
-from iclgd.order import spread as order_spread
+from iclgd.compare import distributions as compare
+from records_support import rec
 
 TEN = list(range(10))
-
-
-def rec(uid, label_probs, ids, probs, *, method="icl", k=2, seed=0, order=0, optimizer="none", lr=0.0,
-        label_index=0, full_correct=False):
-    """One record; label_logprobs are the logs of the given full-vocabulary label-token probabilities."""
-    lp = np.log(np.asarray(label_probs, dtype=float))
-    return {
-        "model": "m", "dataset": "d", "method": method, "k": k, "seed": seed, "order": order,
-        "optimizer": optimizer, "subset": "all" if method == "finetune" else "none", "lr": lr, "epoch": 0,
-        "uid": uid, "label": "x", "label_index": label_index, "pred_index": int(np.argmax(lp)),
-        "label_logprobs": lp, "argmax_id": ids[0], "argmax_token": "t", "full_correct": full_correct,
-        "top10_ids": np.asarray(ids), "top10_probs": np.asarray(probs, dtype=float), "n_tokens": 5,
-    }
 
 
 # --- Shen et al.: top-10 agreement -------------------------------------------------------------------------
@@ -101,50 +87,6 @@ def test_shift_cosine():
     assert compare.shift_cosine(zero + [0.5, -0.5], zero + [-2.0, 2.0], zero) == pytest.approx(-1.0)
     assert compare.shift_cosine(zero + [1.0, 0.0], zero + [0.0, 1.0], zero) == pytest.approx(0.0)  # orthogonal
     assert math.isnan(compare.shift_cosine(zero, zero + [1.0, 0.0], zero))
-
-
-# --- order spread ------------------------------------------------------------------------------------------
-
-
-def test_order_spread_constant_and_hand_case():
-    same = [rec(0, [0.6, 0.2], [1, 2], [0.6, 0.2], order=o) for o in range(3)]
-    row = order_spread.order_spread(pd.DataFrame(same)).iloc[0]
-    assert row["n_orders"] == 3
-    spreads = row[["label_std", "vocab_label_std", "top10_std", "top1_std"]].to_numpy(dtype=float)
-    np.testing.assert_allclose(spreads, 0.0, atol=1e-12)  # float mean of equal values may differ by 1 ulp
-
-    # uid 0, two orderings:
-    #   label probs (0.6, 0.2) -> (0.75, 0.25); (0.2, 0.2) -> (0.5, 0.5); ddof 0 std of two values = |a - b| / 2
-    #   label_std = mean(0.125, 0.125) = 0.125; vocab_label_std = mean(|0.6-0.2|/2, 0) = 0.1
-    #   top-10 {1: 0.6, 2: 0.2} vs {1: 0.2, 3: 0.2}: token 1 (0.6, 0.2) -> 0.2, token 2 (0.2, 0) -> 0.1,
-    #   token 3 (0, 0.2) -> 0.1; top10_std = 0.4 / 3; top1 (0.6, 0.2) -> 0.2
-    # uid 1 is constant (all 0), so every group mean is half of uid 0's value
-    recs = pd.DataFrame([
-        rec(0, [0.6, 0.2], [1, 2], [0.6, 0.2], order=0), rec(0, [0.2, 0.2], [1, 3], [0.2, 0.2], order=1),
-        rec(1, [0.3, 0.3], [1, 2], [0.3, 0.2], order=0), rec(1, [0.3, 0.3], [1, 2], [0.3, 0.2], order=1),
-    ])
-    per = order_spread.order_spread_examples(recs).set_index("uid")
-    assert per.loc[0, "label_std"] == pytest.approx(0.125)
-    assert per.loc[0, "vocab_label_std"] == pytest.approx(0.1)
-    assert per.loc[0, "top10_std"] == pytest.approx(0.4 / 3)
-    assert per.loc[0, "top1_std"] == pytest.approx(0.2)
-    row = order_spread.order_spread(recs).iloc[0]
-    assert row["n_orders"] == 2 and row["n_examples"] == 2
-    assert row["label_std"] == pytest.approx(0.0625)
-    assert row["vocab_label_std"] == pytest.approx(0.05)
-    assert row["top10_std"] == pytest.approx(0.2 / 3)
-    # ddof = 1 (sample std of two values = |a - b| / sqrt 2): 0.125 * sqrt 2 for uid 0, half of that in the mean
-    assert order_spread.order_spread(recs, ddof=1).iloc[0]["label_std"] == pytest.approx(0.0625 * math.sqrt(2))
-
-
-def test_order_spread_single_ordering_and_errors():
-    one = pd.DataFrame([rec(0, [0.6, 0.2], [1, 2], [0.6, 0.2], k=1)])
-    row = order_spread.order_spread(one, ddof=1).iloc[0]  # 0 by definition, not NaN, even with ddof = 1
-    assert row["n_orders"] == 1 and row["label_std"] == 0.0 and row["top10_std"] == 0.0
-    with pytest.raises(ValueError):
-        order_spread.order_spread(one.iloc[:0])
-    with pytest.raises(ValueError, match="duplicate"):
-        order_spread.order_spread(pd.concat([one, one]))
 
 
 # --- pairing and the table ---------------------------------------------------------------------------------
