@@ -39,8 +39,9 @@ def test_adam_on_all_of_7b_does_not_fit_80_gb(llama7b):
 def test_what_fits_passes_and_a_skip_leaves_the_run_out(llama7b):
     llama7b["finetune"]["skip"] = [{"model": "big", "optimizer": "adam", "subset": "all"}]
     run = resolve(llama7b, REPO)
-    assert ("finetune", "big", "adam", "all", 256) not in fit_check.settings(run)
-    assert ("finetune", "big", "sgd", "all", llama7b["finetune"]["batch_tokens"]) in fit_check.settings(run)
+    kinds = [setting[:5] for setting in fit_check.settings(run)]
+    assert ("finetune", "big", "adam", "all", 256) not in kinds
+    assert ("finetune", "big", "sgd", "all", llama7b["finetune"]["batch_tokens"]) in kinds
     assert fit_check.check(run, llama7b, gpus=1) == []
     llama7b["order"]["optimizers"] = ["adam"]  # the order experiment trains all of it too
     with pytest.raises(ConfigError, match=r"order\.optimizers: adam on 'all'.*add \{model: big, optimizer: adam\} "

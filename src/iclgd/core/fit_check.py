@@ -37,8 +37,8 @@ def device_gb(runtime: dict[str, Any], gpus: int) -> float | None:
 
 
 def settings(run: Run) -> list[tuple[str, str, str, str, int]]:
-    """(config key, model, optimizer, subset, micro-batch tokens) of every training run kind the config asks for
-    (each study's `training` hook)."""
+    """(config key, model, optimizer, subset, micro-batch tokens, the `<key>.skip` entry that leaves it out) of
+    every training run kind the config asks for (each study's `training` hook)."""
     return [setting for spec in run.specs for setting in spec.training(run)]
 
 
@@ -94,20 +94,19 @@ def check(run: Run, config: dict[str, Any], gpus: int) -> list[str]:
         return ["device memory unknown (set runtime.device_memory_gb): fine-tuning settings not checked at start-up"]
     dtype = run_dtype(runtime, gpus)
     by_model: dict[str, list[tuple[str, str, str, int]]] = {}
-    for key, model, opt, subset, tokens in settings(run):
-        by_model.setdefault(model, []).append((key, opt, subset, tokens))
+    for key, model, opt, subset, tokens, entry in settings(run):
+        by_model.setdefault(model, []).append((key, opt, subset, tokens, entry))
     notes = []
     for model, wanted in by_model.items():
-        combos = sorted({(o, s, t) for _, o, s, t in wanted})
+        combos = sorted({(o, s, t) for _, o, s, t, _ in wanted})
         found = estimates(model, config["models"], [list(c) for c in combos], dtype)
         if found is None:
             notes.append(f"memory of {model!r} not checked at start-up: its config.json is not on disk before "
                          "rule prepare_model")
             continue
-        for key, opt, subset, tokens in wanted:
+        for key, opt, subset, tokens, entry in wanted:
             need = found[(opt, subset, tokens)] / GB
             if need > budget:
-                entry = f"{{model: {model}, optimizer: {opt}" + (f", subset: {subset}}}" if key == "finetune" else "}")
                 raise ConfigError(
                     f"config key {key}.optimizers: {opt} on {subset!r} of {model!r} in {dtype} needs ~{need:.0f} GB "
                     f"on the device, more than its {budget:.0f} GB (runtime.device_memory_gb); add {entry} to "
@@ -125,7 +124,9 @@ def host_mb(model: str, config: dict[str, Any], gpus: int, train: bool, dtype: s
     a run may train (`memory.request_mb`; on the CPU the device part too). Cached like `estimates`."""
     runtime = config["runtime"]
     dtype = dtype or run_dtype(runtime, gpus)
-    tokens = max(config["finetune"]["batch_tokens"], runtime["batch_tokens"])
+    # the largest micro-batch any job forms: runtime's for scoring, each training block's own
+    tokens = max(block["batch_tokens"] for block in config.values()
+                 if isinstance(block, dict) and isinstance(block.get("batch_tokens"), int))
 
     def compute() -> dict[str, Any]:
         from iclgd.core import memory

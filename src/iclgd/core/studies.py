@@ -46,7 +46,8 @@ class StudySpec:
     - `pairs(run)`: the (model, dataset) runs of its heaviest rule (default: models x datasets minus skip).
     - `prompt_needs(block)`: (n_demos, demo seeds) it reads from the shared prompt sets beyond icl's.
     - `demands(run, config)`: its prompts as context.Demand (start-up context-window check).
-    - `training(run)`: (config key, model, optimizer, subset, micro-batch tokens) of its training runs.
+    - `training(run)`: (config key, model, optimizer, subset, micro-batch tokens, its `<key>.skip` entry) of
+      its training runs (the start-up memory check names the entry that leaves one out).
     - `knob(row, cfg)`: (config key, current value, planning units per unit of it, units the key counts on top
       of) setting the N of one of its claim rows (results/stats/sizing.csv; iclgd.core.claims.sizing).
     - `scale(run)`: (sentences on the scale it ran at, sentences on what it left out) for the paper's

@@ -47,8 +47,8 @@ def _training(run: Run) -> list[tuple[str, str, str, str, int]]:
     out = []
     for model in dict.fromkeys(m for m, _ in run.pairs["finetune"]):
         settings = grid(run, model)
-        out += [("finetune", model, o, s, settings["batch_tokens"]) for o in settings["optimizers"]
-                for s in settings["subsets"] if [o, s] not in settings["skip"]]
+        out += [("finetune", model, o, s, settings["batch_tokens"], f"{{model: {model}, optimizer: {o}, subset: {s}}}")
+                for o in settings["optimizers"] for s in settings["subsets"] if [o, s] not in settings["skip"]]
     return out
 
 

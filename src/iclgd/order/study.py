@@ -30,7 +30,8 @@ def _training(run: Run) -> list[tuple[str, str, str, str, int]]:
     out = []
     for model in run.studies["order"].models:
         block = order_block(run, model)
-        out += [("order", model, o, block["subset"], block["batch_tokens"]) for o in block["optimizers"]]
+        out += [("order", model, o, block["subset"], block["batch_tokens"], f"{{model: {model}, optimizer: {o}}}")
+                for o in block["optimizers"]]
     return out
 
 
