@@ -77,7 +77,7 @@ def test_order_kernel_curves_dai_tokens_by_hand(tiny):
     # 7 queries, 2 sets: capture 2 x 21 + 7 x 5 = 77; zero-shot 7 x 6 + 2 x 2 x 11; probes 2 x 21;
     # kNN on 7 - round(4.9) = 2 held-out queries x 26; symbols: a second capture
     assert kernel.scored == 77 + 42 + 44 + 42 + 52 + 77
-    curves = one(cost.curves_jobs(run, config, LENGTHS), "smollm2-135m", "sst2")
+    curves = one(cost.labels_jobs(run, config, LENGTHS), "smollm2-135m", "sst2")
     assert curves.scored == 2 * 3 * (1 + 3 * 10)  # default, flipped, words A/B (A/B/C: 3 classes, skipped)
     dai = cost.dai_jobs(run, config, LENGTHS)
     assert [(j.model, j.dataset) for j in dai] == [("smollm2-135m", "sst2"), ("smollm2-135m-untrained", "sst2")]

@@ -23,7 +23,7 @@ PROFILE = REPO / "config" / "profiles" / "slurm"
 SITE = {"partition": "cpu", "account": "", "gpu_partition": "gpu", "gpus": 1, "gpu_model": "", "gres": "",
         "jobs": 50, "runtime_scale": 1.0}
 #: The rules that put a model on runtime.device (prepare_model: an untrained copy is drawn there).
-MODEL_RULES = {"icl", "finetune", "order_sensitivity", "dai_capture", "kernel_regression", "label_curves",
+MODEL_RULES = {"icl", "finetune", "order", "dai", "kernel", "labels",
                "prepare_model"}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL_RULES = {"icl", "finetune", "order_sensitivity", "dai_capture", "kernel_regression", "label_curves"}
+MODEL_RULES = {"icl", "finetune", "order", "dai", "kernel", "labels"}
 RUNTIME = "runtime={{device: {}, dtype: float32, threads: 1, batch_size: 8, batch_tokens: 1024}}"
 
 

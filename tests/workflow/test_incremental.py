@@ -14,8 +14,8 @@ import pytest
 from pipeline_support import snakemake
 
 #: Jobs that load a model or run inference / training: no analysis or paper edit may rerun them.
-HEAVY = {"prepare_data", "prepare_model", "build_prompts", "icl", "finetune", "label_curves", "lsa_study",
-         "weight_sparsity", "kernel_regression", "dai_capture", "order_sensitivity"}
+HEAVY = {"prepare_data", "prepare_model", "build_prompts", "icl", "finetune", "labels", "lsa_study",
+         "weight_sparsity", "kernel", "dai", "order"}
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -16,8 +16,8 @@ import yaml
 from pipeline_support import REPO, SNAKEMAKE, snakemake, write_test_config
 
 #: The rules every full DAG plans (matched as whole rule names, never as substrings).
-CORE_RULES = {"prepare_data", "prepare_model", "build_prompts", "icl", "finetune", "label_curves",
-              "kernel_regression", "order_sensitivity", "dai_capture", "lsa_study", "claims", "paper"}
+CORE_RULES = {"prepare_data", "prepare_model", "build_prompts", "icl", "finetune", "labels",
+              "kernel", "order", "dai", "lsa_study", "claims", "paper"}
 
 
 def job_counts(stdout: str) -> dict[str, int]:
@@ -55,7 +55,7 @@ def test_end_to_end_builds_the_paper(e2e):
         "figures/icl_accuracy_vs_k.pdf", "figures/icl_accuracy_vs_k.png", "figures/lsa_convergence.pdf",
         "figures/weight_sparsity.pdf", "results/metrics/icl_accuracy.csv", "results/metrics/icl_vs_finetune.csv",
         "results/icl/tiny-llama/toy_nli.parquet", "results/finetune/tiny-llama/toy_nli.parquet",
-        "results/label_curves/tiny-llama/novel/claims.csv", "figures/label_curves.pdf",
+        "results/labels/tiny-llama/novel/claims.csv", "figures/label_curves.pdf",
         "paper/generated/tab_label_claims.tex",
         "paper/generated/macros.tex", "paper/generated/tab_icl_vs_ft.tex", "paper/generated/tab_sparsity.tex",
         "results/kernel/tiny-llama/toy_sent/summary.csv", "figures/kernel_heads.pdf", "paper/generated/tab_kernel.tex", "paper/generated/kernel_summary.tex",

@@ -47,7 +47,7 @@ CLUSTER = REPO / ".ci" / "slurm-cluster"
 #: A hung snakemake ignores SIGTERM; SIGINT ends it (../shared/reference/slurm.md).
 LIMIT_S = 900
 PAPER_LIMIT_S = 3600
-FAILING = "workflow/scripts/labels/run_label_curves.py"
+FAILING = "workflow/scripts/labels/run_labels.py"
 INJECTED = '\nraise SystemExit("injected failure: the cluster test makes this job fail")\n'
 
 
@@ -97,8 +97,8 @@ def slurm_run(cluster, tmp_path_factory):
     original = script.read_text()
     script.write_text(original + INJECTED)
     failed = on_slurm(work, profile, "--verbose")  # --verbose: the plugin logs each sbatch call
-    left = sorted(p.relative_to(work).as_posix() for p in (work / "results" / "label_curves").rglob("*") if p.is_file())
-    logs = {p.relative_to(work).as_posix(): p.read_text() for p in (work / "logs").rglob("*label_curves/**/*.log")}
+    left = sorted(p.relative_to(work).as_posix() for p in (work / "results" / "labels").rglob("*") if p.is_file())
+    logs = {p.relative_to(work).as_posix(): p.read_text() for p in (work / "logs").rglob("labels/**/*.log")}
     script.write_text(original)
     rerun = on_slurm(work, profile, "--verbose")
     # every job of both runs, as Slurm's accounting has it (the cluster is this module's alone)
@@ -113,13 +113,13 @@ def test_failing_job_exits_nonzero_naming_its_logs(slurm_run):
     failed = slurm_run["failed"]
     assert failed.returncode not in (0, 124), failed.stderr[-3000:]  # 124: the time limit, not the failure
     text = failed.stdout + failed.stderr
-    assert "Error in rule label_curves" in text
+    assert "Error in rule labels" in text
     # the rule's log and the job's Slurm log (kept: the job failed); the rule's log holds the cause
-    named = re.search(r"log: (logs/\S*label_curves/tiny-llama/\w+\.log), (\S+/\.snakemake/slurm_logs/"
-                      r"rule_label_curves/tiny-llama_\w+/\d+\.log)", text)
+    named = re.search(r"log: (logs/\S*labels/tiny-llama/\w+\.log), (\S+/\.snakemake/slurm_logs/"
+                      r"rule_labels/tiny-llama_\w+/\d+\.log)", text)
     assert named, text[-3000:]
     assert "injected failure" in slurm_run["logs"][named.group(1)]  # as it was before the rerun
-    assert "Error in rule label_curves" in Path(named.group(2)).read_text()
+    assert "Error in rule labels" in Path(named.group(2)).read_text()
     assert slurm_run["left"] == [], "a failed job left outputs behind"
 
 

@@ -111,7 +111,7 @@ def lib(*modules):
 
     Only the cheap rules list them. Inference, fine-tuning and label curves do not, so a refactor of
     the library never silently reruns an hour of compute; after changing the forward pass, training,
-    curves or models code, rerun those with `--forcerun icl finetune label_curves`.
+    curves or models code, rerun those with `--forcerun icl finetune labels`.
     """
     return [
         os.path.join(

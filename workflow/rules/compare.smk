@@ -8,7 +8,7 @@ study finetune's records on finetune's (model, dataset) pairs -> tables, paper n
 COMPARED = RUN.pairs["finetune"]
 
 
-rule compare_icl_gd:
+rule compare:
     input:
         icl=[f"results/icl/{m}/{d}.parquet" for m, d in COMPARED],
         permuted=[f"results/icl/{m}/{d}.permuted.parquet" for m, d in COMPARED],
@@ -30,14 +30,14 @@ rule compare_icl_gd:
         control="results/metrics/icl_vs_gd_control.csv",
         control_tex="paper/generated/tab_control.tex",
     log:
-        "logs/compare_icl_gd.log",
+        "logs/compare.log",
     localrule: True
     conda:
         "../../environment.yml"
     params:
         controls=dict(RUN.control_like),
     script:
-        "../scripts/compare/compare_icl_gd.py"
+        "../scripts/compare/compare.py"
 
 
 rule compare_claims:

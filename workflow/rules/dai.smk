@@ -9,7 +9,7 @@ DAI_CAPTURES = [
 ]
 
 
-rule dai_capture:
+rule dai:
     input:
         prompts="results/prompts/{dataset}.jsonl",
         model="resources/models/{model}",
@@ -18,9 +18,9 @@ rule dai_capture:
         correct="results/dai/{model}/{dataset}.correct.parquet",
         summary="results/dai/{model}/{dataset}.json",
     log:
-        "logs/dai_capture/{model}/{dataset}.log",
+        "logs/dai/{model}/{dataset}.log",
     benchmark:
-        "benchmarks/dai_capture/{model}/{dataset}.tsv"
+        "benchmarks/dai/{model}/{dataset}.tsv"
     conda:
         "../../environment.yml"
     threads: config["runtime"]["threads"]

@@ -9,7 +9,7 @@ KERNEL_SUMMARIES = [
 ]
 
 
-rule kernel_regression:
+rule kernel:
     input:
         train="results/data/{dataset}/train.parquet",
         test="results/data/{dataset}/test.parquet",
@@ -20,9 +20,9 @@ rule kernel_regression:
         profile="results/kernel/{model}/{dataset}/profile.parquet",
         probes="results/kernel/{model}/{dataset}/probes.csv",
     log:
-        "logs/kernel_regression/{model}/{dataset}.log",
+        "logs/kernel/{model}/{dataset}.log",
     benchmark:
-        "benchmarks/kernel_regression/{model}/{dataset}.tsv"
+        "benchmarks/kernel/{model}/{dataset}.tsv"
     conda:
         "../../environment.yml"
     threads: config["runtime"]["threads"]
@@ -104,8 +104,6 @@ contribute(
         "paper/generated/kernel_summary.tex",
     ],
     figures=["figures/kernel_heads.pdf"],
-    benchmarks=[
-        f"benchmarks/kernel_regression/{m}/{d}.tsv" for m, d in RUN.pairs["kernel"]
-    ],
+    benchmarks=[f"benchmarks/kernel/{m}/{d}.tsv" for m, d in RUN.pairs["kernel"]],
     benchmarked=KERNEL_SUMMARIES,
 )

@@ -8,13 +8,13 @@ from iclgd.labels.study import novel_name
 
 NOVEL = novel_name(RUN)
 
-CURVES_CLAIMS = [
-    f"results/label_curves/{model}/{dataset}/claims.csv"
+LABELS_CLAIMS = [
+    f"results/labels/{model}/{dataset}/claims.csv"
     for model, dataset in RUN.pairs["labels"]
 ]
 
 
-rule label_curves:
+rule labels:
     input:
         # the novel task's contexts come from each source's training split, in order
         train=lambda w: (
@@ -27,13 +27,13 @@ rule label_curves:
         ),
         model="resources/models/{model}",
     output:
-        table="results/label_curves/{model}/{dataset}/table.parquet",
-        curves="results/label_curves/{model}/{dataset}/curves.parquet",
-        claims="results/label_curves/{model}/{dataset}/claims.csv",
+        table="results/labels/{model}/{dataset}/table.parquet",
+        curves="results/labels/{model}/{dataset}/curves.parquet",
+        claims="results/labels/{model}/{dataset}/claims.csv",
     log:
-        "logs/label_curves/{model}/{dataset}.log",
+        "logs/labels/{model}/{dataset}.log",
     benchmark:
-        "benchmarks/label_curves/{model}/{dataset}.tsv"
+        "benchmarks/labels/{model}/{dataset}.tsv"
     conda:
         "../../environment.yml"
     threads: config["runtime"]["threads"]
@@ -51,12 +51,12 @@ rule label_curves:
         metrics=config["metrics"],
         runtime=config["runtime"],
     script:
-        "../scripts/labels/run_label_curves.py"
+        "../scripts/labels/run_labels.py"
 
 
-rule figure_label_curves:
+rule figure_labels:
     input:
-        curves=[p.replace("claims.csv", "table.parquet") for p in CURVES_CLAIMS],
+        curves=[p.replace("claims.csv", "table.parquet") for p in LABELS_CLAIMS],
         code=lib("labels.report", "core.figures"),
     output:
         pdf="figures/label_curves.pdf",
@@ -66,17 +66,17 @@ rule figure_label_curves:
             category="Label relationships",
         ),
     log:
-        "logs/figure_label_curves.log",
+        "logs/figure_labels.log",
     localrule: True
     conda:
         "../../environment.yml"
     script:
-        "../scripts/labels/figure_label_curves.py"
+        "../scripts/labels/figure_labels.py"
 
 
-rule label_paper_numbers:
+rule labels_paper_numbers:
     input:
-        claims=CURVES_CLAIMS,
+        claims=LABELS_CLAIMS,
         code=lib(
             "labels.report",
             "labels.conditions",
@@ -84,23 +84,23 @@ rule label_paper_numbers:
         ),
     output:
         csv="results/metrics/label_claims.csv",
-        macros="results/paper/macros/curves.json",
+        macros="results/paper/macros/labels.json",
         table="paper/generated/tab_label_claims.tex",
-        summary="paper/generated/curves_summary.tex",
+        summary="paper/generated/labels_summary.tex",
     log:
-        "logs/label_paper_numbers.log",
+        "logs/labels_paper_numbers.log",
     localrule: True
     conda:
         "../../environment.yml"
     params:
         curves=RUN.blocks["labels"],
     script:
-        "../scripts/labels/label_paper_numbers.py"
+        "../scripts/labels/labels_paper_numbers.py"
 
 
 rule labels_claims:
     input:
-        tables=[p.replace("claims.csv", "table.parquet") for p in CURVES_CLAIMS],
+        tables=[p.replace("claims.csv", "table.parquet") for p in LABELS_CLAIMS],
         code=lib("labels.claims", "core.claim_rows", "core.stats"),
     output:
         rows="results/claims/labels.pkl",
@@ -119,12 +119,12 @@ rule labels_claims:
 
 contribute(
     claims=["results/claims/labels.pkl"],
-    macros=["results/paper/macros/curves.json"],
+    macros=["results/paper/macros/labels.json"],
     tables=[
         "paper/generated/tab_label_claims.tex",
-        "paper/generated/curves_summary.tex",
+        "paper/generated/labels_summary.tex",
     ],
     figures=["figures/label_curves.pdf"],
-    benchmarks=[f"benchmarks/label_curves/{m}/{d}.tsv" for m, d in RUN.pairs["labels"]],
-    benchmarked=[p.replace("claims.csv", "table.parquet") for p in CURVES_CLAIMS],
+    benchmarks=[f"benchmarks/labels/{m}/{d}.tsv" for m, d in RUN.pairs["labels"]],
+    benchmarked=[p.replace("claims.csv", "table.parquet") for p in LABELS_CLAIMS],
 )

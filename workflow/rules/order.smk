@@ -12,7 +12,7 @@ ORDER_TABLES = expand(
 )
 
 
-rule order_sensitivity:
+rule order:
     input:
         prompts="results/prompts/{dataset}.jsonl",
         model="resources/models/{model}",
@@ -22,9 +22,9 @@ rule order_sensitivity:
         table="results/order/{model}/{dataset}/spread.csv",
         summary="results/order/{model}/{dataset}/summary.json",
     log:
-        "logs/order_sensitivity/{model}/{dataset}.log",
+        "logs/order/{model}/{dataset}.log",
     benchmark:
-        "benchmarks/order_sensitivity/{model}/{dataset}.tsv"
+        "benchmarks/order/{model}/{dataset}.tsv"
     conda:
         "../../environment.yml"
     threads: config["runtime"]["threads"]
@@ -84,7 +84,7 @@ contribute(
     tables=["paper/generated/order_summary.tex", "paper/generated/tab_order.tex"],
     figures=["figures/order_sensitivity.pdf"],
     benchmarks=expand(
-        "benchmarks/order_sensitivity/{model}/{dataset}.tsv",
+        "benchmarks/order/{model}/{dataset}.tsv",
         model=ORDER.models,
         dataset=ORDER.datasets,
     ),

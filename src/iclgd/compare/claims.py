@@ -22,6 +22,6 @@ def permutation_claims(examples: pd.DataFrame, alpha: float) -> pd.DataFrame:
             "paper": "Shen et al.", "family": "shen_permuted", "model": model, "dataset": "all", "expected_sign": 1,
             "claim": "ICL agrees more with itself in another demonstration order than with GD: top-10 overlap, "
                      "permuted $-$ GD ($N \\ge 2$)",
-            "evidence": "Tab.~\\ref{tab:compare}", "target": "compare_icl_gd", **crossed.crossed_row(g, g["gap"], settings, alpha),
+            "evidence": "Tab.~\\ref{tab:compare}", "target": "compare", **crossed.crossed_row(g, g["gap"], settings, alpha),
         })
     return pd.DataFrame(rows)

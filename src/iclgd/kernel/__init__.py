@@ -1,7 +1,7 @@
 """ICL as kernel regression (Han et al. 2023): last-token attention over the demonstrations read as
 kernel weights.
 
-Experiment (rule kernel_regression; study kernel, src/iclgd/kernel/study.py): `run.run_kernel`, built on `spans` (where each demonstration's
+Experiment (rule kernel; study kernel, src/iclgd/kernel/study.py): `run.run_kernel`, built on `spans` (where each demonstration's
 input and label token sit in the prompt), `attention` (eager last-token attention capture),
 `heads` (reconstruction from kernel weights, head scores and selection, similarity correlation),
 `probes` (ridge probes of keys and values), `embeddings` (kernel regression and kNN on sentence

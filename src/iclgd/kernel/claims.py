@@ -28,7 +28,7 @@ def kernel_claims(summary: pd.DataFrame) -> pd.DataFrame:
             "effect": float(r.eval_diff), "effect_lo": float(r.eval_diff_lo), "effect_hi": float(r.eval_diff_hi),
             "tost_lo": float(r.eval_diff_tost_lo), "tost_hi": float(r.eval_diff_tost_hi), "se": float(r.eval_diff_se),
             "df": float(n - 1), "p": float(r.eval_agreement_p), "n": n, "n_queries": n,
-            "evidence": "Tab.~\\ref{tab:kernel}", "target": "kernel_regression", "test": "mcnemar-exact",
+            "evidence": "Tab.~\\ref{tab:kernel}", "target": "kernel", "test": "mcnemar-exact",
             "unit": "held-out queries", "baseline": float(r.eval_const_agreement), "plan": plan,
         })
     return pd.DataFrame(rows)

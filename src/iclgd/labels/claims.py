@@ -67,7 +67,7 @@ def kossen_tests(table: pd.DataFrame, cfg: dict[str, Any], n_boot: int, ci: floa
                          "model": row["model"], "dataset": row["dataset"], "expected_sign": 0 if control else sign,
                          "negative_control": control, "n_contexts": test["n"],
                          "evidence": "Fig.~\\ref{fig:curves}, Tab.~\\ref{tab:label_claims}",
-                         "target": "label_paper_numbers", "unit": "contexts", "plan": plan,
+                         "target": "labels_paper_numbers", "unit": "contexts", "plan": plan,
                          **{k: test[k] for k in ("test", "effect", "effect_lo", "effect_hi", "tost_lo", "tost_hi", "p",
                                                  "n", "se", "df")}})
     return pd.DataFrame(rows)

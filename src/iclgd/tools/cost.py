@@ -117,7 +117,7 @@ def finetune_jobs(run, config: dict[str, Any], lengths: Mapping[str, TokenLength
     return out
 
 def order_jobs(run, config: dict[str, Any], lengths: Mapping[str, TokenLengths]) -> list[Job]:
-    """Rule order_sensitivity: ICL in R orderings; per optimizer R runs, the queries scored at each checkpoint."""
+    """Rule order: ICL in R orderings; per optimizer R runs, the queries scored at each checkpoint."""
     cfg, out = run.blocks["order"], []
     k, r, e = cfg["n_demos"], cfg["orderings"], cfg["epochs"]
     checkpoints = len(set(range(cfg["eval_every"], e + 1, cfg["eval_every"])) | {e})
@@ -133,7 +133,7 @@ def order_jobs(run, config: dict[str, Any], lengths: Mapping[str, TokenLengths])
     return out
 
 def kernel_jobs(run, config: dict[str, Any], lengths: Mapping[str, TokenLengths]) -> list[Job]:
-    """Rule kernel_regression: capture (queries after their set's cached prefix), zero-shot queries and demos,
+    """Rule kernel: capture (queries after their set's cached prefix), zero-shot queries and demos,
     k/v probes per set; on extras kNN (a whole prompt per held-out query) and symbols (a second capture)."""
     cfg, k, out = run.blocks["kernel"], run.blocks["kernel"]["n_demos"], []
     for model, dataset in run.pairs["kernel"]:  # kernel.skip left out
@@ -148,18 +148,18 @@ def kernel_jobs(run, config: dict[str, Any], lengths: Mapping[str, TokenLengths]
         out.append(job)
     return out
 
-def curves_jobs(run, config: dict[str, Any], lengths: Mapping[str, TokenLengths]) -> list[Job]:
-    """Rule label_curves: repetitions x conditions contexts of n_demos demonstrations, one forward each."""
+def labels_jobs(run, config: dict[str, Any], lengths: Mapping[str, TokenLengths]) -> list[Job]:
+    """Rule labels: repetitions x conditions contexts of n_demos demonstrations, one forward each."""
     from iclgd.labels import conditions as labels
     cfg, out = run.blocks["labels"], []
     for model, dataset in run.pairs["labels"]:
         classes = cfg["novel"]["sources"] if dataset == novel_name(run) else run.registry[dataset]["classes"]
         contexts = cfg["repetitions"] * len(labels.build_conditions(cfg, len(classes)))
-        out.append(Job("curves", model, dataset, scored=contexts * lengths[dataset].prefix(cfg["n_demos"])))
+        out.append(Job("labels", model, dataset, scored=contexts * lengths[dataset].prefix(cfg["n_demos"])))
     return out
 
 def dai_jobs(run, config: dict[str, Any], lengths: Mapping[str, TokenLengths]) -> list[Job]:
-    """Rule dai_capture: zero-shot once; per prompt set ICL, SGD on k/v (one step per demonstration), its
+    """Rule dai: zero-shot once; per prompt set ICL, SGD on k/v (one step per demonstration), its
     final loss and the fine-tuned zero-shot capture."""
     cfg, out = run.blocks["dai"], []
     seeds, e = len(cfg["demo_seeds"]), cfg["epochs"]
@@ -175,7 +175,7 @@ def dai_jobs(run, config: dict[str, Any], lengths: Mapping[str, TokenLengths]) -
 
 def plan(run, config: dict[str, Any], lengths: Mapping[str, TokenLengths], epochs: Epochs) -> list[Job]:
     """Every model job of the run, study by study."""
-    studies = (icl_jobs, order_jobs, kernel_jobs, curves_jobs, dai_jobs)
+    studies = (icl_jobs, order_jobs, kernel_jobs, labels_jobs, dai_jobs)
     return [*finetune_jobs(run, config, lengths, epochs), *(j for f in studies for j in f(run, config, lengths))]
 
 def measured_epochs(results: Path, max_epochs: int) -> Epochs | None:

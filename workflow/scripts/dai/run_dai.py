@@ -1,4 +1,4 @@
-"""Rule dai_capture: Dai et al.'s zero-shot / ICL / fine-tuned captures of one model on one dataset.
+"""Rule dai: Dai et al.'s zero-shot / ICL / fine-tuned captures of one model on one dataset.
 
 One job = one (model, dataset): zero-shot is captured once, then for every prompt set of `dai.n_demos`
 (and `dai.demo_seeds`, as the run resolves them) ICL is captured, a copy of the base weights is fine-tuned Dai's way (SGD on k_proj/v_proj,

@@ -1,4 +1,4 @@
-"""Rule kernel_regression: Han et al.'s kernel-regression analyses of one model on one dataset.
+"""Rule kernel: Han et al.'s kernel-regression analyses of one model on one dataset.
 
 Outputs: a one-row summary (best head, its agreement/accuracy on the evaluation part, baselines),
 per-head scores and attention-mass split, the mean 30-point attention profile per head, and the

@@ -1,4 +1,4 @@
-"""Rule order_sensitivity: Shen et al.'s order experiment for one (model, dataset).
+"""Rule order: Shen et al.'s order experiment for one (model, dataset).
 
 ICL and fine-tuning (gd / sgd / adam) on one k-demonstration prompt set under R orderings;
 per-query spreads across orderings and a tidy table with bootstrap CIs over queries.

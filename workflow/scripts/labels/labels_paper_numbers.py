@@ -1,4 +1,4 @@
-"""Rule label_paper_numbers: the label-relationship claims table, sentences and macros."""
+"""Rule labels_paper_numbers: the label-relationship claims table, sentences and macros."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Rule compare_icl_gd: Shen et al.'s and Dai et al.'s ICL-vs-GD metrics per test example and setting."""
+"""Rule compare: Shen et al.'s and Dai et al.'s ICL-vs-GD metrics per test example and setting."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Rule label_curves: per-position learning curves of one model on one dataset under every label condition.
+"""Rule labels: per-position learning curves of one model on one dataset under every label condition.
 
 For the novel task (`params.spec` from `labels.novel_spec`, which has `sources`), `input.train` is
 the list of the sources' train parquets in `spec["sources"]` order.

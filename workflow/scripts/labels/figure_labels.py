@@ -1,6 +1,6 @@
-"""Rule figure_label_curves: label log-likelihood curves under label conditions, per model and dataset.
+"""Rule figure_labels: label log-likelihood curves under label conditions, per model and dataset.
 
-The curves are recomputed from the per-context table (`table.parquet`, written by rule label_curves next
+The curves are recomputed from the per-context table (`table.parquet`, written by rule labels next
 to each `curves.parquet` input) so that the bands are intervals over random contexts, the units the
 claims' paired tests use.
 """
