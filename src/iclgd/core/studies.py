@@ -2,8 +2,8 @@
 
 A study is one package `iclgd.<name>` whose module `study.py` defines `STUDY = StudySpec(...)`, one rule file
 `workflow/rules/<name>.smk` and its config block `<name>` (config/schema.yaml). The name is the study's one
-name: package, rule file, config block, `results/<name>/`, its claim families (`<name>_...`) and its paper
-labels. `discover()` finds the studies by scanning iclgd's subpackages -- the tree is the registry, as in
+name: package, rule file, scripts, tests, config block, model rule, `results/<name>/` and
+`results/claims/<name>.pkl` (claim families keep the seed paper's name: whose claim a row tests). `discover()` finds the studies by scanning iclgd's subpackages -- the tree is the registry, as in
 lm-evaluation-harness -- so adding one edits no core file. config.resolve asks each study for its block as
 it runs it, the start-up checks for its prompts and training settings, the claims table for the config key
 that sizes each of its claim rows; its rule file registers its paper outputs and claim rows (common.smk).
@@ -36,7 +36,7 @@ def _no_check(*_: Any) -> None:
 class StudySpec:
     """What a study declares. Every hook is optional; a study without a config block sets `block=False`.
 
-    - `check(config, registry_path)`: cross-key checks of its block a schema cannot make (raise ConfigError).
+    - `check(config)`: cross-key checks of its block a schema cannot make (raise ConfigError).
     - `dataset_keys(config)`: {config key: dataset names} that must exist in the dataset registry.
     - `model_keys(config)`: {config key: model names} that must be registered models.
     - `choose_datasets(config, notes)`: its datasets, where not `<name>.datasets` against `datasets`.
