@@ -132,7 +132,7 @@ def check_renamed(config: dict[str, Any], specs: Sequence[StudySpec] | None = No
     for spec in discover() if specs is None else specs:
         for old, new in spec.renamed.items():
             if old in config:
-                raise ConfigError(f"config key {old} is now {new}: rename the block (README "Vocabulary change")")
+                raise ConfigError(f"config key {old} is now {new}: rename the block (README 'Vocabulary change')")
 
 
 def check(config: dict[str, Any], basedir: str | Path, specs: Sequence[StudySpec] | None = None) -> dict[str, dict]:
