@@ -244,15 +244,14 @@ def resolve(config: dict[str, Any], basedir: str | Path, specs: Sequence[StudySp
         elif "models" in config[spec.name]:
             blocks[spec.name] = {**config[spec.name], "models": list(study.models), "datasets": list(study.datasets)}
         readable += spec.reads(config, study)
-    partial = Run(models=tuple(config["use_models"]), datasets=tuple(config["datasets"]), registry={},
-                  prompts={}, control=control, control_like={m: config["models"][m]["like"] for m in controls},
-                  studies=studies, pairs={}, blocks=blocks, extra=extra, notes=(), specs=specs)
-    for spec in (s for s in specs if s.name in studies):
-        pairs[spec.name] = spec.pairs(partial) if spec.pairs else skip_pairs(config, spec.name, studies[spec.name])
     needs = [spec.prompt_needs(blocks[spec.name]) for spec in specs if spec.name in blocks]
-    return Run(
-        models=partial.models, datasets=partial.datasets,
+    run = Run(
+        models=tuple(config["use_models"]), datasets=tuple(config["datasets"]),
         registry={name: registry[name] for name in dict.fromkeys(readable)},
-        prompts=_prompt_grid(config, needs), control=control, control_like=partial.control_like,
+        prompts=_prompt_grid(config, needs), control=control,
+        control_like={m: config["models"][m]["like"] for m in controls},
         studies=studies, pairs=pairs, blocks=blocks, extra=extra, notes=tuple(notes), specs=specs,
     )
+    for spec in (s for s in specs if s.name in studies):  # a study's pairs may read the run: filled in place
+        pairs[spec.name] = spec.pairs(run) if spec.pairs else skip_pairs(config, spec.name, studies[spec.name])
+    return run
