@@ -2,9 +2,10 @@
 
 A shared core (workflow/rules/data.smk: data, models, prompts; claims.smk: statistics; paper.smk:
 the paper) around one rule file per study, each with one library package of the same name under
-src/iclgd/ that declares the study (study.py; iclgd.core.studies finds them): icl, finetune, compare, order,
-construction, dai, labels, kernel. Inside a study the DAG runs run -> metrics -> figures -> paper
-numbers; a study feeds the claims table and the paper through `contribute` (common.smk). Run `make reproduce` (default config) or `snakemake --configfile config/smoke.yaml`.
+src/iclgd/ that declares the study (study.py; iclgd.core.studies finds them): icl, finetune, compare,
+order, construction, dai, labels, kernel. Inside a study the DAG runs run -> metrics -> figures -> paper
+numbers; a study feeds the claims table and the paper through `contribute` (common.smk). Run
+`make reproduce` (default config) or `snakemake --configfile config/smoke.yaml`.
 """
 
 from snakemake.utils import min_version, validate

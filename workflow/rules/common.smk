@@ -5,8 +5,9 @@ outputs, the list of final targets, and the functions rules call (snakemake --li
 demonstration seeds each study runs on, and holds the config blocks as the studies read them; rule
 files take their lists from it and keep no logic of their own about them.
 
-A study's rule file appends its own macros, tables, figures and benchmarked jobs to `PAPER`; the
-paper rules (paper.smk, included last) read them, so adding a study touches no other rule file.
+A study's rule file appends its own macros, tables, figures, benchmarked jobs and claim rows to `PAPER`
+(`contribute`); rules claims and paper read them through functions, at DAG time, so adding a study touches no
+other rule file and the order of includes does not matter.
 """
 
 from snakemake.logging import logger
