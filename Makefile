@@ -11,12 +11,18 @@ SNAKEMAKE := $(BIN)/snakemake --profile config/profiles/default --cores $(CORES)
 TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended poppler-utils
 CHROMIUM_PACKAGES := chromium
 REPORT ?= results/report.html
+# A run killed hard (power loss, OOM killer, kill -9) resumes by the same command: a stale lock is removed
+# when no Snakemake of that directory is alive, and the profile reruns incomplete jobs (README "Resuming").
+RESUME := $(BIN)/python -m iclgd.tools.resume --directory
+# make verify / make expected: which run (default: the repository root; else runs/<RUN>) against expected/<RUN>/.
+RUN ?= default
 
-.PHONY: reproduce smoke decisive calibrate test test-cluster test-cluster-paper slurm-profile paper-dag llama7b-shape gpu-check bench venv tex chromium \
+.PHONY: reproduce smoke decisive verify expected tolerance container container-test calibrate test test-cluster test-cluster-paper slurm-profile paper-dag llama7b-shape gpu-check bench venv tex chromium \
 	llama-tokenizer wheelhouse gpu-check-offline cost \
 	lint dryrun report report-check clean
 
 reproduce: venv tex
+	@$(RESUME) .
 	$(SNAKEMAKE)
 	@$(MAKE) --no-print-directory $(REPORT)
 
@@ -27,11 +33,41 @@ $(REPORT): paper/main.pdf $(wildcard figures/*.png) $(wildcard workflow/report/*
 
 # The smoke run works in its own directory so it never overwrites the default run's results.
 smoke: venv tex
+	@$(RESUME) runs/smoke
 	$(SNAKEMAKE) --configfile config/smoke.yaml --directory runs/smoke
 
 # The run sized by the power analysis (config/decisive.yaml; README "Decisive claims"), in its own directory.
 decisive: venv tex
+	@$(RESUME) runs/decisive
 	$(SNAKEMAKE) --configfile config/decisive.yaml --directory runs/decisive
+
+# A finished run against the shipped expected results (expected/$(RUN)/): per claim and macro, exit 1 on a
+# verdict that differs or a number outside the measured tolerance; Markdown summary in <run>/results/verify.md.
+verify: venv
+	$(BIN)/python -m iclgd.tools.verify --name $(RUN)
+
+# Refresh expected/$(RUN)/ from a finished reference run of this checkout (commit it with the code).
+expected: venv
+	$(BIN)/python -m iclgd.tools.expected --name $(RUN)
+
+# The tolerance behind `make verify`, measured (README "What reproduced tolerates"): the smoke config again
+# with 2 torch threads per job and with generic (non-vectorised) CPU kernels, each compared with runs/smoke.
+tolerance: smoke
+	@$(RESUME) runs/smoke-threads2
+	$(SNAKEMAKE) --configfile config/smoke.yaml --config 'runtime={threads: 2}' --directory runs/smoke-threads2
+	@$(RESUME) runs/smoke-generic
+	ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 \
+	  $(SNAKEMAKE) --configfile config/smoke.yaml --directory runs/smoke-generic
+	$(BIN)/python -m iclgd.tools.tolerance --base runs/smoke --other runs/smoke-threads2 --other runs/smoke-generic
+
+# The artifact as a container image (Containerfile; README "A container"): podman (ENGINE=docker works too),
+# from BASE=debian:12, or from a Debian 12 bootstrapped with debootstrap when no registry is reachable.
+container:
+	.ci/container build
+
+# Opt-in: the smoke config and `make verify` inside the image, the data mounted read-only.
+container-test: container
+	.ci/container test
 
 # The claims table's tests against simulated data with a known answer, in full (1000 data sets per check;
 # `make test` runs 400): null rejection rates, predicted vs simulated power, equivalence at the reference.
@@ -60,6 +96,7 @@ slurm-profile: venv
 
 # config/paper.yaml's whole DAG with tiny models and small n (config/paper_tiny.yaml), in runs/paper-tiny.
 paper-dag: venv tex
+	@$(RESUME) runs/paper-tiny
 	$(SNAKEMAKE) --configfile config/paper.yaml config/paper_tiny.yaml --directory runs/paper-tiny
 
 # LLaMa-7B's exact shape (random bf16 weights, 13.5 GB on disk) through prepare/load/score/one W_V step on the

@@ -11,13 +11,14 @@ import csv
 import hashlib
 import io
 import json
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+from iclgd.tools.compare_runs import MEASURED
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -124,9 +125,9 @@ def copy_workflow(dest: Path) -> Path:
 
 
 
-#: What two runs of one config may differ in: the run's own measurements (wall times, peak memory) and
-#: its provenance (host, start time, benchmarks). Everything else must be byte-identical.
-MEASURED = re.compile(r"seconds|rss|_mb$|^Bench|^cuda_peak")
+#: What two runs of one config may differ in: the run's own measurements (wall times, peak memory: the
+#: pattern `make verify` skips too) and its provenance (host, start time, benchmarks). Everything else
+#: must be byte-identical.
 PROVENANCE = {"results/paper/provenance.json", "results/paper/macros/provenance.json",
               "paper/generated/appendix_provenance.tex"}
 RUN_OUTPUTS = ["results", "paper/generated", "figures"]

@@ -222,6 +222,7 @@ def render(site: dict[str, Any], measured: pd.DataFrame, kinds: dict[str, RuleKi
         "jobs": site["jobs"],
         "latency-wait": 60,
         "rerun-triggers": ["mtime", "params", "input", "code"],
+        "rerun-incomplete": True,
         "default-resources": {"slurm_partition": site["partition"], "slurm_account": site["account"],
                               "mem_mb": MEM_MIN, "runtime": TIME_MIN},
         "set-resources": set_resources(site, measured, kinds),

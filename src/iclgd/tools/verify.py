@@ -1,0 +1,212 @@
+"""`make verify`: does a finished run agree with the shipped expected results?
+
+Per claim it prints the expected and the obtained estimate, interval and verdict; per macro the expected
+and obtained text; then every other small output's values in one count. A verdict that differs, a number
+outside its tolerance (expected/tolerances.json, measured by `iclgd.tools.tolerance`), a text that
+differs or an output that is missing fails the check (exit 1), naming the claim, macro or file. The
+same report lands as Markdown in `<run>/results/verify.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from iclgd.core.provenance import git_commit
+from iclgd.tools.compare_runs import Tolerance, Value, compare_runs
+from iclgd.tools.expected import EXPECTED, MANIFEST, REPO, code_sha256, run_dir
+
+CLAIMS = "results/stats/claims.csv"
+MACROS = "paper/generated/macros.json"
+TOLERANCES = EXPECTED / "tolerances.json"
+
+
+@dataclass
+class Report:
+    """What `verify` found, as lines for the terminal and the Markdown summary."""
+
+    header: list[str]
+    claims: list[list[str]]
+    macros: list[list[str]]
+    other: list[str]
+    failures: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def load_tolerance(path: Path = TOLERANCES) -> Tolerance:
+    if not path.is_file():
+        raise SystemExit(f"{path}: missing; run `python -m iclgd.tools.tolerance` on two measured runs (README)")
+    record = json.loads(path.read_text())
+    try:
+        return Tolerance(rtol=float(record["rtol"]), atol=float(record["atol"]))
+    except (KeyError, ValueError) as err:
+        raise SystemExit(f"{path}: needs numeric 'rtol' and 'atol' ({err})") from None
+
+
+def provenance_lines(expected: dict, run: Path, repo: Path) -> list[str]:
+    """Where the expected results came from, and whether this run's code and config are the same."""
+    prov_path = run / "results/paper/provenance.json"
+    prov = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
+    m = expected["machine"]
+    code = code_sha256(repo)
+    lines = [f"expected: {expected['name']} run of commit {expected['commit']}, finished {expected['run_finished']}, "
+             f"{m['cpu']} ({m['cores']} cores), torch {m['torch']}, {m['threads']} threads",
+             f"obtained: {run} (commit {prov.get('commit', 'unknown')}, checkout {git_commit(repo)})"]
+    if code == expected["code_sha256"]:
+        lines.append(f"code: the same as the expected results' (sha256 {code[:12]})")
+    else:
+        lines.append(f"code: DIFFERS from the expected results' ({code[:12]} here, {expected['code_sha256'][:12]} "
+                     "there): a difference below may be a change of the code, not of the machine")
+    run_cfg = prov.get("config_sha256", "unknown")
+    same = run_cfg == expected["config_sha256"]
+    lines.append(f"config: {'the same as' if same else 'DIFFERS from'} the expected results' "
+                 f"(sha256 {run_cfg[:12]} here, {expected['config_sha256'][:12]} there)")
+    return lines
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_text()))) if path.is_file() else []
+
+
+def _claim_label(row: dict[str, str], seen: dict[str, int]) -> str:
+    base = row["family"] + (f" [{row['model']}/{row['dataset']}]" if row.get("model") else "")
+    seen[base] = seen.get(base, 0) + 1
+    return base if seen[base] == 1 else f"{base} #{seen[base]}"
+
+
+def _estimate(row: dict[str, str] | None) -> str:
+    if row is None:
+        return "(absent)"
+    lo, hi = _short(row["effect_lo"]), _short(row["effect_hi"])
+    return f"{_short(row['effect'])} [{lo}, {hi}] {row['verdict']}"
+
+
+def _short(text: str) -> str:
+    try:
+        return f"{float(text):.4g}"
+    except ValueError:
+        return text or "--"
+
+
+def claim_lines(values: list[Value], expected: Path, run: Path) -> tuple[list[list[str]], list[str]]:
+    """One row per claim: label, expected and obtained estimate [CI] verdict, agreement; and failures."""
+    exp_rows, obt_rows = _rows(expected / CLAIMS), _rows(run / CLAIMS)
+    mine = [v for v in values if v.file == CLAIMS]
+    rows, failures, seen = [], [], {}
+    for i, row in enumerate(exp_rows):
+        label = _claim_label(row, seen)
+        cells = [v for v in mine if v.key.startswith(f"row {i}: ")]
+        bad = [v.key.split(": ", 1)[1] for v in cells if not v.ok]
+        obtained = obt_rows[i] if i < len(obt_rows) else None
+        ok = obtained is not None and not bad
+        rows.append([label, _estimate(row), _estimate(obtained), "yes" if ok else "NO"])
+        if not ok:
+            what = "verdict differs" if "verdict" in bad else f"differs in {', '.join(bad) or 'presence'}"
+            failures.append(f"claim {label}: {what}")
+    if len(obt_rows) > len(exp_rows):
+        failures.append(f"claims: {len(obt_rows) - len(exp_rows)} claim rows the expected results do not have")
+    return rows, failures
+
+
+def macro_lines(values: list[Value]) -> tuple[list[list[str]], list[str]]:
+    """One row per macro: name, expected, obtained, |difference| and what is allowed, agreement."""
+    rows, failures = [], []
+    for v in (v for v in values if v.file == MACROS):
+        diff = "" if v.diff is None else f"{v.diff:.3g} <= {v.allowed:.3g}"
+        rows.append([v.key, v.expected, v.obtained, diff, "yes" if v.ok else "NO"])
+        if not v.ok:
+            failures.append(f"macro \\{v.key}: expected {v.expected}, obtained {v.obtained}"
+                            + (f" (|difference| {v.diff:.3g} > {v.allowed:.3g} allowed)" if v.diff is not None else ""))
+    return rows, failures
+
+
+def other_lines(values: list[Value], missing: list[str]) -> tuple[list[str], list[str]]:
+    """The other small outputs: one count line, and each value that disagrees."""
+    rest = [v for v in values if v.file not in (CLAIMS, MACROS)]
+    bad = [v for v in rest if not v.ok]
+    files = len({v.file for v in rest})
+    lines = [f"{len(rest) - len(bad)} of {len(rest)} values in {files} other outputs agree"]
+    failures = [f"{v.file} {v.key}: expected {v.expected!r}, obtained {v.obtained!r}" for v in bad]
+    failures += [f"missing output: {rel}" for rel in missing]
+    return lines, failures
+
+
+def verify(run: Path, expected: Path, tol: Tolerance, repo: Path = REPO) -> Report:
+    if not (expected / MANIFEST).is_file():
+        raise SystemExit(f"{expected / MANIFEST}: missing; no expected results for this run (README 'Reviewing')")
+    record = json.loads((expected / MANIFEST).read_text())
+    values, missing = compare_runs(expected, run, tol, rels=sorted(record["files"]))
+    header = provenance_lines(record, run, repo)
+    header.append(f"tolerance: |obtained - expected| <= {tol.atol:g} + {tol.rtol:g} |expected| "
+                  "(+ one unit in the last printed digit of a macro)")
+    claims, claim_fail = claim_lines(values, expected, run)
+    macros, macro_fail = macro_lines(values)
+    other, other_fail = other_lines(values, missing)
+    if CLAIMS in missing:
+        claim_fail.append(f"missing output: {CLAIMS}")
+    return Report(header, claims, macros, other, claim_fail + macro_fail + other_fail)
+
+
+def _table(rows: list[list[str]], head: list[str]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(
+        c.replace("|", "\\|") for c in r) + " |" for r in rows]
+
+
+def markdown(report: Report, run: Path) -> str:
+    verdict = "PASSED" if report.passed else f"FAILED ({len(report.failures)} disagreements)"
+    parts = [f"# make verify: {run}: {verdict}", "", *[f"- {line}" for line in report.header], "",
+             "## Claims", "", *_table(report.claims, ["claim", "expected", "obtained", "agree"]), "",
+             "## Macros", "", *_table(report.macros, ["macro", "expected", "obtained", "|diff| <= allowed", "agree"]),
+             "", "## Other outputs", "", *[f"- {line}" for line in report.other]]
+    if report.failures:
+        parts += ["", "## Disagreements", "", *[f"- {line}" for line in report.failures]]
+    return "\n".join(parts) + "\n"
+
+
+def print_report(report: Report, summary: Path) -> None:
+    print(*report.header, sep="\n")
+    width = max((len(r[0]) for r in report.claims), default=10)
+    print(f"\nclaims ({len(report.claims)}): expected | obtained | agree")
+    for label, exp, obt, ok in report.claims:
+        print(f"  {label:<{width}}  {exp}  |  {obt}  |  {ok}")
+    width = max((len(r[0]) for r in report.macros), default=10)
+    print(f"\nmacros ({len(report.macros)}): expected | obtained | |diff| <= allowed | agree")
+    for name, exp, obt, diff, ok in report.macros:
+        print(f"  {name:<{width}}  {exp[:40]}  |  {obt[:40]}  |  {diff}  |  {ok}")
+    print("", *report.other, sep="\n")
+    for line in report.failures:
+        print(f"DISAGREES: {line}")
+    print(f"\nverify {'PASSED' if report.passed else 'FAILED'}: {len(report.failures)} disagreements; "
+          f"summary in {summary}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", default="default", help="expected/<name>, run in the root (default) or runs/<name>")
+    parser.add_argument("--run", type=Path, help="the run directory (default: from --name)")
+    parser.add_argument("--expected", type=Path, help="the expected results (default: expected/<name>)")
+    args = parser.parse_args(argv)
+    run, expected = args.run or run_dir(args.name), args.expected or EXPECTED / args.name
+    if not (expected / MANIFEST).is_file():
+        shipped = ", ".join(sorted(m.parent.name for m in EXPECTED.glob(f"*/{MANIFEST}")))
+        raise SystemExit(f"{expected}: no expected results here (no {MANIFEST}); shipped: {shipped}")
+    if not (run / "results").is_dir():
+        raise SystemExit(f"{run}: no run here (no results/); run `make {'reproduce' if args.name == 'default' else args.name}` first")
+    report = verify(run, expected, load_tolerance())
+    summary = run / "results" / "verify.md"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.write_text(markdown(report, run))
+    print_report(report, summary)
+    sys.exit(0 if report.passed else 1)
+
+
+if __name__ == "__main__":
+    main()

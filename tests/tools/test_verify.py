@@ -1,0 +1,135 @@
+"""`make verify` on the shipped smoke expected results: a run equal to them passes; planted changes fail,
+naming the claim, macro or file."""
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from iclgd.tools import verify as verify_mod
+from iclgd.tools.compare_runs import Tolerance
+from iclgd.tools.expected import MANIFEST
+from iclgd.tools.verify import CLAIMS, MACROS, load_tolerance, verify
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "expected" / "smoke"
+
+
+@pytest.fixture
+def pair(tmp_path) -> tuple[Path, Path]:
+    """(expected, run): a copy of the shipped smoke expected results and a run holding the same files."""
+    expected, run = tmp_path / "expected", tmp_path / "run"
+    shutil.copytree(SHIPPED, expected)
+    for rel in json.loads((expected / MANIFEST).read_text())["files"]:
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(expected / rel, run / rel)
+    return expected, run
+
+
+def edit_claims(run: Path, change) -> dict:
+    """Apply `change(rows)` to the run's claims table; returns the row it changed."""
+    rows = list(csv.DictReader(io.StringIO((run / CLAIMS).read_text())))
+    row = change(rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    (run / CLAIMS).write_text(buffer.getvalue())
+    return row
+
+
+def test_a_run_equal_to_the_expected_results_passes(pair):
+    expected, run = pair
+    report = verify(run, expected, load_tolerance())
+    assert report.passed, report.failures
+    n_claims = len(list(csv.DictReader(io.StringIO((expected / CLAIMS).read_text()))))
+    n_macros = len([k for k in json.loads((expected / MACROS).read_text()) if not k.startswith("Bench")])
+    assert (len(report.claims), len(report.macros)) == (n_claims, n_macros)
+
+
+def test_a_flipped_verdict_fails_naming_the_claim(pair):
+    expected, run = pair
+
+    def flip(rows):
+        row = next(r for r in rows if r["verdict"] == "reproduced")
+        row["verdict"] = "inconclusive"
+        return row
+
+    row = edit_claims(run, flip)
+    report = verify(run, expected, load_tolerance())
+    assert not report.passed
+    assert [f for f in report.failures if f.startswith(f"claim {row['family']}") and "verdict differs" in f]
+
+
+def test_an_estimate_within_tolerance_passes_and_past_it_fails(pair):
+    expected, run = pair
+    tol = Tolerance(rtol=1e-6, atol=1e-9)
+
+    def move(factor):
+        def change(rows):
+            rows[0]["effect"] = repr(float(rows[0]["effect"]) * factor)
+            return rows[0]
+        return change
+
+    edit_claims(run, move(1 + 0.5e-6))
+    assert verify(run, expected, tol).passed
+    row = edit_claims(run, move(1 + 1e-4))
+    report = verify(run, expected, tol)
+    assert report.failures == [f"claim {row['family']} [{row['model']}/{row['dataset']}]: differs in effect"]
+
+
+def test_a_macro_past_its_tolerance_fails_naming_it(pair):
+    expected, run = pair
+    macros = json.loads((run / MACROS).read_text())
+    name = next(k for k, v in macros.items() if k.startswith("Acc") and "." in v)
+    value = float(macros[name])
+    for moved, passes in ((value + 0.1, True), (value + 0.3, False)):   # one printed unit vs three
+        (run / MACROS).write_text(json.dumps({**macros, name: f"{moved:.1f}"}))
+        report = verify(run, expected, load_tolerance())
+        assert report.passed is passes
+    assert report.failures and report.failures[0].startswith(f"macro \\{name}: expected {macros[name]}")
+
+
+def test_a_missing_output_fails_naming_it(pair):
+    expected, run = pair
+    (run / "results/metrics/icl_accuracy.csv").unlink()
+    report = verify(run, expected, load_tolerance())
+    assert "missing output: results/metrics/icl_accuracy.csv" in report.failures
+
+
+def test_main_exits_nonzero_and_writes_the_summary(pair, capsys):
+    expected, run = pair
+    (run / MACROS).write_text(json.dumps({**json.loads((run / MACROS).read_text()), "KGrid": "0, 8"}))
+    with pytest.raises(SystemExit) as stop:
+        verify_mod.main(["--run", str(run), "--expected", str(expected)])
+    assert stop.value.code == 1
+    out = capsys.readouterr().out
+    assert "DISAGREES: macro \\KGrid: expected 0, 4, obtained 0, 8" in out and "verify FAILED" in out
+    summary = (run / "results" / "verify.md").read_text()
+    assert summary.startswith(f"# make verify: {run}: FAILED (1 disagreements)") and "| KGrid | 0, 4 | 0, 8 |" in summary
+
+
+def test_a_code_or_config_difference_is_said(pair):
+    expected, run = pair
+    record = json.loads((expected / MANIFEST).read_text())
+    lines = verify_mod.provenance_lines({**record, "code_sha256": "0" * 64, "config_sha256": "1" * 64}, run, REPO)
+    assert any(line.startswith("code: DIFFERS") for line in lines)
+    assert any(line.startswith("config: DIFFERS") for line in lines)
+
+
+def test_a_bad_tolerance_file_is_named(tmp_path):
+    path = tmp_path / "tolerances.json"
+    path.write_text(json.dumps({"rtol": "tight"}))
+    with pytest.raises(SystemExit, match="tolerances.json: needs numeric 'rtol' and 'atol'"):
+        load_tolerance(path)
+
+
+def test_missing_expected_results_or_run_are_named(pair, tmp_path):
+    expected, run = pair
+    with pytest.raises(SystemExit, match="no expected results here .*shipped: .*smoke"):
+        verify_mod.main(["--run", str(run), "--expected", str(tmp_path / "none")])
+    with pytest.raises(SystemExit, match="no run here .*run `make smoke` first"):
+        verify_mod.main(["--name", "smoke", "--run", str(tmp_path / "empty"), "--expected", str(expected)])
