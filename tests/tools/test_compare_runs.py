@@ -66,3 +66,16 @@ def test_compare_runs_reports_missing_files_extra_rows_and_keys(tmp_path):
     assert missing == ["results/metrics/gone.csv"]
     bad = {v.key for v in values if not v.ok}
     assert bad == {"(rows)", "row 1: k", "row 1: v"}
+
+
+def test_the_relative_tolerance_applies_to_the_column_scale(tmp_path):
+    """A difference of two similarities near zero rounds like its operands: the column's largest value."""
+    exp, obt = tmp_path / "exp", tmp_path / "obt"
+    for root, small in ((exp, "0.002"), (obt, "0.0020001")):
+        (root / "results/metrics").mkdir(parents=True)
+        (root / "results/metrics/d.csv").write_text(f"sim\n0.9\n{small}\n")
+    tol = Tolerance(rtol=1e-6, atol=0.0)
+    values, _ = compare_runs(exp, obt, tol)
+    moved = next(v for v in values if v.key == "row 1: sim")
+    assert moved.scale == 0.9 and moved.allowed == pytest.approx(0.9e-6) and moved.ok   # 1e-7 <= 9e-7
+    assert not compare_value("x.csv", "k", "0.002", "0.0020001", tol).ok                 # its own scale: 2e-9

@@ -1,5 +1,6 @@
-"""Resuming after a hard kill: the stale-lock check, and a run killed mid-job that the same command
-finishes with byte-identical tables."""
+"""Resuming after a hard kill: the stale-lock check, and a run killed while a job writes its output (a
+stale lock and a partial output marked incomplete) that the same command finishes with byte-identical
+tables."""
 
 import os
 import signal
@@ -74,17 +75,21 @@ TARGETS = ["results/metrics/icl_accuracy.csv", "results/icl/tiny-llama/toy_sent.
 def make_like(workdir: Path, config: Path) -> subprocess.Popen:
     """What `make` runs: the stale-lock check, then Snakemake with the default profile."""
     check = f"{sys.executable} -m iclgd.tools.resume --directory {workdir}"
-    run = " ".join([*SNAKEMAKE, "--profile", str(REPO / "config/profiles/default"), "-s", str(REPO / "Snakefile"),
-                    "--directory", str(workdir), "--configfile", str(config), *TARGETS])
+    run = " ".join([*SNAKEMAKE, *TARGETS, "--profile", str(REPO / "config/profiles/default"), "-s",
+                    str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(config)])
     return subprocess.Popen(["bash", "-c", f"{check} && {run}"], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def model_job_running(workdir: Path) -> bool:
-    """An icl job has started (its log directory exists) and Snakemake marks its outputs incomplete."""
-    incomplete = workdir / ".snakemake" / "incomplete"
-    marked = incomplete.is_dir() and any(p.name != "migration_underway" for p in incomplete.iterdir())
-    return marked and (workdir / "logs" / "icl").is_dir()
+def incomplete(workdir: Path) -> list[Path]:
+    """Outputs Snakemake marks as being written (.snakemake/incomplete/)."""
+    marks = workdir / ".snakemake" / "incomplete"
+    return [p for p in marks.iterdir() if p.name != "migration_underway"] if marks.is_dir() else []
+
+
+def model_half_written(workdir: Path) -> bool:
+    """prepare_model is writing the tiny model's directory: a partial output, marked incomplete."""
+    return bool(incomplete(workdir)) and (workdir / "resources" / "models" / "tiny-llama").is_dir()
 
 
 @pytest.mark.slow
@@ -92,12 +97,13 @@ def test_a_run_killed_mid_job_resumes_by_the_same_command(e2e, tmp_path):
     config = write_test_config(tmp_path)
     proc = make_like(tmp_path, config)
     deadline = time.time() + 300
-    while not model_job_running(tmp_path) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None and model_job_running(tmp_path), "no model job was caught running"
+    while not model_half_written(tmp_path) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None and model_half_written(tmp_path), "no job was caught writing its output"
     os.killpg(proc.pid, signal.SIGKILL)                                # power loss: no cleanup at all
     proc.wait()
     assert list((tmp_path / resume.LOCKS).glob("*.lock")), "a hard kill leaves Snakemake's lock"
+    assert incomplete(tmp_path), "... and a partial output marked incomplete"
     again = make_like(tmp_path, config)
     out, _ = again.communicate(timeout=900)
     assert again.returncode == 0, out[-3000:]

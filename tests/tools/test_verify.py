@@ -133,3 +133,35 @@ def test_missing_expected_results_or_run_are_named(pair, tmp_path):
         verify_mod.main(["--run", str(run), "--expected", str(tmp_path / "none")])
     with pytest.raises(SystemExit, match="no run here .*run `make smoke` first"):
         verify_mod.main(["--name", "smoke", "--run", str(tmp_path / "empty"), "--expected", str(expected)])
+
+
+def on_other_arithmetic(run: Path, expected: Path) -> None:
+    """Give the run a provenance record from another CPU (the expected results' config and torch)."""
+    record = json.loads((expected / MANIFEST).read_text())
+    env = {"cpu": "Another CPU", "package torch": record["machine"]["torch"]}
+    prov = {"commit": "x", "config_sha256": record["config_sha256"], "configfiles": record["configfiles"], "environment": env}
+    (run / "results/paper").mkdir(parents=True, exist_ok=True)
+    (run / "results/paper/provenance.json").write_text(json.dumps(prov))
+
+
+def test_on_other_arithmetic_sensitive_numbers_may_move_but_verdicts_may_not(pair):
+    expected, run = pair
+    sensitive = verify_mod.Sensitive(families=frozenset({"shen_pooled"}))
+
+    def move_and_flip(rows):
+        pooled = next(r for r in rows if r["family"] == "shen_pooled")
+        pooled["effect"] = repr(float(pooled["effect"]) + 0.05)
+        flipped = next(r for r in rows if r["verdict"] == "reproduced" and r["family"] != "shen_pooled")
+        flipped["verdict"] = "inconclusive"
+        return flipped
+
+    flipped = edit_claims(run, move_and_flip)
+    on_other_arithmetic(run, expected)
+    report = verify(run, expected, load_tolerance(), sensitive=sensitive)
+    assert any(line.startswith("arithmetic: DIFFERS") for line in report.header)
+    assert [n for n in report.notes if n.startswith("claim shen_pooled") and "moved in effect" in n]
+    assert report.failures == [f for f in report.failures if f.startswith(f"claim {flipped['family']}")]
+    assert any("verdict differs" in f for f in report.failures)
+    # on the expected results' own arithmetic the same move fails
+    (run / "results/paper/provenance.json").unlink()
+    assert any(f.startswith("claim shen_pooled") for f in verify(run, expected, load_tolerance(), sensitive=sensitive).failures)

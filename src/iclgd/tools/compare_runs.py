@@ -18,26 +18,33 @@ from pathlib import Path
 
 #: The small outputs, as globs relative to a run directory.
 SMALL_OUTPUTS = ("results/stats/*.csv", "results/metrics/*.csv", "results/lsa/*.csv", "results/lsa/*.json",
-                 "paper/generated/macros.json")
+                 "results/paper/macros/*.json", "paper/generated/macros.json")
 #: Columns, keys and macros that hold the run's own measurements (times, memory): never compared.
 MEASURED = re.compile(r"seconds|rss|_mb$|^Bench|^cuda_peak")
-#: Outputs that print numbers rounded for the reader; the CSVs and other JSON hold them at full precision
-#: (pandas writes the shortest text that reads back to the same float), so there '60.0' is exactly 60.
-ROUNDED = {"paper/generated/macros.json"}
+#: Tables keyed by claim family, row by row (the claims table and its sizing).
+BY_FAMILY = ("results/stats/claims.csv", "results/stats/sizing.csv")
+
+
+def rounded(file: str) -> bool:
+    """The macros print numbers rounded for the reader; the CSVs and other JSON hold them at full
+    precision (pandas writes the shortest text that reads back to the same float): there '60.0' is 60."""
+    return file == "paper/generated/macros.json" or file.startswith("results/paper/macros/")
 _LATEX_SCI = re.compile(r"^\$?(-?[\d.]+)\\times 10\^\{(-?\d+)\}\$?$")
 _INFINITY = {"inf": math.inf, "-inf": -math.inf, r"$\infty$": math.inf, r"$-\infty$": -math.inf}
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """How far a number may move: |obtained - expected| <= atol + rtol |expected| + one unit in the
-    last printed place (a value moved by less than the tolerance can still cross a rounding boundary)."""
+    """How far a number may move: |obtained - expected| <= atol + rtol * scale + one unit in the last
+    printed place (a value moved by less than the tolerance can still cross a rounding boundary). The
+    scale is the largest magnitude in the value's CSV column, else the value's own: rounding in a
+    difference of two numbers is relative to the numbers, not to the difference."""
 
     rtol: float = 0.0
     atol: float = 0.0
 
-    def allowed(self, expected: float, unit: float) -> float:
-        return self.atol + self.rtol * abs(expected) + unit
+    def allowed(self, scale: float, unit: float) -> float:
+        return self.atol + self.rtol * abs(scale) + unit
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class Value:
     diff: float | None  # absolute difference when both are numbers
     allowed: float | None
     ok: bool
+    scale: float | None = None  # the magnitude the relative tolerance applies to
 
 
 def parse_number(text: str) -> tuple[float, float] | None:
@@ -78,19 +86,21 @@ def _last_place(text: str) -> float:
     return 10.0 ** (int(exp or 0) - len(base.split(".")[1]))
 
 
-def compare_value(file: str, key: str, expected: str, obtained: str, tol: Tolerance) -> Value:
+def compare_value(file: str, key: str, expected: str, obtained: str, tol: Tolerance,
+                  scale: float | None = None) -> Value:
     """One value in both runs: text must match exactly, numbers within `tol` (plus one unit in the last
     printed place where `file` prints rounded numbers)."""
     exp, obt = parse_number(expected), parse_number(obtained)
     if exp is None or obt is None or expected.strip() == "" or obtained.strip() == "":
         return Value(file, key, expected, obtained, None, None, expected == obtained)
     (e, unit), (o, _) = exp, obt
-    unit = unit if file in ROUNDED else 0.0
+    unit = unit if rounded(file) else 0.0
     if math.isnan(e) or math.isnan(o) or math.isinf(e) or math.isinf(o):
         same = (math.isnan(e) and math.isnan(o)) or e == o
         return Value(file, key, expected, obtained, None, None, same)
-    diff, allowed = abs(o - e), tol.allowed(e, unit)
-    return Value(file, key, expected, obtained, diff, allowed, diff <= allowed)
+    scale = max(abs(e), scale or 0.0)
+    diff, allowed = abs(o - e), tol.allowed(scale, unit)
+    return Value(file, key, expected, obtained, diff, allowed, diff <= allowed, scale)
 
 
 def small_outputs(run: Path) -> list[str]:
@@ -119,11 +129,23 @@ def _flatten(value, prefix: str = "") -> dict[str, str]:
     return {prefix.rstrip("."): "" if value is None else str(value)}
 
 
+def column_scales(cells: dict[str, str]) -> dict[str, float]:
+    """The largest finite magnitude in each CSV column (keys `row <i>: <column>`)."""
+    scales: dict[str, float] = {}
+    for key, text in cells.items():
+        number = parse_number(text) if ": " in key else None
+        if number is not None and math.isfinite(number[0]):
+            column = key.split(": ", 1)[1]
+            scales[column] = max(scales.get(column, 0.0), abs(number[0]))
+    return scales
+
+
 def compare_file(rel: str, expected: Path, obtained: Path, tol: Tolerance) -> list[Value]:
     """Every value of one small output in both runs; a key only one side has never agrees."""
     exp, obt = read_cells(expected), read_cells(obtained)
-    missing = "(absent)"
-    return [compare_value(rel, key, exp.get(key, missing), obt.get(key, missing), tol)
+    scales, missing = column_scales(exp), "(absent)"
+    return [compare_value(rel, key, exp.get(key, missing), obt.get(key, missing), tol,
+                          scales.get(key.split(": ", 1)[-1]) if ": " in key else None)
             for key in list(exp) + [k for k in obt if k not in exp]]
 
 
