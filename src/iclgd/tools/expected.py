@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from iclgd.core.provenance import git_commit, sha256_file
-from iclgd.tools.claims_summary import claims_markdown
+from iclgd.tools.claims_summary import claims_markdown, family_studies
 from iclgd.tools.compare_runs import small_outputs
 
 REPO = Path(__file__).resolve().parents[3]
@@ -83,6 +83,7 @@ def manifest(run: Path, name: str, files: list[str], repo: Path = REPO) -> dict[
                     "threads": run_threads(run, prov["configfiles"], repo)},
         "run_finished": finished.isoformat(timespec="seconds"),
         "files": {rel: sha256_file(run / rel) for rel in files},
+        "claim_studies": family_studies(run),
     }
 
 

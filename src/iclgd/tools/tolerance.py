@@ -18,6 +18,7 @@ import io
 import json
 from pathlib import Path
 
+from iclgd.tools.claims_summary import family_studies
 from iclgd.tools.compare_runs import BY_FAMILY, Tolerance, Value, compare_runs, rounded, small_outputs
 from iclgd.tools.expected import EXPECTED
 
@@ -29,6 +30,7 @@ SAFETY = 10.0
 NOISE = 1e-4
 #: Values at or below this scale are rounding residue (1e-16 and the like): compared absolutely.
 TINY = 1e-9
+MERGED_MACROS = "paper/generated/macros.json"
 #: Floors, for when the measured runs agree bit for bit: float32's unit roundoff, and TINY.
 RTOL_FLOOR = 2.0**-24
 ATOL_FLOOR = TINY
@@ -71,6 +73,7 @@ def sensitive(base: Path, values: list[Value]) -> tuple[list[str], list[str], li
     rows = {rel: _families(base, rel) for rel in BY_FAMILY if (base / rel).is_file()}
     units = {unit(v, rows) for v in values if not is_rounding(v)}
     rest = [v for v in values if unit(v, rows) not in units]
+    units.discard(MERGED_MACROS)  # a macro's sensitivity is its study's macro file's (results/paper/macros/)
     families = sorted(u.split(":", 1)[1] for u in units if u.startswith("family:"))
     return sorted(u for u in units if not u.startswith("family:")), families, rest
 
@@ -93,11 +96,14 @@ def describe(base: Path, other: Path, values: list[Value], missing: list[str]) -
     text = [f"{v.file} {v.key}: {v.expected!r} -> {v.obtained!r}" for v in values if v.diff is None and not v.ok]
     files, families, rest = sensitive(base, values)
     rel, small = movements(rest)
+    rows = _families(base, BY_FAMILY[0]) if (base / BY_FAMILY[0]).is_file() else []
+    fragile = sorted({rows[int(v.key.split(":")[0][4:])] for v in values
+                      if v.file == BY_FAMILY[0] and v.key.endswith(": verdict") and not v.ok})
     return {"other": str(other), "files": len(rels), "byte_identical": len(_identical(base, other, rels)),
             "all_files": len(everything), "all_differing": differing, "values": len(values),
             "moved_values": sum(1 for v in values if v.diff), "max_rel": rel, "max_abs_tiny": small,
             "beyond_rounding": sum(1 for v in values if not is_rounding(v)), "sensitive_files": files,
-            "sensitive_families": families, "text_changes": text, "missing": missing,
+            "sensitive_families": families, "fragile_families": fragile, "text_changes": text, "missing": missing,
             "verdicts_changed": [t for t in text if ": verdict:" in t and t.startswith(BY_FAMILY[0])]}
 
 
@@ -110,9 +116,12 @@ def tolerance_from(comparisons: list[dict]) -> Tolerance:
 def record(base: Path, comparisons: list[dict]) -> dict:
     """expected/tolerances.json: the rounding tolerance and the union of the sensitive outputs."""
     tol = tolerance_from(comparisons)
+    families = sorted({f for c in comparisons for f in c["sensitive_families"]})
+    studies = family_studies(base)
     return {"rtol": tol.rtol, "atol": tol.atol, "safety": SAFETY, "noise": NOISE, "base": str(base),
             "sensitive_files": sorted({f for c in comparisons for f in c["sensitive_files"]}),
-            "sensitive_families": sorted({f for c in comparisons for f in c["sensitive_families"]}),
+            "sensitive_families": families, "sensitive_studies": sorted({studies[f] for f in families if f in studies}),
+            "fragile_families": sorted({f for c in comparisons for f in c["fragile_families"]}),
             "comparisons": comparisons}
 
 
@@ -129,7 +138,9 @@ def markdown(rec: dict) -> str:
               f"({SAFETY:g} x the largest rounding move, floors {RTOL_FLOOR:.3g} and {ATOL_FLOOR:g}); a move above "
               f"{NOISE:g} of the scale is not rounding.", "",
               "Arithmetic-sensitive outputs: " + (", ".join(rec["sensitive_files"]) or "none") + ".",
-              "Arithmetic-sensitive claim families: " + (", ".join(rec["sensitive_families"]) or "none") + ".", ""]
+              "Arithmetic-sensitive claim families: " + (", ".join(rec["sensitive_families"]) or "none")
+              + "; their studies (every claim of which verify treats alike): "
+              + (", ".join(rec["sensitive_studies"]) or "none") + ".", ""]
     for c in rec["comparisons"]:
         lines += [f"## {c['other']}", "", *[f"- verdict changed: {t}" for t in c["verdicts_changed"]],
                   *[f"- text: {t}" for t in c["text_changes"] if t not in c["verdicts_changed"]],

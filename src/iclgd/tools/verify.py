@@ -60,6 +60,7 @@ class Sensitive:
     files: frozenset[str] = frozenset()
     families: frozenset[str] = frozenset()
     macros: frozenset[str] = frozenset()
+    fragile: frozenset[str] = frozenset()  # families whose verdict changed when only the arithmetic did
 
     def allows(self, v: Value, family: str | None = None) -> bool:
         if v.key.endswith("verdict"):
@@ -69,12 +70,17 @@ class Sensitive:
 
 def load_sensitive(expected: Path, path: Path = TOLERANCES) -> Sensitive:
     """The sensitive outputs of tolerances.json; a macro is sensitive when a sensitive per-study macro
-    file of the expected results holds it."""
+    file of the expected results holds it, a claim family when it or its study was measured sensitive
+    (the expected results' manifest maps families to studies: a config may test families the
+    measured one did not)."""
     record = json.loads(path.read_text()) if path.is_file() else {}
     files = frozenset(record.get("sensitive_files", []))
     macros = {k for f in files if f.startswith("results/paper/macros/") and (expected / f).is_file()
               for k in json.loads((expected / f).read_text())}
-    return Sensitive(files, frozenset(record.get("sensitive_families", [])), frozenset(macros))
+    studies = set(record.get("sensitive_studies", []))
+    claim_studies = json.loads((expected / MANIFEST).read_text()).get("claim_studies", {})
+    families = set(record.get("sensitive_families", [])) | {f for f, st in claim_studies.items() if st in studies}
+    return Sensitive(files, frozenset(families), frozenset(macros), frozenset(record.get("fragile_families", [])))
 
 
 def arithmetic(expected: dict, run: Path, repo: Path) -> dict[str, str]:
@@ -148,6 +154,8 @@ def claim_lines(values: list[Value], expected: Path, run: Path,
         rows.append([label, _estimate(row), _estimate(obtained), ("moved" if moved else "yes") if ok else "NO"])
         if not ok:
             what = "verdict differs" if "verdict" in bad else f"differs in {', '.join(bad) or 'presence'}"
+            if "verdict" in bad and row["family"] in allow.fragile:
+                what += " (fragile: its verdict also changed when only the arithmetic did; expected/arithmetic.md)"
             failures.append(f"claim {label}: {what}")
         if moved:
             notes.append(f"claim {label}: moved in {', '.join(moved)} (arithmetic-sensitive family)")
@@ -207,7 +215,7 @@ def verify(run: Path, expected: Path, tol: Tolerance, repo: Path = REPO, sensiti
     mine = {k: str(record["machine"][k]) for k in ("cpu", "torch", "threads")}
     theirs = {k: str(v) for k, v in arithmetic(record, run, repo).items()}
     same = sensitive is None or not theirs or mine == theirs  # unknown arithmetic: held to the strict check
-    allow = Sensitive() if same else sensitive
+    allow = Sensitive(fragile=sensitive.fragile if sensitive else frozenset()) if same else sensitive
     header.append("arithmetic: the same CPU model, torch and threads as the expected results: every number must agree"
                   if mine == theirs else f"arithmetic: DIFFERS ({theirs or 'unknown'} here, {mine} there): the outputs "
                   "measured as arithmetic-sensitive may move (listed, not failed); every verdict must agree")
