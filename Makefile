@@ -65,8 +65,8 @@ tolerance: smoke
 container:
 	.ci/container build
 
-# Opt-in: the smoke config and `make verify` inside the image, the data mounted read-only.
-container-test: container
+# Opt-in: the smoke config and `make verify` inside the image (built first when missing), data mounted read-only.
+container-test:
 	.ci/container test
 
 # The claims table's tests against simulated data with a known answer, in full (1000 data sets per check;

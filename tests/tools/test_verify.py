@@ -165,3 +165,15 @@ def test_on_other_arithmetic_sensitive_numbers_may_move_but_verdicts_may_not(pai
     # on the expected results' own arithmetic the same move fails
     (run / "results/paper/provenance.json").unlink()
     assert any(f.startswith("claim shen_pooled") for f in verify(run, expected, load_tolerance(), sensitive=sensitive).failures)
+
+
+def test_a_run_in_another_directory_has_the_same_config_files(pair):
+    """The resolved config holds the checkout's absolute data path: its hash differs between directories,
+    the config files' bytes do not."""
+    expected, run = pair
+    record = json.loads((expected / MANIFEST).read_text())
+    prov = {"config_sha256": "2" * 64, "configfiles": record["configfiles"]}
+    line = verify_mod.config_line(record, prov, REPO)
+    assert line.startswith("config: the same config files as the expected results'") and "absolute data path" in line
+    assert verify_mod.config_line(record, {**prov, "configfiles": ["decisive.yaml", "config.yaml"]}, REPO).startswith(
+        "config: DIFFERS")

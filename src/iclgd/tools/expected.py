@@ -58,6 +58,16 @@ def code_sha256(repo: Path = REPO) -> str:
     return digest.hexdigest()
 
 
+def configfiles_sha256(configfiles: list[str], repo: Path = REPO) -> str:
+    """sha256 of the named config files' bytes (config/<name>, in the run's order): the same settings in
+    any checkout, where the resolved config's hash also holds the checkout's absolute data path."""
+    digest = hashlib.sha256()
+    for name in configfiles:
+        path = repo / "config" / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"(missing)") + b"\0")
+    return digest.hexdigest()
+
+
 def run_threads(run: Path, configfiles: list[str], repo: Path = REPO) -> int:
     """The torch threads each model job asked for (`runtime.threads`; `--cores` caps it)."""
     from iclgd.core.config_files import load_config
@@ -77,6 +87,7 @@ def manifest(run: Path, name: str, files: list[str], repo: Path = REPO) -> dict[
         "commit": prov["commit"],
         "code_sha256": code_sha256(repo),
         "config_sha256": prov["config_sha256"],
+        "configfiles_sha256": configfiles_sha256(prov["configfiles"], repo),
         "configfiles": prov["configfiles"],
         "machine": {"cpu": env["cpu"], "cores": env["cpu cores"], "memory": env["memory"], "gpu": env["gpu"],
                     "torch": env["package torch"], "python": env["python"],

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from iclgd.core.provenance import git_commit
 from iclgd.tools.compare_runs import BY_FAMILY, Tolerance, Value, compare_runs
-from iclgd.tools.expected import EXPECTED, MANIFEST, REPO, code_sha256, run_dir, run_threads
+from iclgd.tools.expected import EXPECTED, MANIFEST, REPO, code_sha256, configfiles_sha256, run_dir, run_threads
 
 CLAIMS = "results/stats/claims.csv"
 MACROS = "paper/generated/macros.json"
@@ -107,11 +107,25 @@ def provenance_lines(expected: dict, run: Path, repo: Path) -> list[str]:
     else:
         lines.append(f"code: DIFFERS from the expected results' ({code[:12]} here, {expected['code_sha256'][:12]} "
                      "there): a difference below may be a change of the code, not of the machine")
-    run_cfg = prov.get("config_sha256", "unknown")
-    same = run_cfg == expected["config_sha256"]
-    lines.append(f"config: {'the same as' if same else 'DIFFERS from'} the expected results' "
-                 f"(sha256 {run_cfg[:12]} here, {expected['config_sha256'][:12]} there)")
+    lines.append(config_line(expected, prov, repo))
     return lines
+
+
+def config_line(expected: dict, prov: dict, repo: Path) -> str:
+    """Same config? The resolved config's hash holds the checkout's absolute data path, so a run in another
+    directory differs there alone: the config files' bytes decide then."""
+    run_cfg = prov.get("config_sha256", "unknown")
+    if run_cfg == expected["config_sha256"]:
+        return f"config: the same as the expected results' (resolved, sha256 {run_cfg[:12]})"
+    files = configfiles_sha256(prov.get("configfiles", []), repo)
+    if files == expected.get("configfiles_sha256"):
+        return (f"config: the same config files as the expected results' ({', '.join(prov['configfiles'])}, sha256 "
+                f"{files[:12]}); the resolved config's hash differs ({run_cfg[:12]} here, "
+                f"{expected['config_sha256'][:12]} there), as it does in another directory (absolute data path) "
+                "or with --config overrides")
+    return (f"config: DIFFERS from the expected results' (files {files[:12]} here, "
+            f"{str(expected.get('configfiles_sha256'))[:12]} there; resolved {run_cfg[:12]} vs "
+            f"{expected['config_sha256'][:12]})")
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
