@@ -83,3 +83,16 @@ def test_the_figure_and_csv_are_written_and_deterministic(tmp_path):
 def test_short_counts():
     assert [size_panel._short_count(n) for n in (134_515_008, 1_543_714_304, 6_738_415_616, 5712)] == \
         ["135M", "1.54B", "6.74B", "5.71K"]
+
+
+
+def test_a_contrast_the_run_did_not_test_says_so(tmp_path, monkeypatch):
+    """config/ladder.yaml runs no flip_halfway: the recency panel says it was not run instead of staying blank."""
+    import matplotlib.axes
+
+    table = claims()
+    points = size_panel.size_points(table[table["claim"] != "recency"], REGISTRY, PARAMETERS)
+    said, original = [], matplotlib.axes.Axes.text
+    monkeypatch.setattr(matplotlib.axes.Axes, "text", lambda self, *a, **k: said.append((self, a[2])) or original(self, *a, **k))
+    size_panel.plot_size_panel(points, tmp_path / "p.pdf")
+    assert [(ax.get_title().split(":")[0], text) for ax, text in said] == [("recency", "not run in this configuration")]

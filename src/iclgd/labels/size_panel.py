@@ -79,6 +79,9 @@ def plot_size_panel(points: pd.DataFrame, pdf: Path, png: Path | None = None) ->
             ax.errorbar(p["parameters"] * shift[p["dataset"]], p["effect"], yerr=err, fmt=marker[p["dataset"]],
                         color=palette[p["group"]], capsize=2, elinewidth=1, markersize=4)
         ax.axhline(0, color="0.25", lw=0.9, zorder=1)
+        if part.empty:  # e.g. config/ladder.yaml runs no flip_halfway: say so rather than leave a blank panel
+            ax.text(0.5, 0.5, "not run in this configuration", transform=ax.transAxes, ha="center", va="center",
+                    color="0.35")
         _size_axis(ax, points["parameters"])
         ax.set_title(TITLES.get((claim, contrast), contrast))
         ax.set_ylabel("effect (95% CI)")
