@@ -41,5 +41,5 @@ def test_claims_markdown_has_one_row_per_claim(tmp_path):
     page = claims_markdown(fake_run(tmp_path), "smoke", REPO).splitlines()
     rows = [line for line in page if line.startswith("| kossen") or line.startswith("| construction")]
     assert rows[0] == ("| kossen_x | m / sst2 | t, contexts | 0.5 [0.1, 0.9] | reproduced | labels | "
-                       "`snakemake --profile config/profiles/default --directory runs/smoke results/claims/labels.pkl` | 2.1 |")
+                       "`snakemake --profile config/profiles/default --configfile config/smoke.yaml --directory runs/smoke results/claims/labels.pkl` | 2.1 |")
     assert rows[1].startswith("| construction | -- / -- | exact, -- | 1e-16 | reproduced | construction |")

@@ -57,7 +57,9 @@ def claims_markdown(run: Path, name: str, repo: Path) -> str:
     """The claim list as Markdown: one row per claim of results/stats/claims.csv."""
     rows = list(csv.DictReader(io.StringIO((run / "results/stats/claims.csv").read_text())))
     studies, minutes = family_studies(run), study_minutes(run, repo)
-    where = "" if name == "default" else f" --directory runs/{name}"
+    # `make <name>` runs config/<name>.yaml in runs/<name> (Makefile); the command must name both, or it would
+    # rebuild that directory with the default config
+    where = "" if name == "default" else f" --configfile config/{name}.yaml --directory runs/{name}"
     lines = [f"# The claims of the `{name}` reference run", "",
              "Written by `make expected` from the run's `results/stats/claims.csv`; the estimate is the "
              "claim's effect with its 95 % interval, the verdict is judged against the reference "
