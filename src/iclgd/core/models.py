@@ -169,12 +169,12 @@ def _materialise(
     if spec["source"] in ("pypi-gguf", "pypi-gguf-chunks", "pypi-gguf-parts"):
         gguf = _gguf_path(spec, tmp)
         model, tok = _load_gguf(gguf)
-        package = spec.get("package") or spec["parts"].format(i=1)
+        parts = spec["source"] == "pypi-gguf-parts"
         record |= {
-            "package": spec.get("package") or spec["parts"].format(i=f"1..{spec['n_parts']}"),
-            "package_version": md.version(package),
+            "package": spec["parts"].format(i=f"1..{spec['n_parts']}") if parts else spec["package"],
+            "package_version": md.version(spec["parts"].format(i=1) if parts else spec["package"]),
             "gguf_file": gguf.name,
-            "gguf_sha256": sha256_file(gguf),
+            "gguf_sha256": spec["sha256"] if parts else sha256_file(gguf),  # join_parts checked the pin
             "weights": "dequantised from 4-bit GGUF to float32",
         }
         model.save_pretrained(tmp)

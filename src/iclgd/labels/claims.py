@@ -37,6 +37,12 @@ KOSSEN = [
 ]
 
 
+def gap_rows(frame: pd.DataFrame, claim: str, contrast: str, metric: str, condition: str | None) -> pd.Series:
+    """The rows of `frame` (claims.csv or claim samples) holding one gap; `condition` None: any condition."""
+    sel = (frame["claim"] == claim) & (frame["contrast"] == contrast) & (frame["metric"] == metric)
+    return sel & (frame["condition"] == condition) if condition is not None else sel
+
+
 def kossen_family(claim: str, metric: str, contrast: str) -> str:
     """One Holm family per headline contrast: two contrasts of one claim key are different hypotheses."""
     return f"kossen_{claim}_{metric}_{re.sub(r'[^a-z0-9]+', '_', contrast.lower()).strip('_')}"
@@ -53,10 +59,7 @@ def kossen_tests(table: pd.DataFrame, cfg: dict[str, Any], n_boot: int, ci: floa
     samples = curves.claim_samples(table, cfg, n_boot=n_boot, ci=ci, seed=seed)
     rows = []
     for claim, contrast, metric, condition, sign, text in KOSSEN:
-        sel = (samples["claim"] == claim) & (samples["contrast"] == contrast) & (samples["metric"] == metric)
-        if condition is not None:
-            sel &= samples["condition"] == condition
-        for _, row in samples[sel].iterrows():
+        for _, row in samples[gap_rows(samples, claim, contrast, metric, condition)].iterrows():
             values = np.asarray(row["samples"], dtype=float)
             test = stats.t_one_sample(values, alpha)
             control = (claim, contrast) in CONTROLS and row["dataset"] == novel

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from iclgd.core import figures
-from iclgd.labels.claims import KOSSEN
+from iclgd.labels.claims import KOSSEN, gap_rows
 
 #: Columns of the points CSV (results/metrics/label_size.csv): every plotted point, traceable to a claims.csv row.
 POINT_COLUMNS = ["model", "family", "tuning", "parameters", "dataset", "claim", "contrast", "metric", "effect",
@@ -50,10 +50,7 @@ def size_points(claims: pd.DataFrame, registry: dict[str, dict], parameters: dic
     family, tuning and parameter count, in KOSSEN order then by size, model and dataset."""
     parts = []
     for claim, contrast, metric, condition, *_ in KOSSEN:
-        sel = (claims["claim"] == claim) & (claims["contrast"] == contrast) & (claims["metric"] == metric)
-        if condition is not None:
-            sel &= claims["condition"] == condition
-        parts.append(claims[sel].assign(order=len(parts)))
+        parts.append(claims[gap_rows(claims, claim, contrast, metric, condition)].assign(order=len(parts)))
     rows = pd.concat(parts, ignore_index=True)
     info = [(m, *family_tuning(m, registry.get(m, {})), int(parameters[m])) for m in rows["model"]]
     cols = ["model", "family", "tuning", "parameters"]
